@@ -1,6 +1,15 @@
 //! xpusim: performance, cost and energy of training large models on accelerator clusters.
 #![allow(missing_docs)]
+pub mod calibration;
 pub mod error;
 pub mod hardware;
+pub mod network;
+pub mod parallelism;
+pub mod perf;
+pub mod report;
+pub mod scenario;
+pub mod sweep;
 pub mod units;
+pub mod validation;
+pub mod workload;
 pub use error::{Error, Result};

@@ -1,0 +1,278 @@
+//! Fitting the efficiency parameters to measured runs.
+//!
+//! The predicted step time is linear in θ (inverse efficiencies, kernel cost, exposure; see
+//! [`crate::perf`]): `t̂_j = a_j · θ`. The fit minimises the relative error with a Gaussian prior
+//! centred on [`Efficiency::PRIOR`] (ridge regression / maximum a posteriori):
+//!
+//! `Σ_j ((a_j·θ − t_j)/t_j)² / σ_r²  +  Σ_i ((θ_i − μ_i)/σ_i)²`
+//!
+//! solved by the normal equations with nalgebra's Cholesky factorisation; the parameters'
+//! covariance is the inverse of the normal matrix. The DP-overlap regime depends on θ, so the
+//! linearisation is repeated until θ settles. Physical bounds (an efficiency cannot exceed 1,
+//! exposure lies in [0, 1], a kernel cannot cost negative time) are enforced by fixing a parameter
+//! that leaves its bound and refitting the rest.
+//!
+//! Parameters are fitted per calibration group (chips that share a software stack and
+//! micro-architecture, e.g. `nvidia-hopper`), per family pooled (`nvidia`), and globally pooled.
+//! A chip uses its group's fit, else its family's, else the global one, else the prior.
+
+use crate::error::{parse_toml, read_file, Error, Result};
+use crate::hardware::Chip;
+use crate::perf::{Efficiency, PARAMS, PARAM_NAMES};
+use crate::validation::Run;
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Assumed relative noise of a published step time (run-to-run, framework version, unstated
+/// settings): the weight of the data against the prior.
+pub const RESIDUAL_SIGMA: f64 = 0.08;
+
+/// Lower and upper bounds of θ.
+const BOUNDS: [(f64, f64); PARAMS] = [
+    (1.0, 20.0),
+    (1.0, 20.0),
+    (1.0, 50.0),
+    (0.0, 200.0),
+    (1.0, 50.0),
+    (0.0, 1.0),
+];
+
+/// The fit of one group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFit {
+    /// Runs fitted.
+    pub runs: usize,
+    /// Root-mean-square relative error of the fitted runs.
+    pub rms_relative_error: f64,
+    /// Largest absolute relative error.
+    pub max_relative_error: f64,
+    /// The fitted parameters.
+    pub efficiency: Efficiency,
+    /// One-sigma uncertainty of each θ component (`1/efficiency`, µs, exposure), by name.
+    pub theta_sigma: BTreeMap<String, f64>,
+    /// Parameters held at a physical bound.
+    #[serde(default)]
+    pub at_bound: Vec<String>,
+}
+
+/// A set of group fits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// File format version.
+    pub schema_version: u32,
+    /// What produced it.
+    pub generated_by: String,
+    /// The residual noise assumed in the fit.
+    pub residual_sigma: f64,
+    /// Fits by group, family or `global`.
+    pub groups: BTreeMap<String, GroupFit>,
+}
+
+const SHIPPED: &str = include_str!("calibration.toml");
+
+impl Calibration {
+    /// The calibration shipped with xpusim, fitted to the published runs in `tests/data/validation`.
+    ///
+    /// # Errors
+    /// Only if the embedded file is broken, which the tests rule out.
+    pub fn shipped() -> Result<Self> {
+        parse_toml("<built-in>/calibration.toml", SHIPPED)
+    }
+
+    /// No fitted parameters: every chip uses [`Efficiency::PRIOR`].
+    #[must_use]
+    pub fn prior() -> Self {
+        Self {
+            schema_version: 1,
+            generated_by: "prior".into(),
+            residual_sigma: RESIDUAL_SIGMA,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Read a calibration file written by `xpusim calibrate`.
+    ///
+    /// # Errors
+    /// I/O and parse errors naming the file and key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let c: Self = parse_toml(&path.display().to_string(), &read_file(path)?)?;
+        for (name, g) in &c.groups {
+            let e = &g.efficiency;
+            let ok = [e.matmul, e.matmul_low, e.memory, e.network]
+                .iter()
+                .all(|x| x.is_finite() && *x > 0.0 && *x <= 1.0)
+                && e.kernel_overhead_us.is_finite()
+                && e.kernel_overhead_us >= 0.0
+                && (0.0..=1.0).contains(&e.overlap_exposure);
+            if !ok {
+                return Err(Error::Invalid {
+                    file: path.display().to_string(),
+                    problems: vec![crate::error::Problem::new(
+                        format!("groups.{name}.efficiency"),
+                        "efficiencies must be in (0, 1], kernel overhead >= 0, exposure in [0, 1]",
+                    )],
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    /// TOML text of this calibration.
+    ///
+    /// # Errors
+    /// Serialisation errors (not expected).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Fit { reason: e.to_string() })
+    }
+
+    /// The parameters for a chip and the name of the fit used.
+    #[must_use]
+    pub fn for_chip(&self, chip: &Chip) -> (String, Efficiency) {
+        for key in [chip.calibration_group.as_str(), chip.family.as_str(), "global"] {
+            if let Some(g) = self.groups.get(key) {
+                return (key.to_string(), g.efficiency);
+            }
+        }
+        ("prior".to_string(), Efficiency::PRIOR)
+    }
+}
+
+/// Fit one set of runs.
+///
+/// # Errors
+/// [`Error::Fit`] when there are no runs or the normal matrix is singular.
+pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
+    if runs.is_empty() {
+        return Err(Error::Fit { reason: "no runs to fit".into() });
+    }
+    let prior = Efficiency::PRIOR.to_theta();
+    let sigma_p = Efficiency::PRIOR_SIGMA;
+    let w = 1.0 / (RESIDUAL_SIGMA * RESIDUAL_SIGMA);
+    let mut theta = prior;
+    let mut fixed: [Option<f64>; PARAMS] = [None; PARAMS];
+    let mut cov = DMatrix::<f64>::zeros(PARAMS, PARAMS);
+    for _ in 0..50 {
+        let mut lhs = DMatrix::<f64>::zeros(PARAMS, PARAMS);
+        let mut rhs = DVector::<f64>::zeros(PARAMS);
+        for r in runs {
+            let a = r.evaluation.terms.linear_at(&theta).0;
+            let t = r.measured_step.seconds();
+            // Fixed parameters move to the right-hand side.
+            let mut row = [0.0; PARAMS];
+            let mut target = 1.0;
+            for i in 0..PARAMS {
+                match fixed[i] {
+                    Some(v) => target -= a[i] / t * v,
+                    None => row[i] = a[i] / t,
+                }
+            }
+            for i in 0..PARAMS {
+                rhs[i] += w * row[i] * target;
+                for j in 0..PARAMS {
+                    lhs[(i, j)] += w * row[i] * row[j];
+                }
+            }
+        }
+        for i in 0..PARAMS {
+            match fixed[i] {
+                Some(v) => {
+                    lhs[(i, i)] = 1.0;
+                    rhs[i] = v;
+                    for j in 0..PARAMS {
+                        if j != i {
+                            lhs[(i, j)] = 0.0;
+                            lhs[(j, i)] = 0.0;
+                        }
+                    }
+                }
+                None => {
+                    let p = 1.0 / (sigma_p[i] * sigma_p[i]);
+                    lhs[(i, i)] += p;
+                    rhs[i] += p * prior[i];
+                }
+            }
+        }
+        let chol = lhs.clone().cholesky().ok_or_else(|| Error::Fit {
+            reason: "normal matrix is not positive definite".into(),
+        })?;
+        let sol = chol.solve(&rhs);
+        cov = chol.inverse();
+        let mut next = [0.0; PARAMS];
+        let mut newly_fixed = false;
+        for i in 0..PARAMS {
+            next[i] = sol[i];
+            let (lo, hi) = BOUNDS[i];
+            if fixed[i].is_none() && (sol[i] < lo || sol[i] > hi) {
+                fixed[i] = Some(sol[i].clamp(lo, hi));
+                next[i] = sol[i].clamp(lo, hi);
+                newly_fixed = true;
+            }
+        }
+        let change = next.iter().zip(&theta).map(|(a, b)| (a - b).abs() / b.abs().max(1e-9)).fold(0.0, f64::max);
+        theta = next;
+        if !newly_fixed && change < 1e-10 {
+            break;
+        }
+    }
+    let errors: Vec<f64> = runs
+        .iter()
+        .map(|r| r.evaluation.terms.linear_at(&theta).at(&theta) / r.measured_step.seconds() - 1.0)
+        .collect();
+    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+    let max = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
+    Ok(GroupFit {
+        runs: runs.len(),
+        rms_relative_error: rms,
+        max_relative_error: max,
+        efficiency: Efficiency::from_theta(&theta),
+        theta_sigma: PARAM_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), if fixed[i].is_some() { 0.0 } else { cov[(i, i)].max(0.0).sqrt() }))
+            .collect(),
+        at_bound: PARAM_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fixed[*i].is_some())
+            .map(|(_, n)| n.to_string())
+            .collect(),
+    })
+}
+
+/// Fit every calibration group, family and the global pool present in `runs`.
+///
+/// # Errors
+/// [`Error::Fit`] when there are no runs.
+pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
+    if runs.is_empty() {
+        return Err(Error::Fit { reason: "no runs to fit".into() });
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for r in runs {
+        for k in [&r.cluster.chip.calibration_group, &r.cluster.chip.family] {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for k in keys {
+        let sel: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.cluster.chip.calibration_group == k || r.cluster.chip.family == k)
+            .collect();
+        groups.insert(k, fit_group(&sel)?);
+    }
+    let all: Vec<&Run> = runs.iter().collect();
+    groups.insert("global".into(), fit_group(&all)?);
+    Ok(Calibration {
+        schema_version: 1,
+        generated_by: generated_by.to_string(),
+        residual_sigma: RESIDUAL_SIGMA,
+        groups,
+    })
+}

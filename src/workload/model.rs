@@ -1,0 +1,495 @@
+//! Decoder-only transformer shapes (dense and mixture-of-experts), their parameter counts and
+//! FLOPs.
+//!
+//! FLOPs count a multiply-add as 2. Attention-score FLOPs count the full `s x s` square
+//! (no causal halving), the convention of Megatron-LM, PaLM and the NVIDIA recipes for *model*
+//! FLOPs; the time model separately knows that fused (flash) kernels skip the masked half.
+
+use crate::error::{parse_toml, Error, Problem, Result};
+use crate::units::Flops;
+use serde::{Deserialize, Serialize};
+
+/// The multi-layer perceptron form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mlp {
+    /// Two matrices (GeLU, squared ReLU).
+    Standard,
+    /// Three matrices (SwiGLU, GeGLU).
+    Gated,
+}
+
+impl Mlp {
+    /// Number of `d x ffn` matrices.
+    #[must_use]
+    pub fn matrices(self) -> f64 {
+        match self {
+            Self::Standard => 2.0,
+            Self::Gated => 3.0,
+        }
+    }
+}
+
+/// Mixture-of-experts configuration of the MLP blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moe {
+    /// Routed experts per MoE layer.
+    pub experts: u32,
+    /// Routed experts per token (top-k).
+    pub active: u32,
+    /// Shared experts, always active.
+    #[serde(default)]
+    pub shared: u32,
+    /// Hidden size of one expert.
+    pub expert_ffn: u64,
+    /// Leading layers that are dense (use `ffn`).
+    #[serde(default)]
+    pub dense_layers: u32,
+}
+
+/// A model as written in a preset or user file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelFile {
+    pub id: String,
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub layers: i64,
+    pub d_model: i64,
+    pub heads: i64,
+    pub kv_heads: Option<i64>,
+    pub head_dim: Option<i64>,
+    pub ffn: i64,
+    pub mlp: Mlp,
+    pub vocab: i64,
+    pub seq_len: i64,
+    #[serde(default)]
+    pub tied_embeddings: bool,
+    pub moe: Option<MoeFile>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoeFile {
+    experts: i64,
+    active: i64,
+    #[serde(default)]
+    shared: i64,
+    expert_ffn: i64,
+    #[serde(default)]
+    dense_layers: i64,
+}
+
+/// A validated transformer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Model {
+    /// Kebab-case id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Where the shape comes from.
+    pub source: String,
+    /// Transformer layers.
+    pub layers: u32,
+    /// Hidden size.
+    pub d_model: u64,
+    /// Query heads.
+    pub heads: u32,
+    /// Key/value heads (GQA/MQA when fewer than `heads`).
+    pub kv_heads: u32,
+    /// Size of one head.
+    pub head_dim: u64,
+    /// MLP hidden size (dense layers).
+    pub ffn: u64,
+    /// MLP form.
+    pub mlp: Mlp,
+    /// Vocabulary size.
+    pub vocab: u64,
+    /// Default training sequence length.
+    pub seq_len: u64,
+    /// Input and output embeddings share weights.
+    pub tied_embeddings: bool,
+    /// Mixture-of-experts, if any.
+    pub moe: Option<Moe>,
+}
+
+/// Forward FLOPs per token of one layer, split by kind of operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerFlops {
+    /// Q, K, V and output projections.
+    pub attention_linear: f64,
+    /// `QK^T` and `AV` over a context of `s` keys (full square).
+    pub attention_core: f64,
+    /// MLP or routed + shared experts actually computed per token, plus the router.
+    pub mlp: f64,
+}
+
+impl LayerFlops {
+    /// Sum.
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.attention_linear + self.attention_core + self.mlp
+    }
+}
+
+fn positive(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
+    if v <= 0 {
+        problems.push(Problem::new(format!("{at}.{key}"), format!("must be a positive whole number, got {v}")));
+        1
+    } else {
+        v as u64
+    }
+}
+
+impl Model {
+    /// Validate a parsed model definition; `at` is its key path for messages.
+    pub(crate) fn from_file(f: ModelFile, at: &str) -> std::result::Result<Self, Vec<Problem>> {
+        let mut p = Vec::new();
+        let layers = positive(&mut p, at, "layers", f.layers);
+        let d_model = positive(&mut p, at, "d_model", f.d_model);
+        let heads = positive(&mut p, at, "heads", f.heads);
+        let kv_heads = positive(&mut p, at, "kv_heads", f.kv_heads.unwrap_or(f.heads));
+        let head_dim = match f.head_dim {
+            Some(h) => positive(&mut p, at, "head_dim", h),
+            None => {
+                if d_model % heads != 0 {
+                    p.push(Problem::new(format!("{at}.head_dim"), format!("d_model {d_model} is not a multiple of heads {heads}; give head_dim")));
+                }
+                (d_model / heads).max(1)
+            }
+        };
+        if heads % kv_heads != 0 {
+            p.push(Problem::new(format!("{at}.kv_heads"), format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads})")));
+        }
+        let ffn = positive(&mut p, at, "ffn", f.ffn);
+        let vocab = positive(&mut p, at, "vocab", f.vocab);
+        let seq_len = positive(&mut p, at, "seq_len", f.seq_len);
+        let moe = f.moe.map(|m| {
+            let at = format!("{at}.moe");
+            let experts = positive(&mut p, &at, "experts", m.experts);
+            let active = positive(&mut p, &at, "active", m.active);
+            if active > experts {
+                p.push(Problem::new(format!("{at}.active"), format!("{active} active experts exceed the {experts} experts")));
+            }
+            if m.shared < 0 {
+                p.push(Problem::new(format!("{at}.shared"), "must be >= 0"));
+            }
+            if m.dense_layers < 0 || m.dense_layers as u64 > layers {
+                p.push(Problem::new(format!("{at}.dense_layers"), format!("must be between 0 and layers ({layers})")));
+            }
+            Moe {
+                experts: experts.min(u32::MAX as u64) as u32,
+                active: active.min(u32::MAX as u64) as u32,
+                shared: m.shared.clamp(0, u32::MAX as i64) as u32,
+                expert_ffn: positive(&mut p, &at, "expert_ffn", m.expert_ffn),
+                dense_layers: m.dense_layers.clamp(0, u32::MAX as i64) as u32,
+            }
+        });
+        if !is_id(&f.id) {
+            p.push(Problem::new(format!("{at}.id"), "must be lowercase kebab-case"));
+        }
+        for (key, v) in [("layers", layers), ("heads", heads), ("kv_heads", kv_heads)] {
+            if v > u32::MAX as u64 {
+                p.push(Problem::new(format!("{at}.{key}"), "too large"));
+            }
+        }
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(Self {
+            name: f.name.unwrap_or_else(|| f.id.clone()),
+            source: f.source.unwrap_or_else(|| "user-defined".into()),
+            id: f.id,
+            layers: layers as u32,
+            d_model,
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim,
+            ffn,
+            mlp: f.mlp,
+            vocab,
+            seq_len,
+            tied_embeddings: f.tied_embeddings,
+            moe,
+        })
+    }
+
+    fn q_width(&self) -> f64 {
+        self.heads as f64 * self.head_dim as f64
+    }
+    fn kv_width(&self) -> f64 {
+        self.kv_heads as f64 * self.head_dim as f64
+    }
+
+    /// Layers whose MLP is a mixture of experts.
+    #[must_use]
+    pub fn moe_layers(&self) -> u32 {
+        self.moe.as_ref().map_or(0, |m| self.layers - m.dense_layers)
+    }
+
+    /// Parameters of one layer's attention block (projections; norms ignored).
+    #[must_use]
+    pub fn attention_params(&self) -> f64 {
+        let d = self.d_model as f64;
+        d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d
+    }
+
+    /// Parameters of a dense MLP block.
+    #[must_use]
+    pub fn dense_mlp_params(&self) -> f64 {
+        self.mlp.matrices() * self.d_model as f64 * self.ffn as f64
+    }
+
+    /// Parameters of one expert.
+    #[must_use]
+    pub fn expert_params(&self) -> f64 {
+        self.moe
+            .as_ref()
+            .map_or(0.0, |m| self.mlp.matrices() * self.d_model as f64 * m.expert_ffn as f64)
+    }
+
+    /// Embedding parameters (input and, unless tied, output).
+    #[must_use]
+    pub fn embedding_params(&self) -> f64 {
+        let e = self.vocab as f64 * self.d_model as f64;
+        if self.tied_embeddings {
+            e
+        } else {
+            2.0 * e
+        }
+    }
+
+    /// Total parameters (all experts).
+    #[must_use]
+    pub fn params(&self) -> f64 {
+        let l = self.layers as f64;
+        let dense_l = (self.layers - self.moe_layers()) as f64;
+        let moe_l = self.moe_layers() as f64;
+        let (experts, shared) = self
+            .moe
+            .as_ref()
+            .map_or((0.0, 0.0), |m| (m.experts as f64, m.shared as f64));
+        let router = self.moe.as_ref().map_or(0.0, |m| m.experts as f64 * self.d_model as f64);
+        l * self.attention_params()
+            + dense_l * self.dense_mlp_params()
+            + moe_l * ((experts + shared) * self.expert_params() + router)
+            + self.embedding_params()
+    }
+
+    /// Parameters touched per token (routed top-k and shared experts only).
+    #[must_use]
+    pub fn active_params(&self) -> f64 {
+        match &self.moe {
+            None => self.params(),
+            Some(m) => {
+                let inactive = (m.experts - m.active) as f64 * self.expert_params();
+                self.params() - self.moe_layers() as f64 * inactive
+            }
+        }
+    }
+
+    /// Parameters of the transformer layers only (no embeddings), all experts.
+    #[must_use]
+    pub fn layer_params(&self) -> f64 {
+        self.params() - self.embedding_params()
+    }
+
+    /// Forward FLOPs per token of one dense or MoE layer at context length `seq`.
+    #[must_use]
+    pub fn layer_flops_per_token(&self, seq: u64, moe_layer: bool) -> LayerFlops {
+        let d = self.d_model as f64;
+        let attention_linear = 2.0 * (d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d);
+        let attention_core = 2.0 * 2.0 * seq as f64 * self.q_width();
+        let mlp = match (&self.moe, moe_layer) {
+            (Some(m), true) => {
+                let per_expert = 2.0 * self.mlp.matrices() * d * m.expert_ffn as f64;
+                (m.active + m.shared) as f64 * per_expert + 2.0 * d * m.experts as f64
+            }
+            _ => 2.0 * self.mlp.matrices() * d * self.ffn as f64,
+        };
+        LayerFlops {
+            attention_linear,
+            attention_core,
+            mlp,
+        }
+    }
+
+    /// Forward FLOPs per token of the output (logit) layer.
+    #[must_use]
+    pub fn logit_flops_per_token(&self) -> f64 {
+        2.0 * self.d_model as f64 * self.vocab as f64
+    }
+
+    /// Forward FLOPs per token of the whole model at context `seq`.
+    #[must_use]
+    pub fn forward_flops_per_token(&self, seq: u64) -> f64 {
+        let dense_l = (self.layers - self.moe_layers()) as f64;
+        let moe_l = self.moe_layers() as f64;
+        dense_l * self.layer_flops_per_token(seq, false).total()
+            + moe_l * self.layer_flops_per_token(seq, true).total()
+            + self.logit_flops_per_token()
+    }
+
+    /// Training *model* FLOPs per token (forward + backward = 3 x forward, no recompute).
+    #[must_use]
+    pub fn training_flops_per_token(&self, seq: u64) -> Flops {
+        Flops::new(3.0 * self.forward_flops_per_token(seq))
+    }
+
+    /// The 6·N approximation per token (N = active parameters), reported beside the exact count.
+    #[must_use]
+    pub fn six_n_flops_per_token(&self) -> Flops {
+        Flops::new(6.0 * self.active_params())
+    }
+}
+
+fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetFile {
+    schema_version: u32,
+    family: String,
+    models: Vec<ModelFile>,
+}
+
+const PRESETS: [(&str, &str); 8] = [
+    ("gpt.toml", include_str!("presets/gpt.toml")),
+    ("megatron.toml", include_str!("presets/megatron.toml")),
+    ("llama.toml", include_str!("presets/llama.toml")),
+    ("bloom.toml", include_str!("presets/bloom.toml")),
+    ("nemotron.toml", include_str!("presets/nemotron.toml")),
+    ("grok.toml", include_str!("presets/grok.toml")),
+    ("mpt.toml", include_str!("presets/mpt.toml")),
+    ("mixtral.toml", include_str!("presets/mixtral.toml")),
+];
+
+/// Parse a list of `[[models]]` from TOML text (a preset or user file).
+///
+/// # Errors
+/// Parse errors and every invalid field, naming `file` and the key.
+pub fn parse_models(file: &str, text: &str) -> Result<Vec<Model>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct UserFile {
+        schema_version: Option<u32>,
+        family: Option<String>,
+        models: Vec<ModelFile>,
+    }
+    let f: UserFile = parse_toml(file, text)?;
+    let _ = (f.schema_version, f.family);
+    validate_models(file, f.models)
+}
+
+pub(crate) fn validate_models(file: &str, models: Vec<ModelFile>) -> Result<Vec<Model>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for m in models {
+        let at = format!("models[{}]", m.id);
+        if out.iter().any(|o: &Model| o.id == m.id) {
+            problems.push(Problem::new(format!("{at}.id"), format!("duplicate model id `{}`", m.id)));
+        }
+        match Model::from_file(m, &at) {
+            Ok(m) => out.push(m),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid {
+            file: file.to_string(),
+            problems,
+        })
+    }
+}
+
+/// The built-in model presets.
+///
+/// # Errors
+/// Only if an embedded preset is broken, which the tests rule out.
+pub fn presets() -> Result<Vec<Model>> {
+    let mut all: Vec<Model> = Vec::new();
+    for (name, text) in PRESETS {
+        let file = format!("<built-in>/{name}");
+        let f: PresetFile = parse_toml(&file, text)?;
+        let stem = name.trim_end_matches(".toml");
+        if f.family != stem || f.schema_version != 1 {
+            return Err(Error::Invalid {
+                file,
+                problems: vec![Problem::new("family", format!("must equal `{stem}` with schema_version 1"))],
+            });
+        }
+        for m in validate_models(&file, f.models)? {
+            if all.iter().any(|o| o.id == m.id) {
+                return Err(Error::Invalid {
+                    file,
+                    problems: vec![Problem::new(format!("models[{}].id", m.id), "duplicate preset id")],
+                });
+            }
+            all.push(m);
+        }
+    }
+    Ok(all)
+}
+
+/// A preset by id.
+///
+/// # Errors
+/// [`Error::UnknownId`] listing the presets.
+pub fn preset(id: &str) -> Result<Model> {
+    let all = presets()?;
+    let known = all.iter().map(|m| m.id.clone()).collect::<Vec<_>>().join(", ");
+    all.into_iter().find(|m| m.id == id).ok_or(Error::UnknownId {
+        kind: "model",
+        id: id.to_string(),
+        known,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    fn gpt3() -> Model {
+        preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn gpt3_has_175b_parameters() {
+        assert_relative_eq!(gpt3().params() / 1e9, 174.6, max_relative = 5e-3);
+    }
+
+    /// Differential test: the closed form equals an enumeration of the layer's matmuls.
+    #[test]
+    fn layer_flops_match_enumerated_matmuls() {
+        let m = gpt3();
+        let (s, d, f) = (2048.0, m.d_model as f64, m.ffn as f64);
+        // (rows, inner, cols) of each forward matmul for one token, plus QK^T and AV per head.
+        let matmuls: Vec<(f64, f64, f64)> = vec![
+            (1.0, d, d), (1.0, d, d), (1.0, d, d), // Q, K, V
+            (1.0, d, d),                           // output projection
+            (1.0, d, f), (1.0, f, d),              // MLP
+        ];
+        let linear: f64 = matmuls.iter().map(|(a, b, c)| 2.0 * a * b * c).sum();
+        let core = m.heads as f64 * 2.0 * (2.0 * s * m.head_dim as f64);
+        let closed = m.layer_flops_per_token(2048, false);
+        assert_relative_eq!(closed.total(), linear + core, max_relative = 1e-12);
+    }
+
+    /// Narayanan et al. 2021 eq. 3 without the recompute pass (x 3/4) equals our model FLOPs.
+    #[test]
+    fn megatron_formula_agrees() {
+        let m = gpt3();
+        let (b, s, l, h, v) = (1.0, 2048.0, 96.0, 12288.0, 51200.0);
+        let mut m2 = m.clone();
+        m2.vocab = 51200;
+        let f_nar = 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+        let ours = m2.training_flops_per_token(2048).flops() * s;
+        assert_relative_eq!(ours, f_nar, max_relative = 1e-9);
+    }
+}
