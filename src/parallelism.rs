@@ -180,9 +180,6 @@ impl Layout {
         if model.layers < chunks {
             why.push(format!("{} layers cannot fill pp x virtual_stages = {chunks} pipeline chunks", model.layers));
         }
-        if self.virtual_stages > 1 && model.layers % chunks != 0 {
-            why.push(format!("interleaving needs layers ({}) divisible by pp x virtual_stages ({chunks})", model.layers));
-        }
         if self.virtual_stages > 1 && self.pp == 1 {
             why.push("virtual_stages > 1 needs pp > 1".into());
         }

@@ -72,7 +72,7 @@ pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
         _ => {
             let outside = 10.0 * t * d / sp_div;
             let inside = 2.0 * t * (2.0 * s.q_width + 2.0 * s.kv_width) / tp
-                + 2.0 * t * s.mlp_width * (s.mlp_matrices) / tp;
+                + 2.0 * t * s.mlp_width * (s.mlp_matrices + 1.0) / tp;
             let scores = if s.attention == AttentionKernel::Unfused && l.recompute == Recompute::None {
                 5.0 * s.heads * s.seq * t / tp
             } else {
@@ -82,13 +82,15 @@ pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
         }
     };
     // 1F1B keeps up to `pp` micro-batches in flight on the first stage; interleaving adds
-    // (pp-1)/(pp·v) more (Narayanan et al. 2021, Korthikanti et al. 2022 §4.2.3).
+    // (pp-1)/(pp·v) more (Korthikanti et al. 2022 §4.2.3); fewer when there are fewer micro-batches.
     let pp = l.pp as f64;
     let v = l.virtual_stages as f64;
     let in_flight = if l.pp == 1 {
         1.0
+    } else if l.virtual_stages == 1 {
+        pp.min(s.microbatches)
     } else {
-        (pp * (1.0 + (pp - 1.0) / (pp * v))).min(s.microbatches)
+        (pp * (1.0 + (pp - 1.0) / (pp * v))).min(s.microbatches * v)
     };
     let activations = Bytes::new(per_layer * s.layers_per_stage * in_flight);
     // Logits of the last stage (FP32) and, under ZeRO-3, two gathered layers of weights.
