@@ -126,13 +126,19 @@ impl Calibration {
     /// # Errors
     /// Serialisation errors (not expected).
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::Fit { reason: e.to_string() })
+        toml::to_string_pretty(self).map_err(|e| Error::Fit {
+            reason: e.to_string(),
+        })
     }
 
     /// The parameters for a chip and the name of the fit used.
     #[must_use]
     pub fn for_chip(&self, chip: &Chip) -> (String, Efficiency) {
-        for key in [chip.calibration_group.as_str(), chip.family.as_str(), "global"] {
+        for key in [
+            chip.calibration_group.as_str(),
+            chip.family.as_str(),
+            "global",
+        ] {
             if let Some(g) = self.groups.get(key) {
                 return (key.to_string(), g.efficiency);
             }
@@ -147,7 +153,9 @@ impl Calibration {
 /// [`Error::Fit`] when there are no runs or the normal matrix is singular.
 pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
     if runs.is_empty() {
-        return Err(Error::Fit { reason: "no runs to fit".into() });
+        return Err(Error::Fit {
+            reason: "no runs to fit".into(),
+        });
     }
     let prior = Efficiency::PRIOR.to_theta();
     let sigma_p = Efficiency::PRIOR_SIGMA;
@@ -212,7 +220,11 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
                 newly_fixed = true;
             }
         }
-        let change = next.iter().zip(&theta).map(|(a, b)| (a - b).abs() / b.abs().max(1e-9)).fold(0.0, f64::max);
+        let change = next
+            .iter()
+            .zip(&theta)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1e-9))
+            .fold(0.0, f64::max);
         theta = next;
         if !newly_fixed && change < 1e-10 {
             break;
@@ -232,7 +244,16 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
         theta_sigma: PARAM_NAMES
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.to_string(), if fixed[i].is_some() { 0.0 } else { cov[(i, i)].max(0.0).sqrt() }))
+            .map(|(i, n)| {
+                (
+                    n.to_string(),
+                    if fixed[i].is_some() {
+                        0.0
+                    } else {
+                        cov[(i, i)].max(0.0).sqrt()
+                    },
+                )
+            })
             .collect(),
         at_bound: PARAM_NAMES
             .iter()
@@ -249,7 +270,9 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
 /// [`Error::Fit`] when there are no runs.
 pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
     if runs.is_empty() {
-        return Err(Error::Fit { reason: "no runs to fit".into() });
+        return Err(Error::Fit {
+            reason: "no runs to fit".into(),
+        });
     }
     let mut keys: Vec<String> = Vec::new();
     for r in runs {

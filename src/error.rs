@@ -120,7 +120,11 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str)
         };
         Error::Parse {
             file: file.to_string(),
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             reason,
         }
     })

@@ -1,5 +1,5 @@
 //! xpusim: performance, cost and energy of training large models on accelerator clusters.
-#![allow(missing_docs)]
+
 pub mod calibration;
 pub mod error;
 pub mod hardware;

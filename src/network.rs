@@ -109,7 +109,10 @@ fn flat(op: Collective, n: u64, bytes: f64, bw: BytesPerSecond, alpha: Seconds) 
     let nf = n as f64;
     let frac = (nf - 1.0) / nf;
     let (volume, steps) = match op {
-        Collective::AllReduce => (2.0 * frac * bytes, (2.0 * (nf - 1.0)).min(2.0 * log2_ceil(n))),
+        Collective::AllReduce => (
+            2.0 * frac * bytes,
+            (2.0 * (nf - 1.0)).min(2.0 * log2_ceil(n)),
+        ),
         Collective::ReduceScatter | Collective::AllGather => (frac * bytes, nf - 1.0),
         Collective::AllToAll => (frac * bytes, nf - 1.0),
         Collective::PointToPoint => (bytes, 1.0),
@@ -171,8 +174,10 @@ impl Fabric {
                 let inside = s * (k as f64 - 1.0) / nf;
                 let outside = s * (nf - k as f64) / nf;
                 CommTime {
-                    scale_up: Bytes::new(inside) / self.scale_up + self.scale_up_latency * (k as f64 - 1.0),
-                    scale_out: Bytes::new(outside) / self.scale_out + self.scale_out_latency * (r as f64 - 1.0),
+                    scale_up: Bytes::new(inside) / self.scale_up
+                        + self.scale_up_latency * (k as f64 - 1.0),
+                    scale_out: Bytes::new(outside) / self.scale_out
+                        + self.scale_out_latency * (r as f64 - 1.0),
                 }
             }
             Collective::PointToPoint => CommTime {
@@ -201,22 +206,49 @@ mod tests {
 
     #[test]
     fn ring_all_reduce_inside_a_domain_is_textbook() {
-        let t = fabric().time(Collective::AllReduce, Bytes::from_gb(1.0), Group { size: 8, stride: 1 });
-        assert_relative_eq!(t.scale_up.seconds(), 2.0 * 7.0 / 8.0 / 450.0, max_relative = 1e-12);
+        let t = fabric().time(
+            Collective::AllReduce,
+            Bytes::from_gb(1.0),
+            Group { size: 8, stride: 1 },
+        );
+        assert_relative_eq!(
+            t.scale_up.seconds(),
+            2.0 * 7.0 / 8.0 / 450.0,
+            max_relative = 1e-12
+        );
         assert_relative_eq!(t.scale_out.seconds(), 0.0);
     }
 
     #[test]
     fn hierarchical_all_reduce_splits_levels() {
         // 64 ranks, 8 per domain: RS+AG over 8 on NVLink, AR over 8 domains with 1/8 of the data.
-        let t = fabric().time(Collective::AllReduce, Bytes::from_gb(1.0), Group { size: 64, stride: 1 });
-        assert_relative_eq!(t.scale_up.seconds(), 2.0 * 7.0 / 8.0 / 450.0, max_relative = 1e-12);
-        assert_relative_eq!(t.scale_out.seconds(), 2.0 * 7.0 / 8.0 * 0.125 / 50.0, max_relative = 1e-12);
+        let t = fabric().time(
+            Collective::AllReduce,
+            Bytes::from_gb(1.0),
+            Group {
+                size: 64,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_up.seconds(),
+            2.0 * 7.0 / 8.0 / 450.0,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            t.scale_out.seconds(),
+            2.0 * 7.0 / 8.0 * 0.125 / 50.0,
+            max_relative = 1e-12
+        );
     }
 
     #[test]
     fn strided_group_goes_out_of_the_domain() {
-        let t = fabric().time(Collective::AllGather, Bytes::from_gb(1.0), Group { size: 4, stride: 8 });
+        let t = fabric().time(
+            Collective::AllGather,
+            Bytes::from_gb(1.0),
+            Group { size: 4, stride: 8 },
+        );
         assert_relative_eq!(t.scale_out.seconds(), 0.75 / 50.0, max_relative = 1e-12);
         assert_relative_eq!(t.scale_up.seconds(), 0.0);
     }
@@ -224,10 +256,14 @@ mod tests {
     #[test]
     fn all_reduce_is_reduce_scatter_plus_all_gather() {
         let f = fabric();
-        let g = Group { size: 16, stride: 2 };
+        let g = Group {
+            size: 16,
+            stride: 2,
+        };
         let b = Bytes::from_gb(3.0);
         let ar = f.time(Collective::AllReduce, b, g).total();
-        let two = f.time(Collective::ReduceScatter, b, g).total() + f.time(Collective::AllGather, b, g).total();
+        let two = f.time(Collective::ReduceScatter, b, g).total()
+            + f.time(Collective::AllGather, b, g).total();
         assert_relative_eq!(ar.seconds(), two.seconds(), max_relative = 1e-12);
     }
 }

@@ -33,7 +33,10 @@ impl Recompute {
             "none" => Ok(Self::None),
             "selective" => Ok(Self::Selective),
             "full" => Ok(Self::Full),
-            other => Err(Error::input("recompute", format!("unknown policy `{other}`; expected none, selective or full"))),
+            other => Err(Error::input(
+                "recompute",
+                format!("unknown policy `{other}`; expected none, selective or full"),
+            )),
         }
     }
 
@@ -135,7 +138,13 @@ impl Layout {
     ///
     /// # Errors
     /// [`Error::Input`] with all the reasons the layout is invalid.
-    pub fn validate(&self, model: &Model, cluster: &Cluster, setup: &TrainingSetup, allow_tp_scale_out: bool) -> Result<()> {
+    pub fn validate(
+        &self,
+        model: &Model,
+        cluster: &Cluster,
+        setup: &TrainingSetup,
+        allow_tp_scale_out: bool,
+    ) -> Result<()> {
         let mut why = Vec::new();
         for (name, v) in [
             ("tp", self.tp),
@@ -168,17 +177,29 @@ impl Layout {
             ));
         }
         if model.heads % self.tp != 0 {
-            why.push(format!("{} attention heads do not divide by tp {}", model.heads, self.tp));
+            why.push(format!(
+                "{} attention heads do not divide by tp {}",
+                model.heads, self.tp
+            ));
         }
         if model.kv_heads % self.tp != 0 && self.tp % model.kv_heads != 0 {
-            why.push(format!("{} key/value heads and tp {} do not divide either way", model.kv_heads, self.tp));
+            why.push(format!(
+                "{} key/value heads and tp {} do not divide either way",
+                model.kv_heads, self.tp
+            ));
         }
         if model.ffn % self.tp as u64 != 0 {
-            why.push(format!("ffn {} does not divide by tp {}", model.ffn, self.tp));
+            why.push(format!(
+                "ffn {} does not divide by tp {}",
+                model.ffn, self.tp
+            ));
         }
         let chunks = self.pp * self.virtual_stages;
         if model.layers < chunks {
-            why.push(format!("{} layers cannot fill pp x virtual_stages = {chunks} pipeline chunks", model.layers));
+            why.push(format!(
+                "{} layers cannot fill pp x virtual_stages = {chunks} pipeline chunks",
+                model.layers
+            ));
         }
         if self.virtual_stages > 1 && self.pp == 1 {
             why.push("virtual_stages > 1 needs pp > 1".into());
@@ -197,13 +218,21 @@ impl Layout {
             ));
         }
         if setup.seq_len % self.cp as u64 != 0 {
-            why.push(format!("sequence length {} does not divide by cp {}", setup.seq_len, self.cp));
+            why.push(format!(
+                "sequence length {} does not divide by cp {}",
+                setup.seq_len, self.cp
+            ));
         }
         match &model.moe {
-            None if self.ep > 1 => why.push(format!("ep {} needs a mixture-of-experts model", self.ep)),
+            None if self.ep > 1 => {
+                why.push(format!("ep {} needs a mixture-of-experts model", self.ep))
+            }
             Some(m) => {
                 if m.experts % self.ep != 0 {
-                    why.push(format!("{} experts do not divide by ep {}", m.experts, self.ep));
+                    why.push(format!(
+                        "{} experts do not divide by ep {}",
+                        m.experts, self.ep
+                    ));
                 }
                 let pool = self.dp as u64 * self.cp as u64 * self.tp as u64;
                 if pool % self.ep as u64 != 0 {

@@ -196,7 +196,10 @@ impl Format {
             "json" => Ok(Self::Json),
             "csv" => Ok(Self::Csv),
             "markdown" | "md" => Ok(Self::Markdown),
-            other => Err(Error::input("format", format!("unknown format `{other}`; expected table, json, csv or markdown"))),
+            other => Err(Error::input(
+                "format",
+                format!("unknown format `{other}`; expected table, json, csv or markdown"),
+            )),
         }
     }
 }
@@ -205,7 +208,19 @@ impl Format {
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
 
 const COLUMNS: [&str; 13] = [
-    "hardware", "chips", "layout", "fits", "mem GB", "step s", "tokens/s", "MFU", "HFU", "days", "chip-hours", "bound by", "note",
+    "hardware",
+    "chips",
+    "layout",
+    "fits",
+    "mem GB",
+    "step s",
+    "tokens/s",
+    "MFU",
+    "HFU",
+    "days",
+    "chip-hours",
+    "bound by",
+    "note",
 ];
 
 fn cells(o: &Outcome) -> [String; 13] {
@@ -221,11 +236,19 @@ fn cells(o: &Outcome) -> [String; 13] {
                 r.layout.cp,
                 r.layout.ep,
                 r.layout.microbatch,
-                if r.layout.virtual_stages > 1 { format!(" v{}", r.layout.virtual_stages) } else { String::new() },
+                if r.layout.virtual_stages > 1 {
+                    format!(" v{}", r.layout.virtual_stages)
+                } else {
+                    String::new()
+                },
                 r.layout.recompute,
                 r.layout.zero
             ),
-            if r.fits_memory { "yes".into() } else { "NO".into() },
+            if r.fits_memory {
+                "yes".into()
+            } else {
+                "NO".into()
+            },
             format!("{:.1}", r.memory_per_chip_gb),
             format!("{:.3}", r.step_time_s),
             format!("{:.4e}", r.tokens_per_s),
@@ -257,19 +280,41 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                 .iter()
                 .map(|o| match o {
                     Ok(r) => serde_json::to_value(r),
-                    Err((hw, chips, reason)) => Ok(serde_json::json!({"hardware": hw, "chips": chips, "error": reason})),
+                    Err((hw, chips, reason)) => {
+                        Ok(serde_json::json!({"hardware": hw, "chips": chips, "error": reason}))
+                    }
                 })
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| Error::input("output", e.to_string()))?;
-            serde_json::to_string_pretty(&v).map(|s| s + "\n").map_err(|e| Error::input("output", e.to_string()))
+            serde_json::to_string_pretty(&v)
+                .map(|s| s + "\n")
+                .map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let io = |e: csv::Error| Error::input("output", e.to_string());
             w.write_record([
-                "hardware", "chips", "tp", "pp", "dp", "cp", "ep", "microbatch", "virtual_stages", "recompute", "zero",
-                "fits_memory", "memory_per_chip_gb", "step_time_s", "tokens_per_s", "mfu", "hfu", "train_days", "chip_hours",
-                "bound_by", "error",
+                "hardware",
+                "chips",
+                "tp",
+                "pp",
+                "dp",
+                "cp",
+                "ep",
+                "microbatch",
+                "virtual_stages",
+                "recompute",
+                "zero",
+                "fits_memory",
+                "memory_per_chip_gb",
+                "step_time_s",
+                "tokens_per_s",
+                "mfu",
+                "hfu",
+                "train_days",
+                "chip_hours",
+                "bound_by",
+                "error",
             ])
             .map_err(io)?;
             for o in rows {
@@ -307,12 +352,18 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                 };
                 w.write_record(&rec).map_err(io)?;
             }
-            let bytes = w.into_inner().map_err(|e| Error::input("output", e.to_string()))?;
+            let bytes = w
+                .into_inner()
+                .map_err(|e| Error::input("output", e.to_string()))?;
             String::from_utf8(bytes).map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Table | Format::Markdown => {
             let body: Vec<[String; 13]> = rows.iter().map(cells).collect();
-            Ok(table(&COLUMNS.map(String::from), &body, format == Format::Markdown))
+            Ok(table(
+                &COLUMNS.map(String::from),
+                &body,
+                format == Format::Markdown,
+            ))
         }
     }
 }
@@ -340,9 +391,22 @@ pub fn table<const N: usize>(head: &[String; N], body: &[[String; N]], markdown:
     };
     let mut out = vec![line(head)];
     if markdown {
-        out.push(format!("|{}|", width.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+        out.push(format!(
+            "|{}|",
+            width
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        ));
     } else {
-        out.push(width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        out.push(
+            width
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
     }
     out.extend(body.iter().map(|r| line(r)));
     out.join("\n") + "\n"

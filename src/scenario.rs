@@ -54,9 +54,7 @@ struct ScenarioFile {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum ModelSpec {
-    Preset {
-        preset: String,
-    },
+    Preset { preset: String },
     Inline(ModelFile),
 }
 
@@ -208,7 +206,10 @@ fn size(p: &mut Vec<Problem>, key: &str, v: Option<i64>, default: u32) -> u32 {
         None => default,
         Some(x) if x >= 1 && x <= u32::MAX as i64 => x as u32,
         Some(x) => {
-            p.push(Problem::new(key, format!("must be a whole number >= 1, got {x}")));
+            p.push(Problem::new(
+                key,
+                format!("must be a whole number >= 1, got {x}"),
+            ));
             default
         }
     }
@@ -221,7 +222,10 @@ impl LayoutFile {
             None => d.zero,
             Some(z @ 0..=3) => z as u8,
             Some(z) => {
-                p.push(Problem::new("layout.zero", format!("must be 0, 1, 2 or 3, got {z}")));
+                p.push(Problem::new(
+                    "layout.zero",
+                    format!("must be 0, 1, 2 or 3, got {z}"),
+                ));
                 d.zero
             }
         };
@@ -250,49 +254,73 @@ impl Scenario {
         let f: ScenarioFile = parse_toml(file, text)?;
         let mut p = Vec::new();
         if f.schema_version != 1 {
-            p.push(Problem::new("schema_version", format!("unsupported version {}, expected 1", f.schema_version)));
+            p.push(Problem::new(
+                "schema_version",
+                format!("unsupported version {}, expected 1", f.schema_version),
+            ));
         }
-        let model = match f.model {
-            ModelSpec::Preset { preset: id } => match preset(&id) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    p.push(Problem::new("model.preset", e.to_string()));
-                    None
-                }
-            },
-            ModelSpec::Inline(m) => match validate_models(file, vec![m]) {
-                Ok(mut v) => v.pop(),
-                Err(Error::Invalid { problems, .. }) => {
-                    p.extend(problems.into_iter().map(|x| Problem::new(x.key.replacen("models[", "model[", 1), x.reason)));
-                    None
-                }
-                Err(e) => return Err(e),
-            },
-        };
+        let model =
+            match f.model {
+                ModelSpec::Preset { preset: id } => match preset(&id) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        p.push(Problem::new("model.preset", e.to_string()));
+                        None
+                    }
+                },
+                ModelSpec::Inline(m) => match validate_models(file, vec![m]) {
+                    Ok(mut v) => v.pop(),
+                    Err(Error::Invalid { problems, .. }) => {
+                        p.extend(problems.into_iter().map(|x| {
+                            Problem::new(x.key.replacen("models[", "model[", 1), x.reason)
+                        }));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
         let t = &f.training;
         if t.global_batch < 1 {
-            p.push(Problem::new("training.global_batch", format!("must be at least 1 sequence, got {}", t.global_batch)));
+            p.push(Problem::new(
+                "training.global_batch",
+                format!("must be at least 1 sequence, got {}", t.global_batch),
+            ));
         }
         if let Some(s) = t.seq_len {
             if s < 1 {
-                p.push(Problem::new("training.seq_len", format!("must be at least 1 token, got {s}")));
+                p.push(Problem::new(
+                    "training.seq_len",
+                    format!("must be at least 1 token, got {s}"),
+                ));
             }
         }
         if !(t.tokens.is_finite() && t.tokens > 0.0) {
-            p.push(Problem::new("training.tokens", format!("must be a positive number of tokens, got {}", t.tokens)));
+            p.push(Problem::new(
+                "training.tokens",
+                format!("must be a positive number of tokens, got {}", t.tokens),
+            ));
         }
         if f.hardware.is_empty() {
-            p.push(Problem::new("hardware", "list at least one [[hardware]] entry"));
+            p.push(Problem::new(
+                "hardware",
+                "list at least one [[hardware]] entry",
+            ));
         }
         let mut cases = Vec::new();
         for (i, h) in f.hardware.iter().enumerate() {
             let at = format!("hardware[{i}]");
             if h.chips.is_empty() {
-                p.push(Problem::new(format!("{at}.chips"), "list at least one chip count"));
+                p.push(Problem::new(
+                    format!("{at}.chips"),
+                    "list at least one chip count",
+                ));
             }
             for &n in &h.chips {
                 if n < 1 {
-                    p.push(Problem::new(format!("{at}.chips"), format!("a cluster needs at least 1 chip, got {n}")));
+                    p.push(Problem::new(
+                        format!("{at}.chips"),
+                        format!("a cluster needs at least 1 chip, got {n}"),
+                    ));
                     continue;
                 }
                 let mut c = match catalog.cluster(&h.id, n as u64) {
@@ -305,16 +333,24 @@ impl Scenario {
                 if let Some(g) = h.scale_out_gbit_per_chip {
                     match c.clone().with_scale_out(BytesPerSecond::from_gbit_per_s(g)) {
                         Ok(x) => c = x,
-                        Err(e) => p.push(Problem::new(format!("{at}.scale_out_gbit_per_chip"), e.to_string())),
+                        Err(e) => p.push(Problem::new(
+                            format!("{at}.scale_out_gbit_per_chip"),
+                            e.to_string(),
+                        )),
                     }
                 }
                 if let Some(dc) = h.domain_chips {
                     if dc < 1 {
-                        p.push(Problem::new(format!("{at}.domain_chips"), "must be at least 1"));
+                        p.push(Problem::new(
+                            format!("{at}.domain_chips"),
+                            "must be at least 1",
+                        ));
                     } else {
                         match c.clone().with_domain_chips(dc as u64) {
                             Ok(x) => c = x,
-                            Err(e) => p.push(Problem::new(format!("{at}.domain_chips"), e.to_string())),
+                            Err(e) => {
+                                p.push(Problem::new(format!("{at}.domain_chips"), e.to_string()))
+                            }
                         }
                     }
                 }
@@ -326,16 +362,23 @@ impl Scenario {
         }
         let layout = f.layout.map(|l| l.resolve(&mut p));
         let Some(model) = model else {
-            return Err(Error::Invalid { file: file.into(), problems: p });
+            return Err(Error::Invalid {
+                file: file.into(),
+                problems: p,
+            });
         };
         if !p.is_empty() {
-            return Err(Error::Invalid { file: file.into(), problems: p });
+            return Err(Error::Invalid {
+                file: file.into(),
+                problems: p,
+            });
         }
         let seq = t.seq_len.map_or(model.seq_len, |s| s as u64);
-        let mut setup = TrainingSetup::new(t.global_batch as u64, seq, t.tokens, t.precision).map_err(|e| Error::Invalid {
-            file: file.into(),
-            problems: vec![Problem::new("training", e.to_string())],
-        })?;
+        let mut setup = TrainingSetup::new(t.global_batch as u64, seq, t.tokens, t.precision)
+            .map_err(|e| Error::Invalid {
+                file: file.into(),
+                problems: vec![Problem::new("training", e.to_string())],
+            })?;
         if let Some(a) = t.attention {
             setup.attention = a;
         }
@@ -358,11 +401,20 @@ impl Scenario {
     /// Evaluate every case (in parallel, results in file order). A case that cannot run (invalid
     /// layout, no layout fits, a format the chip lacks) gives its reason instead of an estimate.
     #[must_use]
-    pub fn run(&self, calibration: &Calibration) -> Vec<(Case, std::result::Result<Estimate, String>)> {
+    pub fn run(
+        &self,
+        calibration: &Calibration,
+    ) -> Vec<(Case, std::result::Result<Estimate, String>)> {
         self.cases
             .par_iter()
             .map(|case| {
-                let r = evaluate_case(&self.model, &self.setup, &case.cluster, self.layout.as_ref(), calibration);
+                let r = evaluate_case(
+                    &self.model,
+                    &self.setup,
+                    &case.cluster,
+                    self.layout.as_ref(),
+                    calibration,
+                );
                 (case.clone(), r.map_err(|e| e.to_string()))
             })
             .collect()
@@ -383,10 +435,18 @@ pub fn evaluate_case(
     match layout {
         Some(req) => {
             let l = req.resolve(cluster.chips)?;
-            estimate_with(model, &l, cluster, setup, calibration, req.allow_tp_scale_out)
+            estimate_with(
+                model,
+                &l,
+                cluster,
+                setup,
+                calibration,
+                req.allow_tp_scale_out,
+            )
         }
         None => {
-            let (l, _, _) = best_layout(model, cluster, setup, calibration, &SearchSpace::default())?;
+            let (l, _, _) =
+                best_layout(model, cluster, setup, calibration, &SearchSpace::default())?;
             estimate_with(model, &l, cluster, setup, calibration, false)
         }
     }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::parallelism::{Layout, Recompute};
 use crate::perf::{evaluate, Efficiency, Machine, Prediction, Shape};
-use crate::workload::{Model, TrainingSetup};
+use crate::workload::{AttentionKernel, Model, TrainingSetup};
 use rayon::prelude::*;
 
 /// Limits of the layout search.
@@ -40,14 +40,20 @@ impl Default for SearchSpace {
 
 /// The layouts the search considers for this cluster, model and setup (all valid), in a fixed order.
 #[must_use]
-pub fn candidates(model: &Model, cluster: &Cluster, setup: &TrainingSetup, space: &SearchSpace) -> Vec<Layout> {
+pub fn candidates(
+    model: &Model,
+    cluster: &Cluster,
+    setup: &TrainingSetup,
+    space: &SearchSpace,
+) -> Vec<Layout> {
     let chips = cluster.chips;
     let divides = |a: u64, b: u64| a != 0 && b % a == 0;
     let pow2 = |max: u64| (0..).map(|i| 1u64 << i).take_while(move |x| *x <= max);
     let mut out = Vec::new();
     let experts = model.moe.as_ref().map_or(1, |m| m.experts as u64);
     for tp in pow2(cluster.domain_chips.min(64)) {
-        if !divides(tp, chips) || !divides(tp, cluster.domain_chips) || model.heads as u64 % tp != 0 {
+        if !divides(tp, chips) || !divides(tp, cluster.domain_chips) || model.heads as u64 % tp != 0
+        {
             continue;
         }
         for pp in 1..=(model.layers as u64).min(chips / tp) {
@@ -79,6 +85,12 @@ pub fn candidates(model: &Model, cluster: &Cluster, setup: &TrainingSetup, space
                                 continue;
                             }
                             for &rc in &space.recompute {
+                                // With fused attention, selective recompute recomputes nothing.
+                                if rc == Recompute::Selective
+                                    && setup.attention == AttentionKernel::Flash
+                                {
+                                    continue;
+                                }
                                 for &zero in &space.zero {
                                     let l = Layout {
                                         tp: tp as u32,
@@ -108,7 +120,13 @@ pub fn candidates(model: &Model, cluster: &Cluster, setup: &TrainingSetup, space
 
 /// Evaluate candidates in parallel; results in the candidates' order.
 #[must_use]
-pub fn evaluate_all(model: &Model, setup: &TrainingSetup, machine: &Machine, eff: &Efficiency, layouts: &[Layout]) -> Vec<Prediction> {
+pub fn evaluate_all(
+    model: &Model,
+    setup: &TrainingSetup,
+    machine: &Machine,
+    eff: &Efficiency,
+    layouts: &[Layout],
+) -> Vec<Prediction> {
     layouts
         .par_iter()
         .map(|l| evaluate(&Shape::new(model, setup, l), machine).predict(eff))

@@ -368,14 +368,22 @@ mod tests {
         );
         let e = Watts::new(700.0) * Seconds::new(3600.0);
         assert_relative_eq!(e.megawatt_hours(), 0.0007, max_relative = 1e-12);
-        assert_relative_eq!(e / Seconds::new(3600.0), Watts::new(700.0), max_relative = 1e-12);
+        assert_relative_eq!(
+            e / Seconds::new(3600.0),
+            Watts::new(700.0),
+            max_relative = 1e-12
+        );
         let s = Bytes::from_gb(10.0) / BytesPerSecond::from_gb_per_s(5.0);
         assert_relative_eq!(s, Seconds::new(2.0), max_relative = 1e-12);
     }
 
     #[test]
     fn decimal_and_binary_bytes_differ() {
-        assert_relative_eq!(Bytes::from_gib(1.0).gb(), 1.073_741_824, max_relative = 1e-12);
+        assert_relative_eq!(
+            Bytes::from_gib(1.0).gb(),
+            1.073_741_824,
+            max_relative = 1e-12
+        );
         assert_relative_eq!(
             BytesPerSecond::from_gbit_per_s(400.0).gb_per_s(),
             50.0,

@@ -136,7 +136,11 @@ pub fn load_runs(paths: &[impl AsRef<Path>], catalog: &Catalog) -> Result<Vec<Ru
     let mut out = Vec::new();
     for p in paths {
         let p = p.as_ref();
-        out.extend(parse_runs(&p.display().to_string(), &read_file(p)?, catalog)?);
+        out.extend(parse_runs(
+            &p.display().to_string(),
+            &read_file(p)?,
+            catalog,
+        )?);
     }
     if out.is_empty() {
         return Err(Error::input("runs", "no runs given"));
@@ -146,7 +150,10 @@ pub fn load_runs(paths: &[impl AsRef<Path>], catalog: &Catalog) -> Result<Vec<Ru
 
 fn pos(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
     if v <= 0 {
-        problems.push(Problem::new(format!("{at}.{key}"), format!("must be a positive whole number, got {v}")));
+        problems.push(Problem::new(
+            format!("{at}.{key}"),
+            format!("must be a positive whole number, got {v}"),
+        ));
         1
     } else {
         v as u64
@@ -213,9 +220,15 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             }
         };
         if let Some(g) = r.scale_out_gbit_per_chip {
-            match cluster.clone().with_scale_out(BytesPerSecond::from_gbit_per_s(g)) {
+            match cluster
+                .clone()
+                .with_scale_out(BytesPerSecond::from_gbit_per_s(g))
+            {
                 Ok(c) => cluster = c,
-                Err(e) => problems.push(Problem::new(format!("{at}.scale_out_gbit_per_chip"), e.to_string())),
+                Err(e) => problems.push(Problem::new(
+                    format!("{at}.scale_out_gbit_per_chip"),
+                    e.to_string(),
+                )),
             }
         }
         if let Some(d) = r.domain_chips {
@@ -250,10 +263,14 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
         let shape = Shape::new(&model, &setup, &layout);
         let evaluation = evaluate(&shape, &machine);
         let m = &r.measured;
-        let given = [m.step_time_s.is_some(), m.tokens_per_s.is_some(), m.tflops_per_chip.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let given = [
+            m.step_time_s.is_some(),
+            m.tokens_per_s.is_some(),
+            m.tflops_per_chip.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if given != 1 {
             problems.push(Problem::new(
                 format!("{at}.measured"),
@@ -268,7 +285,10 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
         } else {
             let x = m.tflops_per_chip.unwrap_or(f64::NAN);
             let Some(conv) = m.flops_convention else {
-                problems.push(Problem::new(format!("{at}.measured.flops_convention"), "needed with tflops_per_chip"));
+                problems.push(Problem::new(
+                    format!("{at}.measured.flops_convention"),
+                    "needed with tflops_per_chip",
+                ));
                 continue;
             };
             let flops = match conv {
@@ -286,10 +306,16 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
                 FlopsConvention::Hardware => evaluation.hardware_flops.flops(),
                 FlopsConvention::SixNd => 6.0 * model.active_params() * setup.tokens_per_step(),
             };
-            (flops / (chips as f64 * x * 1e12), format!("{x} TFLOP/s/chip ({conv:?})"))
+            (
+                flops / (chips as f64 * x * 1e12),
+                format!("{x} TFLOP/s/chip ({conv:?})"),
+            )
         };
         if !(step.is_finite() && step > 0.0) {
-            problems.push(Problem::new(format!("{at}.measured"), "measured value must be positive and finite"));
+            problems.push(Problem::new(
+                format!("{at}.measured"),
+                "measured value must be positive and finite",
+            ));
             continue;
         }
         runs.push(Run {

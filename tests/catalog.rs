@@ -18,7 +18,19 @@ fn catalog() -> Catalog {
 fn every_issue_chip_is_listed() {
     let c = catalog();
     for id in [
-        "trn1", "trn2", "trn3", "trn4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-7x", "a100-80gb", "h100-sxm", "h200", "b200", "gb200",
+        "trn1",
+        "trn2",
+        "trn3",
+        "trn4",
+        "tpu-v5e",
+        "tpu-v5p",
+        "tpu-v6e",
+        "tpu-7x",
+        "a100-80gb",
+        "h100-sxm",
+        "h200",
+        "b200",
+        "gb200",
         "gb300",
     ] {
         assert!(c.chip(id).is_ok(), "{id} missing");
@@ -49,12 +61,26 @@ fn every_figure_has_a_source_and_status() {
 #[test]
 fn trn3_ultraserver_is_4_4x_trn2_ultraserver_in_fp8() {
     let c = catalog();
-    let trn3 = c.system("trn3-ultraserver-gen2").unwrap_or_else(|e| panic!("{e}"));
-    let trn2 = c.system("trn2-ultraserver").unwrap_or_else(|e| panic!("{e}"));
+    let trn3 = c
+        .system("trn3-ultraserver-gen2")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let trn2 = c
+        .system("trn2-ultraserver")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(trn3.domain_chips.value, 144);
     assert_eq!(trn2.domain_chips.value, 64);
-    let t3 = totals(c.chip("trn3").unwrap_or_else(|e| panic!("{e}")), 144, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
-    let t2 = totals(c.chip("trn2").unwrap_or_else(|e| panic!("{e}")), 64, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
+    let t3 = totals(
+        c.chip("trn3").unwrap_or_else(|e| panic!("{e}")),
+        144,
+        Precision::Fp8,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t2 = totals(
+        c.chip("trn2").unwrap_or_else(|e| panic!("{e}")),
+        64,
+        Precision::Fp8,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // The official system tables: 362,448 TF and 83,136 TF (hardware.md §3.1).
     assert_relative_eq!(t3.peak.tera(), 362_448.0, max_relative = EXACT);
     assert_relative_eq!(t2.peak.tera(), 83_136.0, max_relative = EXACT);
@@ -64,8 +90,14 @@ fn trn3_ultraserver_is_4_4x_trn2_ultraserver_in_fp8() {
 #[test]
 fn per_chip_trn3_is_1_9x_fp8_and_1_0x_bf16() {
     let c = catalog();
-    let (t3, t2) = (c.chip("trn3").unwrap_or_else(|e| panic!("{e}")), c.chip("trn2").unwrap_or_else(|e| panic!("{e}")));
-    let r = |p| t3.peak_flops(p).unwrap_or_else(|e| panic!("{e}")) / t2.peak_flops(p).unwrap_or_else(|e| panic!("{e}"));
+    let (t3, t2) = (
+        c.chip("trn3").unwrap_or_else(|e| panic!("{e}")),
+        c.chip("trn2").unwrap_or_else(|e| panic!("{e}")),
+    );
+    let r = |p| {
+        t3.peak_flops(p).unwrap_or_else(|e| panic!("{e}"))
+            / t2.peak_flops(p).unwrap_or_else(|e| panic!("{e}"))
+    };
     assert_relative_eq!(r(Precision::Fp8), 1.94, max_relative = QUOTED_RATIO);
     assert_relative_eq!(r(Precision::Bf16), 1.0, max_relative = QUOTED_RATIO);
 }
@@ -73,7 +105,13 @@ fn per_chip_trn3_is_1_9x_fp8_and_1_0x_bf16() {
 #[test]
 fn hbm_144_192_288_for_trn3_ironwood_gb300() {
     let c = catalog();
-    let cap = |id: &str| c.chip(id).unwrap_or_else(|e| panic!("{e}")).hbm_capacity.clone().unwrap_or_else(|| panic!("{id} has no HBM"));
+    let cap = |id: &str| {
+        c.chip(id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .hbm_capacity
+            .clone()
+            .unwrap_or_else(|| panic!("{id} has no HBM"))
+    };
     // AWS and Google publish GiB; NVIDIA publishes GB. The press wrote "GB" for all three.
     assert_relative_eq!(cap("trn3").value.gib(), 144.0, max_relative = EXACT);
     assert_relative_eq!(cap("ironwood").value.gib(), 192.0, max_relative = EXACT);
@@ -83,51 +121,103 @@ fn hbm_144_192_288_for_trn3_ironwood_gb300() {
 #[test]
 fn trn4_is_derived_from_trn3_multipliers_and_marked_projection() {
     let c = catalog();
-    let (t4, t3) = (c.chip("trn4").unwrap_or_else(|e| panic!("{e}")), c.chip("trn3").unwrap_or_else(|e| panic!("{e}")));
-    let ratio = |p| t4.peak_flops(p).unwrap_or_else(|e| panic!("{e}")) / t3.peak_flops(p).unwrap_or_else(|e| panic!("{e}"));
+    let (t4, t3) = (
+        c.chip("trn4").unwrap_or_else(|e| panic!("{e}")),
+        c.chip("trn3").unwrap_or_else(|e| panic!("{e}")),
+    );
+    let ratio = |p| {
+        t4.peak_flops(p).unwrap_or_else(|e| panic!("{e}"))
+            / t3.peak_flops(p).unwrap_or_else(|e| panic!("{e}"))
+    };
     assert_relative_eq!(ratio(Precision::Fp4), 6.0, max_relative = EXACT);
     assert_relative_eq!(ratio(Precision::Fp8), 3.0, max_relative = EXACT);
-    let bw = |c: &xpusim::hardware::Chip| c.hbm_bandwidth.as_ref().map(|f| f.value).unwrap_or_else(|| panic!("no bw"));
-    let cap = |c: &xpusim::hardware::Chip| c.hbm_capacity.as_ref().map(|f| f.value).unwrap_or_else(|| panic!("no cap"));
+    let bw = |c: &xpusim::hardware::Chip| {
+        c.hbm_bandwidth
+            .as_ref()
+            .map(|f| f.value)
+            .unwrap_or_else(|| panic!("no bw"))
+    };
+    let cap = |c: &xpusim::hardware::Chip| {
+        c.hbm_capacity
+            .as_ref()
+            .map(|f| f.value)
+            .unwrap_or_else(|| panic!("no cap"))
+    };
     assert_relative_eq!(bw(t4) / bw(t3), 4.0, max_relative = EXACT);
     assert_relative_eq!(cap(t4) / cap(t3), 2.0, max_relative = EXACT);
     let fp4 = t4.peak(Precision::Fp4).unwrap_or_else(|| panic!("no fp4"));
     assert_eq!(fp4.provenance.status, Status::Projection);
-    assert!(fp4.provenance.derivation.as_deref().is_some_and(|d| d.contains("trn3")));
-    assert!(t4.peak(Precision::Bf16).is_none(), "no BF16 multiple was announced");
+    assert!(fp4
+        .provenance
+        .derivation
+        .as_deref()
+        .is_some_and(|d| d.contains("trn3")));
+    assert!(
+        t4.peak(Precision::Bf16).is_none(),
+        "no BF16 multiple was announced"
+    );
 }
 
 #[test]
 fn a_million_trn3_chips_have_derived_totals() {
     let c = catalog();
-    let cluster = c.cluster("trn3", 1_000_000).unwrap_or_else(|e| panic!("{e}"));
-    let t = cluster.totals(Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
-    assert_relative_eq!(t.peak.flops_per_second(), 1e6 * 2517e12, max_relative = EXACT);
+    let cluster = c
+        .cluster("trn3", 1_000_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = cluster
+        .totals(Precision::Fp8)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_relative_eq!(
+        t.peak.flops_per_second(),
+        1e6 * 2517e12,
+        max_relative = EXACT
+    );
     assert_relative_eq!(t.hbm_capacity.gib(), 144e6, max_relative = EXACT);
     assert_eq!(cluster.domains(), 1_000_000_u64.div_ceil(144));
     // A billion chips do not overflow.
-    let huge = c.cluster("trn3", 1_000_000_000).unwrap_or_else(|e| panic!("{e}"));
-    assert!(huge.totals(Precision::Fp8).unwrap_or_else(|e| panic!("{e}")).peak.is_finite());
+    let huge = c
+        .cluster("trn3", 1_000_000_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(huge
+        .totals(Precision::Fp8)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .peak
+        .is_finite());
 }
 
 #[test]
 fn both_readings_of_the_40_percent_claim_are_recorded() {
     let c = catalog();
     let trn3 = c.chip("trn3").unwrap_or_else(|e| panic!("{e}"));
-    assert!(trn3.claims.iter().any(|c| c.text.contains("40 percent improvement in energy efficiency")));
-    assert!(trn3.claims.iter().any(|c| c.text.contains("power consumption lowered by about 40%")));
+    assert!(trn3.claims.iter().any(|c| c
+        .text
+        .contains("40 percent improvement in energy efficiency")));
+    assert!(trn3
+        .claims
+        .iter()
+        .any(|c| c.text.contains("power consumption lowered by about 40%")));
     // The model uses the efficiency reading: tdp = trn2 tdp x FP8 ratio / 1.4.
     let tdp = trn3.tdp.as_ref().unwrap_or_else(|| panic!("trn3 tdp"));
     assert_eq!(tdp.provenance.status, Status::Derived);
-    assert_relative_eq!(tdp.value.watts(), 500.0 * (2517.0 / 1299.0) / 1.4, max_relative = EXACT);
+    assert_relative_eq!(
+        tdp.value.watts(),
+        500.0 * (2517.0 / 1299.0) / 1.4,
+        max_relative = EXACT
+    );
 }
 
 fn user(text: &str) -> Result<Catalog, Error> {
     let mut files: Vec<(String, String, bool)> = Vec::new();
     for (name, t) in [
-        ("trainium.toml", include_str!("../src/hardware/catalog/trainium.toml")),
+        (
+            "trainium.toml",
+            include_str!("../src/hardware/catalog/trainium.toml"),
+        ),
         ("tpu.toml", include_str!("../src/hardware/catalog/tpu.toml")),
-        ("nvidia.toml", include_str!("../src/hardware/catalog/nvidia.toml")),
+        (
+            "nvidia.toml",
+            include_str!("../src/hardware/catalog/nvidia.toml"),
+        ),
     ] {
         files.push((format!("<built-in>/{name}"), t.to_string(), false));
     }
@@ -173,34 +263,61 @@ fn a_custom_chip_is_a_first_class_entry() {
     let c = user(GOOD).unwrap_or_else(|e| panic!("{e}"));
     let (chip, system) = c.resolve("acme-x1").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(system.id, "acme-rack");
-    assert_relative_eq!(chip.peak_flops(Precision::Bf16).unwrap_or_else(|e| panic!("{e}")).tera(), 1000.0);
+    assert_relative_eq!(
+        chip.peak_flops(Precision::Bf16)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .tera(),
+        1000.0
+    );
 }
 
 #[test]
 fn unknown_key_names_file_key_and_reason() {
     let msg = problem(&GOOD.replace("name = \"Acme X1\"", "name = \"Acme X1\"\nfrequency = 2"));
-    assert!(msg.contains("my-chips.toml") && msg.contains("chips[0]") && msg.contains("unknown field `frequency`"), "{msg}");
+    assert!(
+        msg.contains("my-chips.toml")
+            && msg.contains("chips[0]")
+            && msg.contains("unknown field `frequency`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_field_names_file_key_and_reason() {
     let msg = problem(&GOOD.replace("calibration_group = \"acme\"\n", ""));
-    assert!(msg.contains("my-chips.toml") && msg.contains("missing field `calibration_group`"), "{msg}");
+    assert!(
+        msg.contains("my-chips.toml") && msg.contains("missing field `calibration_group`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn negative_and_zero_bandwidth_are_rejected() {
     for bad in ["-6", "0"] {
-        let msg = problem(&GOOD.replace("value = 6, unit = \"TB/s\"", &format!("value = {bad}, unit = \"TB/s\"")));
-        assert!(msg.contains("my-chips.toml") && msg.contains("chips[acme-x1].hbm_bandwidth.value") && msg.contains("positive"), "{msg}");
+        let msg = problem(&GOOD.replace(
+            "value = 6, unit = \"TB/s\"",
+            &format!("value = {bad}, unit = \"TB/s\""),
+        ));
+        assert!(
+            msg.contains("my-chips.toml")
+                && msg.contains("chips[acme-x1].hbm_bandwidth.value")
+                && msg.contains("positive"),
+            "{msg}"
+        );
     }
 }
 
 #[test]
 fn duplicate_id_is_rejected_unless_override() {
     let msg = problem(&GOOD.replace("id = \"acme-x1\"", "id = \"trn2\""));
-    assert!(msg.contains("my-chips.toml") && msg.contains("duplicate id") && msg.contains("trn2"), "{msg}");
-    let twice = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[chips]]").unwrap_or(0)..GOOD.find("[[systems]]").unwrap_or(0)]);
+    assert!(
+        msg.contains("my-chips.toml") && msg.contains("duplicate id") && msg.contains("trn2"),
+        "{msg}"
+    );
+    let twice = format!(
+        "{GOOD}\n{}",
+        &GOOD[GOOD.find("[[chips]]").unwrap_or(0)..GOOD.find("[[systems]]").unwrap_or(0)]
+    );
     let msg = problem(&twice);
     assert!(msg.contains("duplicate id"), "{msg}");
 }
@@ -208,16 +325,25 @@ fn duplicate_id_is_rejected_unless_override() {
 #[test]
 fn unparseable_unit_is_rejected() {
     let msg = problem(&GOOD.replace("unit = \"TB/s\"", "unit = \"TB/fortnight\""));
-    assert!(msg.contains("hbm_bandwidth.unit") && msg.contains("cannot parse unit `TB/fortnight`"), "{msg}");
+    assert!(
+        msg.contains("hbm_bandwidth.unit") && msg.contains("cannot parse unit `TB/fortnight`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn undefined_source_and_missing_direction_are_rejected_together() {
     let text = GOOD
-        .replace("source = \"A\", status = \"official\" }\nhbm_capacity", "source = \"B\", status = \"official\" }\nhbm_capacity")
+        .replace(
+            "source = \"A\", status = \"official\" }\nhbm_capacity",
+            "source = \"B\", status = \"official\" }\nhbm_capacity",
+        )
         .replace("direction = \"bidirectional\", ", "");
     let msg = problem(&text);
-    assert!(msg.contains("source key `B`") && msg.contains("direction"), "{msg}");
+    assert!(
+        msg.contains("source key `B`") && msg.contains("direction"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -228,5 +354,11 @@ fn a_user_chip_can_be_derived_from_a_builtin() {
     );
     let c = user(&text).unwrap_or_else(|e| panic!("{e}"));
     let x = c.chip("acme-x1").unwrap_or_else(|e| panic!("{e}"));
-    assert_relative_eq!(x.peak_flops(Precision::Fp8).unwrap_or_else(|e| panic!("{e}")).tera(), 2.0 * 2517.0, max_relative = EXACT);
+    assert_relative_eq!(
+        x.peak_flops(Precision::Fp8)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .tera(),
+        2.0 * 2517.0,
+        max_relative = EXACT
+    );
 }

@@ -5,6 +5,7 @@
 //! - every run: |error| of step time <= `PER_RUN`;
 //! - mean |error| over all runs <= `MEAN_ALL`;
 //! - Korthikanti et al. 2022 (Selene, Table 5): mean <= `KOR22_MEAN`, max <= `KOR22_MAX`.
+//!
 //! These are measured-run tolerances (tier 3 of the house style): published step times differ by
 //! software version and unpublished settings; the calibration has six parameters per chip family.
 
@@ -36,33 +37,64 @@ fn runs() -> Vec<Run> {
 #[test]
 fn every_published_run_is_predicted_within_tolerance() {
     let runs = runs();
-    assert!(runs.len() >= 150, "expected the full validation set, got {}", runs.len());
+    assert!(
+        runs.len() >= 150,
+        "expected the full validation set, got {}",
+        runs.len()
+    );
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let cmp = compare(&runs, &cal);
     let mut worst = Vec::new();
     for c in &cmp {
-        println!("{:45} {:>6} measured {:9.3} s predicted {:9.3} s error {:+6.1}%", c.id, c.chips, c.measured_s, c.predicted_s, 100.0 * c.error);
-        assert!(c.predicted_s.is_finite() && c.predicted_s > 0.0, "{}: prediction {}", c.id, c.predicted_s);
+        println!(
+            "{:45} {:>6} measured {:9.3} s predicted {:9.3} s error {:+6.1}%",
+            c.id,
+            c.chips,
+            c.measured_s,
+            c.predicted_s,
+            100.0 * c.error
+        );
+        assert!(
+            c.predicted_s.is_finite() && c.predicted_s > 0.0,
+            "{}: prediction {}",
+            c.id,
+            c.predicted_s
+        );
         if c.error.abs() > PER_RUN {
             worst.push(format!("{} {:+.1}%", c.id, 100.0 * c.error));
         }
     }
-    assert!(worst.is_empty(), "runs outside ±{:.0}%: {worst:?}", 100.0 * PER_RUN);
+    assert!(
+        worst.is_empty(),
+        "runs outside ±{:.0}%: {worst:?}",
+        100.0 * PER_RUN
+    );
     let mean = cmp.iter().map(|c| c.error.abs()).sum::<f64>() / cmp.len() as f64;
     println!("mean |error| {:.2}% over {} runs", 100.0 * mean, cmp.len());
-    assert!(mean <= MEAN_ALL, "mean |error| {:.2}% > {:.0}%", 100.0 * mean, 100.0 * MEAN_ALL);
+    assert!(
+        mean <= MEAN_ALL,
+        "mean |error| {:.2}% > {:.0}%",
+        100.0 * mean,
+        100.0 * MEAN_ALL
+    );
 }
 
 #[test]
 fn korthikanti_2022_selene_runs_match_closely() {
-    let runs: Vec<Run> = runs().into_iter().filter(|r| r.id.starts_with("KOR22")).collect();
+    let runs: Vec<Run> = runs()
+        .into_iter()
+        .filter(|r| r.id.starts_with("KOR22"))
+        .collect();
     assert_eq!(runs.len(), 8);
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let cmp = compare(&runs, &cal);
     let mean = cmp.iter().map(|c| c.error.abs()).sum::<f64>() / cmp.len() as f64;
     let max = cmp.iter().fold(0.0_f64, |m, c| m.max(c.error.abs()));
     println!("KOR22 mean {:.2}% max {:.2}%", 100.0 * mean, 100.0 * max);
-    assert!(mean <= KOR22_MEAN && max <= KOR22_MAX, "mean {mean:.4} max {max:.4}");
+    assert!(
+        mean <= KOR22_MEAN && max <= KOR22_MAX,
+        "mean {mean:.4} max {max:.4}"
+    );
 }
 
 /// The shipped calibration is what `xpusim calibrate tests/data/validation` produces.
@@ -71,7 +103,10 @@ fn shipped_calibration_regenerates() {
     let runs = runs();
     let shipped = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let fresh = fit(&runs, &shipped.generated_by).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(fresh.groups.keys().collect::<Vec<_>>(), shipped.groups.keys().collect::<Vec<_>>());
+    assert_eq!(
+        fresh.groups.keys().collect::<Vec<_>>(),
+        shipped.groups.keys().collect::<Vec<_>>()
+    );
     for (k, g) in &fresh.groups {
         let s = &shipped.groups[k];
         let (a, b) = (g.efficiency, s.efficiency);
@@ -94,7 +129,12 @@ fn fitted_parameters_are_physical() {
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     for (k, g) in &cal.groups {
         let e = g.efficiency;
-        for (name, v) in [("matmul", e.matmul), ("matmul_low", e.matmul_low), ("memory", e.memory), ("network", e.network)] {
+        for (name, v) in [
+            ("matmul", e.matmul),
+            ("matmul_low", e.matmul_low),
+            ("memory", e.memory),
+            ("network", e.network),
+        ] {
             assert!(v > 0.0 && v <= 1.0, "{k}.{name} = {v}");
         }
         assert!((0.0..=1.0).contains(&e.overlap_exposure), "{k}");

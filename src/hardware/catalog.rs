@@ -2,7 +2,8 @@
 //! (raw file structs, then resolved figures with every problem reported at once).
 
 use super::figure::{
-    bandwidth, flop_rate, memory, power, price, time, FigureFile, Kind, Resolver, Source, TextFigureFile,
+    bandwidth, flop_rate, memory, power, price, time, FigureFile, Kind, Resolver, Source,
+    TextFigureFile,
 };
 use super::{Chip, Cluster, Figure, Link, Precision, Provenance, Status, System};
 use crate::error::{parse_toml, read_file, Error, Problem, Result};
@@ -248,16 +249,26 @@ impl Catalog {
         if file.schema_version != SCHEMA_VERSION {
             problems.push(Problem::new(
                 "schema_version",
-                format!("unsupported version {}, expected {SCHEMA_VERSION}", file.schema_version),
+                format!(
+                    "unsupported version {}, expected {SCHEMA_VERSION}",
+                    file.schema_version
+                ),
             ));
         }
         if !is_kebab(&file.family) {
             problems.push(Problem::new("family", "must be lowercase kebab-case"));
         }
         if !is_user {
-            let stem = name.rsplit('/').next().unwrap_or(name).trim_end_matches(".toml");
+            let stem = name
+                .rsplit('/')
+                .next()
+                .unwrap_or(name)
+                .trim_end_matches(".toml");
             if stem != file.family {
-                problems.push(Problem::new("family", format!("must equal the file stem `{stem}`")));
+                problems.push(Problem::new(
+                    "family",
+                    format!("must equal the file stem `{stem}`"),
+                ));
             }
         }
         let mut sources = file.sources;
@@ -272,7 +283,10 @@ impl Catalog {
                 problems: Vec::new(),
             };
             if !is_kebab(&chip.id) {
-                r.problems.push(Problem::new(format!("{at}.id"), "must be lowercase kebab-case (e.g. `my-chip`)"));
+                r.problems.push(Problem::new(
+                    format!("{at}.id"),
+                    "must be lowercase kebab-case (e.g. `my-chip`)",
+                ));
             }
             let built = build_chip(&chip, &file.family, &file.vendor, &at, &mut r);
             problems.append(&mut r.problems);
@@ -281,7 +295,10 @@ impl Catalog {
         for s in file.systems {
             let at = format!("systems[{}]", s.id);
             if !is_kebab(&s.id) {
-                problems.push(Problem::new(format!("{at}.id"), "must be lowercase kebab-case"));
+                problems.push(Problem::new(
+                    format!("{at}.id"),
+                    "must be lowercase kebab-case",
+                ));
             }
             systems.push(PendingSystem {
                 file: name.to_string(),
@@ -318,7 +335,10 @@ impl Catalog {
                     let source = match sources.get(&d.source) {
                         Some(s) => s.clone(),
                         None => {
-                            problems.push(Problem::new(format!("{key}.source"), format!("source key `{}` is not defined in [sources]", d.source)));
+                            problems.push(Problem::new(
+                                format!("{key}.source"),
+                                format!("source key `{}` is not defined in [sources]", d.source),
+                            ));
                             continue;
                         }
                     };
@@ -336,7 +356,10 @@ impl Catalog {
                     .filter_map(|c| {
                         let s = sources.get(&c.source);
                         if s.is_none() {
-                            problems.push(Problem::new(format!("{at}.claims"), format!("source key `{}` is not defined in [sources]", c.source)));
+                            problems.push(Problem::new(
+                                format!("{at}.claims"),
+                                format!("source key `{}` is not defined in [sources]", c.source),
+                            ));
                         }
                         s.map(|s| super::Claim {
                             text: c.text.clone(),
@@ -367,9 +390,11 @@ impl Catalog {
             let before = pending.len();
             let mut waiting = Vec::new();
             for d in pending {
-                let target_has_pending = |id: &str, field: &str, list: &[PendingDerive], chips: &[Chip]| {
-                    list.iter().any(|o| chips[o.chip].id == id && o.spec.field == field)
-                };
+                let target_has_pending =
+                    |id: &str, field: &str, list: &[PendingDerive], chips: &[Chip]| {
+                        list.iter()
+                            .any(|o| chips[o.chip].id == id && o.spec.field == field)
+                    };
                 let Some(base) = self.chips.iter().position(|c| c.id == d.spec.from) else {
                     errors.entry(d.file.clone()).or_default().push(Problem::new(
                         format!("{}.from", d.at),
@@ -394,7 +419,10 @@ impl Catalog {
                 for d in waiting {
                     errors.entry(d.file.clone()).or_default().push(Problem::new(
                         format!("{}.from", d.at),
-                        format!("`{}.{}` is missing or derived in a cycle", d.spec.from, d.spec.field),
+                        format!(
+                            "`{}.{}` is missing or derived in a cycle",
+                            d.spec.from, d.spec.field
+                        ),
                     ));
                 }
                 break;
@@ -408,10 +436,17 @@ impl Catalog {
     }
 
     /// Apply one derivation. `Ok(false)`: the base figure is not there yet (try again later).
-    fn apply_derive(&mut self, d: &PendingDerive, base: usize) -> std::result::Result<bool, Problem> {
+    fn apply_derive(
+        &mut self,
+        d: &PendingDerive,
+        base: usize,
+    ) -> std::result::Result<bool, Problem> {
         let s = &d.spec;
         if !(s.factor.is_finite() && s.factor > 0.0) {
-            return Err(Problem::new(format!("{}.factor", d.at), format!("must be positive and finite, got {}", s.factor)));
+            return Err(Problem::new(
+                format!("{}.factor", d.at),
+                format!("must be positive and finite, got {}", s.factor),
+            ));
         }
         let prov = |derivation: String| Provenance {
             source: d.source.clone(),
@@ -425,7 +460,9 @@ impl Catalog {
         let desc = format!("{} x {}.{}", s.factor, s.from, s.field);
         macro_rules! scale {
             ($base:expr, $slot:expr) => {{
-                let Some(b) = $base.as_ref() else { return Ok(false) };
+                let Some(b) = $base.as_ref() else {
+                    return Ok(false);
+                };
                 $slot = Some(Figure {
                     value: b.value * s.factor,
                     as_written: desc.clone(),
@@ -436,7 +473,9 @@ impl Catalog {
         }
         macro_rules! scale_link {
             ($base:expr, $slot:expr) => {{
-                let Some(b) = $base.as_ref() else { return Ok(false) };
+                let Some(b) = $base.as_ref() else {
+                    return Ok(false);
+                };
                 $slot = Some(Link {
                     bandwidth: Figure {
                         value: b.bandwidth.value * s.factor,
@@ -498,7 +537,10 @@ impl Catalog {
         };
         let chip = self.chips.iter().find(|c| c.id == s.chip).cloned();
         if chip.is_none() {
-            r.problems.push(Problem::new(format!("{at}.chip"), format!("unknown chip `{}`", s.chip)));
+            r.problems.push(Problem::new(
+                format!("{at}.chip"),
+                format!("unknown chip `{}`", s.chip),
+            ));
         }
         if let Some(prev) = self.origin.get(&s.id) {
             if !(s.replace && self.systems.iter().any(|x| x.id == s.id)) {
@@ -509,21 +551,53 @@ impl Catalog {
             }
         }
         let domain = r.count(&s.domain_chips, &format!("{at}.domain_chips"));
-        let up_override = s.scale_up_bandwidth.as_ref().and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
-        let out_override = s.scale_out_bandwidth.as_ref().and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
-        let up_lat = r.number(&s.scale_up_latency, Kind::Time, &format!("{at}.scale_up_latency")).map(time);
-        let out_lat = r.number(&s.scale_out_latency, Kind::Time, &format!("{at}.scale_out_latency")).map(time);
+        let up_override = s
+            .scale_up_bandwidth
+            .as_ref()
+            .and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
+        let out_override = s
+            .scale_out_bandwidth
+            .as_ref()
+            .and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
+        let up_lat = r
+            .number(
+                &s.scale_up_latency,
+                Kind::Time,
+                &format!("{at}.scale_up_latency"),
+            )
+            .map(time);
+        let out_lat = r
+            .number(
+                &s.scale_out_latency,
+                Kind::Time,
+                &format!("{at}.scale_out_latency"),
+            )
+            .map(time);
         let mut problems = r.problems;
         if let Some(chip) = &chip {
             let up = up_override.or_else(|| chip.scale_up.clone());
             let out = out_override.or_else(|| chip.scale_out.clone());
             if up.is_none() {
-                problems.push(Problem::new(format!("{at}.scale_up_bandwidth"), format!("chip `{}` has no scale-up bandwidth; give one here", chip.id)));
+                problems.push(Problem::new(
+                    format!("{at}.scale_up_bandwidth"),
+                    format!(
+                        "chip `{}` has no scale-up bandwidth; give one here",
+                        chip.id
+                    ),
+                ));
             }
             if out.is_none() {
-                problems.push(Problem::new(format!("{at}.scale_out_bandwidth"), format!("chip `{}` has no scale-out bandwidth; give one here", chip.id)));
+                problems.push(Problem::new(
+                    format!("{at}.scale_out_bandwidth"),
+                    format!(
+                        "chip `{}` has no scale-out bandwidth; give one here",
+                        chip.id
+                    ),
+                ));
             }
-            if let (true, Some(domain), Some(up), Some(out), Some(ul), Some(ol)) = (problems.is_empty(), domain, up, out, up_lat, out_lat) {
+            if let (true, Some(domain), Some(up), Some(out), Some(ul), Some(ol)) =
+                (problems.is_empty(), domain, up, out, up_lat, out_lat)
+            {
                 if s.replace {
                     self.systems.retain(|x| x.id != s.id);
                 }
@@ -543,7 +617,10 @@ impl Catalog {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::Invalid { file: p.file, problems })
+            Err(Error::Invalid {
+                file: p.file,
+                problems,
+            })
         }
     }
 
@@ -567,11 +644,16 @@ impl Catalog {
         let id = id.to_ascii_lowercase();
         self.chips
             .iter()
-            .find(|c| c.id == id || c.aliases.iter().any(|a| *a == id))
+            .find(|c| c.id == id || c.aliases.contains(&id))
             .ok_or_else(|| Error::UnknownId {
                 kind: "chip",
                 id,
-                known: self.chips.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "),
+                known: self
+                    .chips
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -581,11 +663,19 @@ impl Catalog {
     /// [`Error::UnknownId`] listing the known ids.
     pub fn system(&self, id: &str) -> Result<&System> {
         let id = id.to_ascii_lowercase();
-        self.systems.iter().find(|s| s.id == id).ok_or_else(|| Error::UnknownId {
-            kind: "system",
-            id,
-            known: self.systems.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.systems
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::UnknownId {
+                kind: "system",
+                id,
+                known: self
+                    .systems
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Resolve a chip or system id into (chip, system): a chip id picks its default system.
@@ -614,7 +704,12 @@ impl Catalog {
                 .systems
                 .iter()
                 .find(|s| s.chip == chip.id)
-                .ok_or_else(|| Error::input("hardware", format!("chip `{}` has no system in the catalog", chip.id)))?,
+                .ok_or_else(|| {
+                    Error::input(
+                        "hardware",
+                        format!("chip `{}` has no system in the catalog", chip.id),
+                    )
+                })?,
         };
         Ok((chip.clone(), system.clone()))
     }
@@ -629,7 +724,13 @@ impl Catalog {
     }
 }
 
-fn build_chip(c: &ChipFile, family: &str, vendor: &str, at: &str, r: &mut Resolver<'_>) -> Option<Chip> {
+fn build_chip(
+    c: &ChipFile,
+    family: &str,
+    vendor: &str,
+    at: &str,
+    r: &mut Resolver<'_>,
+) -> Option<Chip> {
     let mut peaks: [Option<Figure<crate::units::FlopsPerSecond>>; 5] = Default::default();
     for (p, f) in [
         (Precision::Fp32, &c.peak_fp32),
@@ -639,21 +740,36 @@ fn build_chip(c: &ChipFile, family: &str, vendor: &str, at: &str, r: &mut Resolv
         (Precision::Fp4, &c.peak_fp4),
     ] {
         if let Some(f) = f {
-            peaks[p.index()] = r.number(f, Kind::FlopRate, &format!("{at}.peak_{p}")).map(flop_rate);
+            peaks[p.index()] = r
+                .number(f, Kind::FlopRate, &format!("{at}.peak_{p}"))
+                .map(flop_rate);
         }
     }
     let num = |r: &mut Resolver<'_>, f: &Option<FigureFile>, kind: Kind, key: &str| {
-        f.as_ref().and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
+        f.as_ref()
+            .and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
     };
     let hbm_capacity = num(r, &c.hbm_capacity, Kind::Memory, "hbm_capacity").map(memory);
     let hbm_bandwidth = num(r, &c.hbm_bandwidth, Kind::Bandwidth, "hbm_bandwidth").map(bandwidth);
     let sram = num(r, &c.sram, Kind::Memory, "sram").map(memory);
     let tdp = num(r, &c.tdp, Kind::Power, "tdp").map(power);
     let typical_power = num(r, &c.typical_power, Kind::Power, "typical_power").map(power);
-    let scale_up = c.scale_up_bandwidth.as_ref().and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
-    let scale_out = c.scale_out_bandwidth.as_ref().and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
-    let release = c.release.as_ref().map(|f| r.text(f, &format!("{at}.release")));
-    let process_node = c.process_node.as_ref().map(|f| r.text(f, &format!("{at}.process_node")));
+    let scale_up = c
+        .scale_up_bandwidth
+        .as_ref()
+        .and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
+    let scale_out = c
+        .scale_out_bandwidth
+        .as_ref()
+        .and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
+    let release = c
+        .release
+        .as_ref()
+        .map(|f| r.text(f, &format!("{at}.release")));
+    let process_node = c
+        .process_node
+        .as_ref()
+        .map(|f| r.text(f, &format!("{at}.process_node")));
     let mut prices = Vec::new();
     for (i, p) in c.prices.iter().enumerate() {
         let key = format!("{at}.prices[{i}]");
@@ -667,9 +783,23 @@ fn build_chip(c: &ChipFile, family: &str, vendor: &str, at: &str, r: &mut Resolv
             alternatives: Vec::new(),
             direction: None,
         };
-        const KINDS: [&str; 6] = ["on-demand", "capacity-block", "reserved-1y", "reserved-3y", "spot", "purchase"];
+        const KINDS: [&str; 6] = [
+            "on-demand",
+            "capacity-block",
+            "reserved-1y",
+            "reserved-3y",
+            "spot",
+            "purchase",
+        ];
         if !KINDS.contains(&p.kind.as_str()) {
-            r.problems.push(Problem::new(format!("{key}.kind"), format!("unknown price kind `{}`; expected one of {}", p.kind, KINDS.join(", "))));
+            r.problems.push(Problem::new(
+                format!("{key}.kind"),
+                format!(
+                    "unknown price kind `{}`; expected one of {}",
+                    p.kind,
+                    KINDS.join(", ")
+                ),
+            ));
         }
         if let Some(f) = r.number(&ff, Kind::Price, &key) {
             prices.push(Price {
@@ -707,4 +837,3 @@ fn build_chip(c: &ChipFile, family: &str, vendor: &str, at: &str, r: &mut Resolv
         claims: Vec::new(),
     })
 }
-

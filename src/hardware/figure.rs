@@ -350,10 +350,8 @@ impl Resolver<'_> {
     /// A positive whole count (chips per domain), no unit.
     pub(crate) fn count(&mut self, f: &FigureFile, at: &str) -> Option<Figure<u64>> {
         if f.unit.is_some() {
-            self.problems.push(Problem::new(
-                format!("{at}.unit"),
-                "a count takes no unit",
-            ));
+            self.problems
+                .push(Problem::new(format!("{at}.unit"), "a count takes no unit"));
         }
         let raw = f.value.get();
         let ok = raw.is_finite() && raw >= 1.0 && raw.fract() == 0.0 && raw < 1e15;

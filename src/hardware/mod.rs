@@ -293,14 +293,18 @@ impl Cluster {
 /// [`Error::Input`] when the chip lacks the format or its HBM figures.
 pub fn totals(chip: &Chip, chips: u64, precision: Precision) -> Result<Totals> {
     let n = chips as f64;
-    let hbm = chip
-        .hbm_capacity
-        .as_ref()
-        .ok_or_else(|| Error::input("hardware", format!("chip `{}` has no HBM capacity figure", chip.id)))?;
-    let bw = chip
-        .hbm_bandwidth
-        .as_ref()
-        .ok_or_else(|| Error::input("hardware", format!("chip `{}` has no HBM bandwidth figure", chip.id)))?;
+    let hbm = chip.hbm_capacity.as_ref().ok_or_else(|| {
+        Error::input(
+            "hardware",
+            format!("chip `{}` has no HBM capacity figure", chip.id),
+        )
+    })?;
+    let bw = chip.hbm_bandwidth.as_ref().ok_or_else(|| {
+        Error::input(
+            "hardware",
+            format!("chip `{}` has no HBM bandwidth figure", chip.id),
+        )
+    })?;
     Ok(Totals {
         chips,
         peak: chip.peak_flops(precision)? * n,

@@ -73,11 +73,12 @@ pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
             let outside = 10.0 * t * d / sp_div;
             let inside = 2.0 * t * (2.0 * s.q_width + 2.0 * s.kv_width) / tp
                 + 2.0 * t * s.mlp_width * (s.mlp_matrices + 1.0) / tp;
-            let scores = if s.attention == AttentionKernel::Unfused && l.recompute == Recompute::None {
-                5.0 * s.heads * s.seq * t / tp
-            } else {
-                0.0
-            };
+            let scores =
+                if s.attention == AttentionKernel::Unfused && l.recompute == Recompute::None {
+                    5.0 * s.heads * s.seq * t / tp
+                } else {
+                    0.0
+                };
             outside + inside + scores
         }
     };

@@ -23,7 +23,9 @@
 mod memory;
 mod train;
 
-pub use memory::{MemoryBreakdown, GRADIENT_BYTES, OPTIMIZER_BYTES, RUNTIME_RESERVE_GB, WEIGHT_BYTES};
+pub use memory::{
+    MemoryBreakdown, GRADIENT_BYTES, OPTIMIZER_BYTES, RUNTIME_RESERVE_GB, WEIGHT_BYTES,
+};
 pub use train::{estimate, estimate_with, Estimate, Feasibility};
 
 use crate::error::Result;
@@ -263,14 +265,18 @@ impl Shape {
             tp_overlap: setup.tp_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
-            linear_per_token: avg(dense.attention_linear + dense.mlp, moe.attention_linear + moe.mlp),
+            linear_per_token: avg(
+                dense.attention_linear + dense.mlp,
+                moe.attention_linear + moe.mlp,
+            ),
             core_per_token: dense.attention_core,
             logit_per_token: model.logit_flops_per_token(),
             attention_params: model.attention_params(),
             mlp_params_avg,
             expert_params_avg,
             embedding_params: model.vocab as f64 * model.d_model as f64,
-            model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops() * tokens_per_step,
+            model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops()
+                * tokens_per_step,
             tokens_per_step,
             chips: layout.chips() as f64,
         }
@@ -283,12 +289,14 @@ impl Shape {
 
     /// Transformer-layer parameters held by one chip of the most loaded stage.
     pub(crate) fn layer_params_per_chip(&self) -> f64 {
-        (self.attention_params + self.mlp_params_avg + self.expert_params_avg) / self.layout.tp as f64
+        (self.attention_params + self.mlp_params_avg + self.expert_params_avg)
+            / self.layout.tp as f64
     }
 
     /// All parameters held by one chip of the most loaded stage (layers plus one embedding).
     pub(crate) fn params_per_chip(&self) -> f64 {
-        self.layer_params_per_chip() * self.layers_per_stage + self.embedding_params / self.layout.tp as f64
+        self.layer_params_per_chip() * self.layers_per_stage
+            + self.embedding_params / self.layout.tp as f64
     }
 }
 
@@ -424,8 +432,15 @@ impl StepTerms {
     /// The linear form of the step time at θ (chooses which overlap regime applies at θ).
     #[must_use]
     pub fn linear_at(&self, theta: &[f64; PARAMS]) -> Terms {
-        let base = self.matmul + self.memory + self.kernels + self.tp.total() + self.cp.total()
-            + self.ep.total() + self.pp.total() + self.bubble + self.optimizer;
+        let base = self.matmul
+            + self.memory
+            + self.kernels
+            + self.tp.total()
+            + self.cp.total()
+            + self.ep.total()
+            + self.pp.total()
+            + self.bubble
+            + self.optimizer;
         base + self.dp_exposed(theta).1
     }
 
@@ -509,8 +524,15 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     let act_bytes = 2.0 * t * s.mlp_width * (s.mlp_matrices + 1.0) / tp;
     let norm_bytes = 22.0 * t * d / sp_div;
     let route_bytes = 8.0 * t * d * s.moe_active * s.moe_fraction / tp;
-    let score_bytes = if flash { 0.0 } else { 9.0 * t * s.seq * s.heads / tp };
-    let mem_fwd = Terms::one(MEM, (act_bytes + norm_bytes + route_bytes + score_bytes) / bw);
+    let score_bytes = if flash {
+        0.0
+    } else {
+        9.0 * t * s.seq * s.heads / tp
+    };
+    let mem_fwd = Terms::one(
+        MEM,
+        (act_bytes + norm_bytes + route_bytes + score_bytes) / bw,
+    );
     let kern_fwd = 12.0 + if flash { 0.0 } else { 4.0 } + 6.0 * s.moe_fraction;
     let kern = |n: f64| Terms::one(KERN, n * 1e-6);
 
@@ -530,18 +552,43 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         ..m.fabric
     };
     let act = Bytes::new(2.0 * t * d);
-    let tp_group = Group { size: l.tp as u64, stride: 1 };
+    let tp_group = Group {
+        size: l.tp as u64,
+        stride: 1,
+    };
     let tp_param = if s.tp_overlap { OVL } else { NET };
-    let tp_count = 4.0 + if l.recompute == Recompute::Full { 2.0 } else { 0.0 };
-    let tp_layer = Comm::new(fab.time(Collective::AllReduce, act, tp_group), tp_param).scaled(tp_count);
-    let cp_group = Group { size: l.cp as u64, stride: l.tp as u64 };
+    let tp_count = 4.0
+        + if l.recompute == Recompute::Full {
+            2.0
+        } else {
+            0.0
+        };
+    let tp_layer =
+        Comm::new(fab.time(Collective::AllReduce, act, tp_group), tp_param).scaled(tp_count);
+    let cp_group = Group {
+        size: l.cp as u64,
+        stride: l.tp as u64,
+    };
     let kv_full = Bytes::new(2.0 * 2.0 * t * l.cp as f64 * s.kv_width / tp);
     let cp_layer = Comm::new(fab.time(Collective::AllGather, kv_full, cp_group), OVL).scaled(3.0);
-    let ep_stride = if l.dp % l.ep == 0 { l.tp as u64 * l.cp as u64 } else { 1 };
-    let ep_group = Group { size: l.ep as u64, stride: ep_stride };
+    let ep_stride = if l.dp % l.ep == 0 {
+        l.tp as u64 * l.cp as u64
+    } else {
+        1
+    };
+    let ep_group = Group {
+        size: l.ep as u64,
+        stride: ep_stride,
+    };
     let a2a = Bytes::new(2.0 * t * d * s.moe_active / sp_div);
-    let ep_count = 4.0 + if l.recompute == Recompute::Full { 2.0 } else { 0.0 };
-    let ep_layer = Comm::new(fab.time(Collective::AllToAll, a2a, ep_group), NET).scaled(ep_count * s.moe_fraction);
+    let ep_count = 4.0
+        + if l.recompute == Recompute::Full {
+            2.0
+        } else {
+            0.0
+        };
+    let ep_layer = Comm::new(fab.time(Collective::AllToAll, a2a, ep_group), NET)
+        .scaled(ep_count * s.moe_fraction);
 
     // --- one micro-batch on the slowest stage ---
     let ls = s.layers_per_stage;
@@ -555,8 +602,18 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     let pp_stride = l.tp as u64 * l.cp as u64 * l.dp as u64;
     let pp_bytes = Bytes::new(2.0 * t * d / tp);
     let pp_mb = if l.pp > 1 {
-        Comm::new(fab.time(Collective::PointToPoint, pp_bytes, Group { size: 2, stride: pp_stride }), OVL)
-            .scaled(2.0 * l.virtual_stages as f64)
+        Comm::new(
+            fab.time(
+                Collective::PointToPoint,
+                pp_bytes,
+                Group {
+                    size: 2,
+                    stride: pp_stride,
+                },
+            ),
+            OVL,
+        )
+        .scaled(2.0 * l.virtual_stages as f64)
     } else {
         Comm::default()
     };
@@ -586,11 +643,24 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         (per.scaled(mb), (stage_compute + logits) * mb)
     } else {
         let ar = Comm::new(fab.time(Collective::AllReduce, grad, dp_group), NET);
-        let w = (bwd_compute * ls) + if l.zero >= 1 { fwd_compute * ls } else { Terms::default() };
+        let w = (bwd_compute * ls)
+            + if l.zero >= 1 {
+                fwd_compute * ls
+            } else {
+                Terms::default()
+            };
         (ar, w)
     };
-    let window = if s.dp_overlap { window } else { Terms::default() };
-    let shard = if l.zero >= 1 { (l.dp * l.cp) as f64 } else { 1.0 };
+    let window = if s.dp_overlap {
+        window
+    } else {
+        Terms::default()
+    };
+    let shard = if l.zero >= 1 {
+        (l.dp * l.cp) as f64
+    } else {
+        1.0
+    };
     let optimizer = Terms::one(MEM, params / shard * 30.0 / bw) + kern(20.0);
 
     let matmul = ((bwd_matmul + mm_lin + mm_core) * ls + re_matmul * ls + logit_mm) * mb;
@@ -616,10 +686,18 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
 impl StepTerms {
     fn check(self, t_max: Terms, mb: f64) -> Self {
         debug_assert!({
-            let sum = self.matmul + self.memory + self.kernels + self.tp.total() + self.cp.total()
-                + self.ep.total() + self.pp.total();
+            let sum = self.matmul
+                + self.memory
+                + self.kernels
+                + self.tp.total()
+                + self.cp.total()
+                + self.ep.total()
+                + self.pp.total();
             let want = t_max * mb;
-            sum.0.iter().zip(want.0).all(|(a, b)| (a - b).abs() <= 1e-9 * b.abs().max(1e-30))
+            sum.0
+                .iter()
+                .zip(want.0)
+                .all(|(a, b)| (a - b).abs() <= 1e-9 * b.abs().max(1e-30))
         });
         self
     }
@@ -680,7 +758,10 @@ pub fn evaluate(shape: &Shape, machine: &Machine) -> Evaluation {
     let extra = match (l.recompute, shape.attention) {
         (Recompute::Full, _) => 1.0 / 3.0,
         (Recompute::Selective, AttentionKernel::Unfused) => {
-            shape.core_per_token * shape.layers / (3.0 * (shape.layers * (shape.linear_per_token + shape.core_per_token) + shape.logit_per_token))
+            shape.core_per_token * shape.layers
+                / (3.0
+                    * (shape.layers * (shape.linear_per_token + shape.core_per_token)
+                        + shape.logit_per_token))
         }
         _ => 0.0,
     };
@@ -713,10 +794,17 @@ impl Evaluation {
             (Bound::ScaleOutNetwork, b.scale_out_comm),
             (Bound::Bubble, b.bubble),
         ];
-        let (bound_by, worst) = candidates
-            .iter()
-            .copied()
-            .fold((Bound::Compute, Seconds::ZERO), |acc, c| if c.1 > acc.1 { c } else { acc });
+        let (bound_by, worst) =
+            candidates
+                .iter()
+                .copied()
+                .fold((Bound::Compute, Seconds::ZERO), |acc, c| {
+                    if c.1 > acc.1 {
+                        c
+                    } else {
+                        acc
+                    }
+                });
         Prediction {
             breakdown: b,
             memory: self.memory,

@@ -1,6 +1,8 @@
 //! A whole training run: one configuration evaluated and turned into time to train.
 
-use super::{evaluate, Bound, Efficiency, Machine, MemoryBreakdown, Prediction, Shape, StepBreakdown};
+use super::{
+    evaluate, Bound, Efficiency, Machine, MemoryBreakdown, Prediction, Shape, StepBreakdown,
+};
 use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::hardware::Cluster;

@@ -135,7 +135,10 @@ impl LayerFlops {
 
 fn positive(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
     if v <= 0 {
-        problems.push(Problem::new(format!("{at}.{key}"), format!("must be a positive whole number, got {v}")));
+        problems.push(Problem::new(
+            format!("{at}.{key}"),
+            format!("must be a positive whole number, got {v}"),
+        ));
         1
     } else {
         v as u64
@@ -154,13 +157,21 @@ impl Model {
             Some(h) => positive(&mut p, at, "head_dim", h),
             None => {
                 if d_model % heads != 0 {
-                    p.push(Problem::new(format!("{at}.head_dim"), format!("d_model {d_model} is not a multiple of heads {heads}; give head_dim")));
+                    p.push(Problem::new(
+                        format!("{at}.head_dim"),
+                        format!(
+                            "d_model {d_model} is not a multiple of heads {heads}; give head_dim"
+                        ),
+                    ));
                 }
                 (d_model / heads).max(1)
             }
         };
         if heads % kv_heads != 0 {
-            p.push(Problem::new(format!("{at}.kv_heads"), format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads})")));
+            p.push(Problem::new(
+                format!("{at}.kv_heads"),
+                format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads})"),
+            ));
         }
         let ffn = positive(&mut p, at, "ffn", f.ffn);
         let vocab = positive(&mut p, at, "vocab", f.vocab);
@@ -170,13 +181,19 @@ impl Model {
             let experts = positive(&mut p, &at, "experts", m.experts);
             let active = positive(&mut p, &at, "active", m.active);
             if active > experts {
-                p.push(Problem::new(format!("{at}.active"), format!("{active} active experts exceed the {experts} experts")));
+                p.push(Problem::new(
+                    format!("{at}.active"),
+                    format!("{active} active experts exceed the {experts} experts"),
+                ));
             }
             if m.shared < 0 {
                 p.push(Problem::new(format!("{at}.shared"), "must be >= 0"));
             }
             if m.dense_layers < 0 || m.dense_layers as u64 > layers {
-                p.push(Problem::new(format!("{at}.dense_layers"), format!("must be between 0 and layers ({layers})")));
+                p.push(Problem::new(
+                    format!("{at}.dense_layers"),
+                    format!("must be between 0 and layers ({layers})"),
+                ));
             }
             Moe {
                 experts: experts.min(u32::MAX as u64) as u32,
@@ -187,7 +204,10 @@ impl Model {
             }
         });
         if !is_id(&f.id) {
-            p.push(Problem::new(format!("{at}.id"), "must be lowercase kebab-case"));
+            p.push(Problem::new(
+                format!("{at}.id"),
+                "must be lowercase kebab-case",
+            ));
         }
         for (key, v) in [("layers", layers), ("heads", heads), ("kv_heads", kv_heads)] {
             if v > u32::MAX as u64 {
@@ -225,7 +245,9 @@ impl Model {
     /// Layers whose MLP is a mixture of experts.
     #[must_use]
     pub fn moe_layers(&self) -> u32 {
-        self.moe.as_ref().map_or(0, |m| self.layers - m.dense_layers)
+        self.moe
+            .as_ref()
+            .map_or(0, |m| self.layers - m.dense_layers)
     }
 
     /// Parameters of one layer's attention block (projections; norms ignored).
@@ -244,9 +266,9 @@ impl Model {
     /// Parameters of one expert.
     #[must_use]
     pub fn expert_params(&self) -> f64 {
-        self.moe
-            .as_ref()
-            .map_or(0.0, |m| self.mlp.matrices() * self.d_model as f64 * m.expert_ffn as f64)
+        self.moe.as_ref().map_or(0.0, |m| {
+            self.mlp.matrices() * self.d_model as f64 * m.expert_ffn as f64
+        })
     }
 
     /// Embedding parameters (input and, unless tied, output).
@@ -270,7 +292,10 @@ impl Model {
             .moe
             .as_ref()
             .map_or((0.0, 0.0), |m| (m.experts as f64, m.shared as f64));
-        let router = self.moe.as_ref().map_or(0.0, |m| m.experts as f64 * self.d_model as f64);
+        let router = self
+            .moe
+            .as_ref()
+            .map_or(0.0, |m| m.experts as f64 * self.d_model as f64);
         l * self.attention_params()
             + dense_l * self.dense_mlp_params()
             + moe_l * ((experts + shared) * self.expert_params() + router)
@@ -299,7 +324,8 @@ impl Model {
     #[must_use]
     pub fn layer_flops_per_token(&self, seq: u64, moe_layer: bool) -> LayerFlops {
         let d = self.d_model as f64;
-        let attention_linear = 2.0 * (d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d);
+        let attention_linear =
+            2.0 * (d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d);
         let attention_core = 2.0 * 2.0 * seq as f64 * self.q_width();
         let mlp = match (&self.moe, moe_layer) {
             (Some(m), true) => {
@@ -345,7 +371,10 @@ impl Model {
 }
 
 fn is_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,7 +419,10 @@ pub(crate) fn validate_models(file: &str, models: Vec<ModelFile>) -> Result<Vec<
     for m in models {
         let at = format!("models[{}]", m.id);
         if out.iter().any(|o: &Model| o.id == m.id) {
-            problems.push(Problem::new(format!("{at}.id"), format!("duplicate model id `{}`", m.id)));
+            problems.push(Problem::new(
+                format!("{at}.id"),
+                format!("duplicate model id `{}`", m.id),
+            ));
         }
         match Model::from_file(m, &at) {
             Ok(m) => out.push(m),
@@ -420,14 +452,20 @@ pub fn presets() -> Result<Vec<Model>> {
         if f.family != stem || f.schema_version != 1 {
             return Err(Error::Invalid {
                 file,
-                problems: vec![Problem::new("family", format!("must equal `{stem}` with schema_version 1"))],
+                problems: vec![Problem::new(
+                    "family",
+                    format!("must equal `{stem}` with schema_version 1"),
+                )],
             });
         }
         for m in validate_models(&file, f.models)? {
             if all.iter().any(|o| o.id == m.id) {
                 return Err(Error::Invalid {
                     file,
-                    problems: vec![Problem::new(format!("models[{}].id", m.id), "duplicate preset id")],
+                    problems: vec![Problem::new(
+                        format!("models[{}].id", m.id),
+                        "duplicate preset id",
+                    )],
                 });
             }
             all.push(m);
@@ -442,12 +480,18 @@ pub fn presets() -> Result<Vec<Model>> {
 /// [`Error::UnknownId`] listing the presets.
 pub fn preset(id: &str) -> Result<Model> {
     let all = presets()?;
-    let known = all.iter().map(|m| m.id.clone()).collect::<Vec<_>>().join(", ");
-    all.into_iter().find(|m| m.id == id).ok_or(Error::UnknownId {
-        kind: "model",
-        id: id.to_string(),
-        known,
-    })
+    let known = all
+        .iter()
+        .map(|m| m.id.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    all.into_iter()
+        .find(|m| m.id == id)
+        .ok_or(Error::UnknownId {
+            kind: "model",
+            id: id.to_string(),
+            known,
+        })
 }
 
 #[cfg(test)]
@@ -471,9 +515,12 @@ mod tests {
         let (s, d, f) = (2048.0, m.d_model as f64, m.ffn as f64);
         // (rows, inner, cols) of each forward matmul for one token, plus QK^T and AV per head.
         let matmuls: Vec<(f64, f64, f64)> = vec![
-            (1.0, d, d), (1.0, d, d), (1.0, d, d), // Q, K, V
-            (1.0, d, d),                           // output projection
-            (1.0, d, f), (1.0, f, d),              // MLP
+            (1.0, d, d),
+            (1.0, d, d),
+            (1.0, d, d), // Q, K, V
+            (1.0, d, d), // output projection
+            (1.0, d, f),
+            (1.0, f, d), // MLP
         ];
         let linear: f64 = matmuls.iter().map(|(a, b, c)| 2.0 * a * b * c).sum();
         let core = m.heads as f64 * 2.0 * (2.0 * s * m.head_dim as f64);

@@ -51,10 +51,16 @@ impl TrainingSetup {
             return Err(Error::input("seq_len", "must be at least 1 token"));
         }
         if !(tokens.is_finite() && tokens > 0.0) {
-            return Err(Error::input("tokens", format!("must be a positive number of tokens, got {tokens}")));
+            return Err(Error::input(
+                "tokens",
+                format!("must be a positive number of tokens, got {tokens}"),
+            ));
         }
         if precision == Precision::Fp32 || precision == Precision::Tf32 {
-            return Err(Error::input("precision", "training precision must be bf16, fp8 or fp4"));
+            return Err(Error::input(
+                "precision",
+                "training precision must be bf16, fp8 or fp4",
+            ));
         }
         Ok(Self {
             global_batch,

@@ -14,7 +14,11 @@ use xpusim::validation::{compare, load_runs};
 use xpusim::workload::{parse_models, preset, presets, AttentionKernel, TrainingSetup};
 
 #[derive(Parser)]
-#[command(name = "xpusim", version, about = "Simulate the time, cost and energy of training large models on accelerator clusters")]
+#[command(
+    name = "xpusim",
+    version,
+    about = "Simulate the time, cost and energy of training large models on accelerator clusters"
+)]
 struct Cli {
     /// Extra catalog files (chips and systems) to add to the built-in catalog.
     #[arg(long, global = true)]
@@ -37,7 +41,7 @@ enum Command {
         format: String,
     },
     /// Estimate one training run.
-    Estimate(EstimateArgs),
+    Estimate(Box<EstimateArgs>),
     /// Run a scenario file.
     Run {
         /// The scenario TOML file.
@@ -177,14 +181,15 @@ fn run() -> Result<()> {
             HardwareCommand::Show { id, format } => hardware_show(&catalog, &id, &format),
         },
         Command::Models { format } => models(&format),
-        Command::Estimate(a) => estimate(&catalog, a),
+        Command::Estimate(a) => estimate(&catalog, *a),
         Command::Run {
             scenario,
             format,
             output,
             calibration,
         } => {
-            let text = std::fs::read_to_string(&scenario).with_context(|| format!("reading {}", scenario.display()))?;
+            let text = std::fs::read_to_string(&scenario)
+                .with_context(|| format!("reading {}", scenario.display()))?;
             let s = Scenario::parse(&scenario.display().to_string(), &text, &catalog)?;
             let cal = load_calibration(calibration.as_deref())?;
             let format = Format::parse(&format)?;
@@ -235,8 +240,19 @@ fn run() -> Result<()> {
                     format!("{:.1}%", 100.0 * g.max_relative_error),
                 ]);
             }
-            let head = ["fit", "runs", "matmul", "matmul_low", "memory", "kernel_us", "network", "overlap_exp", "rms err", "max err"]
-                .map(String::from);
+            let head = [
+                "fit",
+                "runs",
+                "matmul",
+                "matmul_low",
+                "memory",
+                "kernel_us",
+                "network",
+                "overlap_exp",
+                "rms err",
+                "max err",
+            ]
+            .map(String::from);
             print!("{}", report::table(&head, &body, false));
             println!("wrote {}", output.display());
             Ok(())
@@ -246,7 +262,11 @@ fn run() -> Result<()> {
             calibration,
             format,
         } => {
-            let runs = if runs.is_empty() { vec![PathBuf::from("tests/data/validation")] } else { runs };
+            let runs = if runs.is_empty() {
+                vec![PathBuf::from("tests/data/validation")]
+            } else {
+                runs
+            };
             let runs = load_runs(&expand(&runs)?, &catalog)?;
             let cal = load_calibration(calibration.as_deref())?;
             let cmp = compare(&runs, &cal);
@@ -274,7 +294,16 @@ fn run() -> Result<()> {
                     ]
                 })
                 .collect();
-            let head = ["run", "chip", "chips", "published", "measured s/step", "predicted s/step", "error"].map(String::from);
+            let head = [
+                "run",
+                "chip",
+                "chips",
+                "published",
+                "measured s/step",
+                "predicted s/step",
+                "error",
+            ]
+            .map(String::from);
             print!("{}", report::table(&head, &body, markdown));
             let summary = summarise(&runs, &cmp);
             println!();
@@ -287,7 +316,9 @@ fn run() -> Result<()> {
 fn summarise(runs: &[xpusim::validation::Run], cmp: &[xpusim::validation::Comparison]) -> String {
     let mut sets: Vec<(String, Vec<f64>)> = Vec::new();
     for (r, c) in runs.iter().zip(cmp) {
-        let key = Path::new(&r.file).file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let key = Path::new(&r.file)
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         match sets.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(c.error.abs()),
             None => sets.push((key, vec![c.error.abs()])),
@@ -299,10 +330,19 @@ fn summarise(runs: &[xpusim::validation::Run], cmp: &[xpusim::validation::Compar
         .map(|(k, v)| {
             let mean = v.iter().sum::<f64>() / v.len() as f64;
             let max = v.iter().fold(0.0_f64, |m, x| m.max(*x));
-            [k.clone(), v.len().to_string(), format!("{:.1}%", 100.0 * mean), format!("{:.1}%", 100.0 * max)]
+            [
+                k.clone(),
+                v.len().to_string(),
+                format!("{:.1}%", 100.0 * mean),
+                format!("{:.1}%", 100.0 * max),
+            ]
         })
         .collect();
-    report::table(&["set", "runs", "mean |error|", "max |error|"].map(String::from), &body, true)
+    report::table(
+        &["set", "runs", "mean |error|", "max |error|"].map(String::from),
+        &body,
+        true,
+    )
 }
 
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -345,7 +385,8 @@ fn emit(text: &str, output: Option<&Path>) -> Result<()> {
 }
 
 fn fig<T>(f: &Option<Figure<T>>) -> String {
-    f.as_ref().map_or_else(|| "n/p".to_string(), |f| f.as_written.clone())
+    f.as_ref()
+        .map_or_else(|| "n/p".to_string(), |f| f.as_written.clone())
 }
 
 fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
@@ -369,21 +410,37 @@ fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
                 .chips()
                 .iter()
                 .map(|c| {
-                    let tf = |p| c.peak(p).map_or_else(|| "n/a".into(), |f| format!("{:.0}", f.value.tera()));
+                    let tf = |p| {
+                        c.peak(p)
+                            .map_or_else(|| "n/a".into(), |f| format!("{:.0}", f.value.tera()))
+                    };
                     [
                         c.id.clone(),
                         c.name.clone(),
                         tf(Precision::Bf16),
                         tf(Precision::Fp8),
                         tf(Precision::Fp4),
-                        c.hbm_capacity.as_ref().map_or_else(|| "n/p".into(), |f| f.as_written.clone()),
+                        c.hbm_capacity
+                            .as_ref()
+                            .map_or_else(|| "n/p".into(), |f| f.as_written.clone()),
                         fig(&c.hbm_bandwidth),
                         fig(&c.tdp),
                         c.default_system.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            let head = ["id", "name", "BF16 TF", "FP8 TF", "FP4 TF", "HBM", "HBM BW", "power", "default system"].map(String::from);
+            let head = [
+                "id",
+                "name",
+                "BF16 TF",
+                "FP8 TF",
+                "FP4 TF",
+                "HBM",
+                "HBM BW",
+                "power",
+                "default system",
+            ]
+            .map(String::from);
             print!("{}", report::table(&head, &body, false));
             println!();
             let body: Vec<[String; 5]> = catalog
@@ -399,7 +456,14 @@ fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
                     ]
                 })
                 .collect();
-            let head = ["system", "chip", "chips/domain", "scale-up/chip/dir", "scale-out/chip/dir"].map(String::from);
+            let head = [
+                "system",
+                "chip",
+                "chips/domain",
+                "scale-up/chip/dir",
+                "scale-out/chip/dir",
+            ]
+            .map(String::from);
             print!("{}", report::table(&head, &body, false));
         }
         other => bail!("unknown format `{other}`; expected table or json"),
@@ -413,7 +477,11 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
     let domain = system.domain_chips.value;
     let totals: Vec<(Precision, xpusim::hardware::Totals)> = Precision::ALL
         .iter()
-        .filter_map(|p| xpusim::hardware::totals(&chip, domain, *p).ok().map(|t| (*p, t)))
+        .filter_map(|p| {
+            xpusim::hardware::totals(&chip, domain, *p)
+                .ok()
+                .map(|t| (*p, t))
+        })
         .collect();
     match format {
         "json" => {
@@ -434,7 +502,10 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         "table" => {
-            println!("{} — {} (family {}, vendor {})", chip.id, chip.name, chip.family, chip.vendor);
+            println!(
+                "{} — {} (family {}, vendor {})",
+                chip.id, chip.name, chip.family, chip.vendor
+            );
             if !chip.aliases.is_empty() {
                 println!("aliases: {}", chip.aliases.join(", "));
             }
@@ -456,19 +527,76 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
             };
             for p in Precision::ALL {
                 if let Some(f) = chip.peak(p) {
-                    add(format!("peak {p} (dense)"), Some((&format!("{:.1} TFLOP/s", f.value.tera()), &f.provenance)));
+                    add(
+                        format!("peak {p} (dense)"),
+                        Some((&format!("{:.1} TFLOP/s", f.value.tera()), &f.provenance)),
+                    );
                 }
             }
             let pairs: [(&str, Option<(String, &xpusim::hardware::Provenance)>); 9] = [
-                ("HBM capacity", chip.hbm_capacity.as_ref().map(|f| (format!("{:.1} GB ({:.1} GiB)", f.value.gb(), f.value.gib()), &f.provenance))),
-                ("HBM bandwidth", chip.hbm_bandwidth.as_ref().map(|f| (format!("{:.0} GB/s", f.value.gb_per_s()), &f.provenance))),
-                ("on-chip SRAM", chip.sram.as_ref().map(|f| (format!("{:.0} MB", f.value.bytes() / 1e6), &f.provenance))),
-                ("scale-up link", chip.scale_up.as_ref().map(|l| (format!("{} ({:?})", l.bandwidth.as_written, l.direction), &l.bandwidth.provenance))),
-                ("scale-out link", chip.scale_out.as_ref().map(|l| (format!("{} ({:?})", l.bandwidth.as_written, l.direction), &l.bandwidth.provenance))),
-                ("TDP", chip.tdp.as_ref().map(|f| (format!("{:.0} W", f.value.watts()), &f.provenance))),
-                ("typical power", chip.typical_power.as_ref().map(|f| (format!("{:.0} W", f.value.watts()), &f.provenance))),
-                ("process", chip.process_node.as_ref().map(|f| (f.value.clone(), &f.provenance))),
-                ("release", chip.release.as_ref().map(|f| (f.value.clone(), &f.provenance))),
+                (
+                    "HBM capacity",
+                    chip.hbm_capacity.as_ref().map(|f| {
+                        (
+                            format!("{:.1} GB ({:.1} GiB)", f.value.gb(), f.value.gib()),
+                            &f.provenance,
+                        )
+                    }),
+                ),
+                (
+                    "HBM bandwidth",
+                    chip.hbm_bandwidth
+                        .as_ref()
+                        .map(|f| (format!("{:.0} GB/s", f.value.gb_per_s()), &f.provenance)),
+                ),
+                (
+                    "on-chip SRAM",
+                    chip.sram
+                        .as_ref()
+                        .map(|f| (format!("{:.0} MB", f.value.bytes() / 1e6), &f.provenance)),
+                ),
+                (
+                    "scale-up link",
+                    chip.scale_up.as_ref().map(|l| {
+                        (
+                            format!("{} ({:?})", l.bandwidth.as_written, l.direction),
+                            &l.bandwidth.provenance,
+                        )
+                    }),
+                ),
+                (
+                    "scale-out link",
+                    chip.scale_out.as_ref().map(|l| {
+                        (
+                            format!("{} ({:?})", l.bandwidth.as_written, l.direction),
+                            &l.bandwidth.provenance,
+                        )
+                    }),
+                ),
+                (
+                    "TDP",
+                    chip.tdp
+                        .as_ref()
+                        .map(|f| (format!("{:.0} W", f.value.watts()), &f.provenance)),
+                ),
+                (
+                    "typical power",
+                    chip.typical_power
+                        .as_ref()
+                        .map(|f| (format!("{:.0} W", f.value.watts()), &f.provenance)),
+                ),
+                (
+                    "process",
+                    chip.process_node
+                        .as_ref()
+                        .map(|f| (f.value.clone(), &f.provenance)),
+                ),
+                (
+                    "release",
+                    chip.release
+                        .as_ref()
+                        .map(|f| (f.value.clone(), &f.provenance)),
+                ),
             ];
             for (name, v) in &pairs {
                 add(name.to_string(), v.as_ref().map(|(s, p)| (s.as_str(), *p)));
@@ -476,17 +604,40 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
             for pr in &chip.prices {
                 add(
                     format!("price {} ({})", pr.kind, pr.date),
-                    Some((&format!("${:.3}/chip-hour {}", pr.per_chip_hour.usd_per_chip_hour(), pr.instance.clone().unwrap_or_default()), &pr.provenance)),
+                    Some((
+                        &format!(
+                            "${:.3}/chip-hour {}",
+                            pr.per_chip_hour.usd_per_chip_hour(),
+                            pr.instance.clone().unwrap_or_default()
+                        ),
+                        &pr.provenance,
+                    )),
                 );
             }
-            print!("{}", report::table(&["figure", "value", "status", "source"].map(String::from), &body, false));
+            print!(
+                "{}",
+                report::table(
+                    &["figure", "value", "status", "source"].map(String::from),
+                    &body,
+                    false
+                )
+            );
             if !chip.claims.is_empty() {
                 println!("\nclaims:");
                 for c in &chip.claims {
-                    println!("  \"{}\" [{} {}] -> {}", c.text, c.source.key, c.status.as_str(), c.reading);
+                    println!(
+                        "  \"{}\" [{} {}] -> {}",
+                        c.text,
+                        c.source.key,
+                        c.status.as_str(),
+                        c.reading
+                    );
                 }
             }
-            println!("\nsystem {} ({}): {} chips per scale-up domain [{}]", system.id, system.name, domain, system.domain_chips.provenance.source.key);
+            println!(
+                "\nsystem {} ({}): {} chips per scale-up domain [{}]",
+                system.id, system.name, domain, system.domain_chips.provenance.source.key
+            );
             for (p, t) in &totals {
                 println!(
                     "  domain total {p}: {:.1} PFLOP/s, HBM {:.1} TB, {:.1} TB/s{} (derived: {} x per-chip)",
@@ -519,11 +670,24 @@ fn models(format: &str) -> Result<()> {
                         m.d_model.to_string(),
                         format!("{}/{}", m.heads, m.kv_heads),
                         m.seq_len.to_string(),
-                        m.moe.as_ref().map_or_else(|| "dense".into(), |x| format!("MoE {}x top-{}", x.experts, x.active)),
+                        m.moe.as_ref().map_or_else(
+                            || "dense".into(),
+                            |x| format!("MoE {}x top-{}", x.experts, x.active),
+                        ),
                     ]
                 })
                 .collect();
-            let head = ["id", "params", "active", "layers", "d_model", "heads q/kv", "seq", "kind"].map(String::from);
+            let head = [
+                "id",
+                "params",
+                "active",
+                "layers",
+                "d_model",
+                "heads q/kv",
+                "seq",
+                "kind",
+            ]
+            .map(String::from);
             print!("{}", report::table(&head, &body, false));
         }
         other => bail!("unknown format `{other}`; expected table or json"),
@@ -533,10 +697,15 @@ fn models(format: &str) -> Result<()> {
 
 fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
     let model = if Path::new(&a.model).is_file() || a.model.ends_with(".toml") {
-        let text = std::fs::read_to_string(&a.model).with_context(|| format!("reading model file {}", a.model))?;
+        let text = std::fs::read_to_string(&a.model)
+            .with_context(|| format!("reading model file {}", a.model))?;
         let mut v = parse_models(&a.model, &text)?;
         if v.len() != 1 {
-            bail!("{}: define exactly one [[models]] entry, found {}", a.model, v.len());
+            bail!(
+                "{}: define exactly one [[models]] entry, found {}",
+                a.model,
+                v.len()
+            );
         }
         v.remove(0)
     } else {
@@ -553,7 +722,12 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
         cluster = cluster.with_domain_chips(d)?;
     }
     let precision = Precision::parse(&a.precision)?;
-    let mut setup = TrainingSetup::new(a.global_batch, a.seq_len.unwrap_or(model.seq_len), a.tokens, precision)?;
+    let mut setup = TrainingSetup::new(
+        a.global_batch,
+        a.seq_len.unwrap_or(model.seq_len),
+        a.tokens,
+        precision,
+    )?;
     setup.attention = match a.attention.as_str() {
         "flash" => AttentionKernel::Flash,
         "unfused" => AttentionKernel::Unfused,
@@ -606,8 +780,16 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             row.chips,
             row.chip,
             row.system,
-            if request.is_some() { "given" } else { "searched" },
-            if request.is_some() { String::new() } else { " (fastest that fits)".into() }
+            if request.is_some() {
+                "given"
+            } else {
+                "searched"
+            },
+            if request.is_some() {
+                String::new()
+            } else {
+                " (fastest that fits)".into()
+            }
         );
         println!(
             "FLOPs per token: {:.4e} exact, {:.4e} by 6N ({:+.1}%)",
@@ -620,8 +802,16 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             "  exposed comm: TP {:.4}  CP {:.4}  EP {:.4}  PP {:.4}  DP {:.4}  (scale-up {:.4}, scale-out {:.4})",
             b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s
         );
-        println!("  bubble {:.4}  optimizer {:.4}  total {:.4}", b.bubble_s, b.optimizer_s, row.step_time_s);
-        println!("bound by {} ({:.0}% of the step); calibration: {}", row.bound_by, 100.0 * row.bound_share, row.calibration);
+        println!(
+            "  bubble {:.4}  optimizer {:.4}  total {:.4}",
+            b.bubble_s, b.optimizer_s, row.step_time_s
+        );
+        println!(
+            "bound by {} ({:.0}% of the step); calibration: {}",
+            row.bound_by,
+            100.0 * row.bound_share,
+            row.calibration
+        );
         let m = e.memory();
         println!(
             "memory per chip: {:.1} GB = weights {:.1} + gradients {:.1} + optimizer {:.1} + activations {:.1} + buffers {:.1}",

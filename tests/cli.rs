@@ -1,0 +1,248 @@
+//! The command-line tool as a user runs it: the README's commands, JSON output, bad input.
+
+use std::process::{Command, Output};
+
+fn xpusim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xpusim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xpusim: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn hardware_list_prints_every_chip() {
+    let o = xpusim(&["hardware", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for id in [
+        "trn1",
+        "trn2",
+        "trn3",
+        "trn4",
+        "tpu-v5e",
+        "tpu-v5p",
+        "tpu-v6e",
+        "tpu-7x",
+        "a100-80gb",
+        "h100-sxm",
+        "h200",
+        "b200",
+        "gb200",
+        "gb300",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{id} "))),
+            "{id} not listed:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn hardware_show_json_has_source_and_status_for_each_figure() {
+    let o = xpusim(&["hardware", "show", "trn3", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+    let chip = &v["chip"];
+    for fig in [
+        &chip["hbm_capacity"],
+        &chip["hbm_bandwidth"],
+        &chip["tdp"],
+        &chip["peaks"][3],
+    ] {
+        assert!(fig["provenance"]["source"]["key"].is_string(), "{fig}");
+        assert!(fig["provenance"]["status"].is_string(), "{fig}");
+    }
+    assert_eq!(chip["tdp"]["provenance"]["status"], "derived");
+    assert!(v["domain_totals"].as_array().is_some_and(|a| !a.is_empty()));
+}
+
+#[test]
+fn aliases_resolve() {
+    for alias in ["ironwood", "trillium", "trainium3"] {
+        let o = xpusim(&["hardware", "show", alias]);
+        assert!(o.status.success(), "{alias}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn estimate_json_has_the_documented_keys() {
+    let o = xpusim(&[
+        "estimate",
+        "--model",
+        "gpt3-175b",
+        "--hardware",
+        "a100-80gb",
+        "--chips",
+        "1024",
+        "--tp",
+        "8",
+        "--pp",
+        "8",
+        "--global-batch",
+        "1536",
+        "--tokens",
+        "300e9",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+    for key in [
+        "hardware",
+        "chips",
+        "layout",
+        "fits_memory",
+        "memory_per_chip_gb",
+        "step_time_s",
+        "tokens_per_s",
+        "mfu",
+        "hfu",
+        "train_days",
+        "chip_hours",
+        "bound_by",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["layout"]["dp"], 16);
+}
+
+#[test]
+fn the_readme_main_command_runs() {
+    let o = xpusim(&["run", "scenarios/headline.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("trn3-ultraserver-gen2"));
+}
+
+#[test]
+fn every_shipped_scenario_runs_in_every_format() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        for format in ["table", "json", "csv", "markdown"] {
+            let o = xpusim(&["run", &path.display().to_string(), "--format", format]);
+            assert!(
+                o.status.success(),
+                "{} {format}: {}",
+                path.display(),
+                stderr(&o)
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_user_catalog_exits_nonzero_naming_file_and_key() {
+    let dir = std::env::temp_dir().join(format!("xpusim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let f = dir.join("bad.toml");
+    std::fs::write(
+        &f,
+        "schema_version = 1\nfamily = \"x\"\nvendor = \"X\"\ncolour = \"red\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = xpusim(&["--catalog", &f.display().to_string(), "hardware", "list"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("bad.toml") && err.contains("colour"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_estimate_inputs_exit_nonzero_without_panic() {
+    let cases: [&[&str]; 5] = [
+        &[
+            "estimate",
+            "--model",
+            "gpt3-175b",
+            "--hardware",
+            "a100-80gb",
+            "--chips",
+            "0",
+        ],
+        &[
+            "estimate",
+            "--model",
+            "gpt3-175b",
+            "--hardware",
+            "a100-80gb",
+            "--chips",
+            "1000",
+            "--tp",
+            "8",
+            "--pp",
+            "8",
+        ],
+        &[
+            "estimate",
+            "--model",
+            "gpt3-175b",
+            "--hardware",
+            "nope",
+            "--chips",
+            "8",
+        ],
+        &[
+            "estimate",
+            "--model",
+            "llama3-8b",
+            "--hardware",
+            "a100-80gb",
+            "--chips",
+            "8",
+            "--precision",
+            "fp8",
+        ],
+        &[
+            "estimate",
+            "--model",
+            "missing.toml",
+            "--hardware",
+            "h100",
+            "--chips",
+            "8",
+        ],
+    ];
+    for args in cases {
+        let o = xpusim(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error:") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn output_file_is_written_whole() {
+    let dir = std::env::temp_dir().join(format!("xpusim-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.join("r.json");
+    let o = xpusim(&[
+        "run",
+        "scenarios/trainium4-whatif.toml",
+        "--format",
+        "json",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0),
+        1,
+        "no temporary file left behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,429 @@
+//! The training model end to end: required answers, bad input, invariants (proptest),
+//! determinism across thread counts.
+
+use approx::assert_relative_eq;
+use proptest::prelude::*;
+use xpusim::calibration::Calibration;
+use xpusim::hardware::{Catalog, Precision};
+use xpusim::parallelism::{Layout, Recompute};
+use xpusim::perf::{estimate, Feasibility};
+use xpusim::report::Row;
+use xpusim::scenario::Scenario;
+use xpusim::sweep::{candidates, SearchSpace};
+use xpusim::workload::{preset, Model, TrainingSetup};
+use xpusim::Error;
+
+fn catalog() -> Catalog {
+    Catalog::builtin().unwrap_or_else(|e| panic!("{e}"))
+}
+fn cal() -> Calibration {
+    Calibration::shipped().unwrap_or_else(|e| panic!("{e}"))
+}
+fn model(id: &str) -> Model {
+    preset(id).unwrap_or_else(|e| panic!("{e}"))
+}
+fn layout(tp: u32, pp: u32, dp: u32) -> Layout {
+    Layout {
+        tp,
+        pp,
+        dp,
+        cp: 1,
+        ep: 1,
+        microbatch: 1,
+        virtual_stages: 1,
+        recompute: Recompute::Selective,
+        sequence_parallel: tp > 1,
+        zero: 1,
+    }
+}
+
+#[test]
+fn gpt3_on_1024_a100_llama405b_on_16k_h100_and_a_million_trn3() {
+    let c = catalog();
+    let cases = [
+        (
+            "gpt3-175b",
+            "a100-80gb",
+            1024_u64,
+            layout(8, 8, 16),
+            1536_u64,
+            Precision::Bf16,
+        ),
+        (
+            "llama3-405b",
+            "h100-sxm",
+            16384,
+            layout(8, 16, 128),
+            2048,
+            Precision::Bf16,
+        ),
+        (
+            "llama3-405b",
+            "trn3",
+            1_000_000,
+            layout(8, 125, 1000),
+            16000,
+            Precision::Fp8,
+        ),
+    ];
+    for (m, hw, chips, l, gbs, prec) in cases {
+        let model = model(m);
+        let cluster = c.cluster(hw, chips).unwrap_or_else(|e| panic!("{e}"));
+        let setup =
+            TrainingSetup::new(gbs, model.seq_len, 1e12, prec).unwrap_or_else(|e| panic!("{e}"));
+        let e = estimate(&model, &l, &cluster, &setup, &cal())
+            .unwrap_or_else(|e| panic!("{m} on {hw}: {e}"));
+        let p = &e.prediction;
+        assert!(p.step_time.is_finite() && p.step_time.seconds() > 0.0);
+        assert!(p.mfu > 0.0 && p.mfu < 1.0, "{m}: mfu {}", p.mfu);
+        let json = serde_json::to_value(Row::new(hw, &e)).unwrap_or_else(|e| panic!("{e}"));
+        for key in [
+            "hardware",
+            "chips",
+            "layout",
+            "fits_memory",
+            "memory_per_chip_gb",
+            "step_time_s",
+            "tokens_per_s",
+            "mfu",
+            "hfu",
+            "train_days",
+            "chip_hours",
+            "bound_by",
+        ] {
+            assert!(json.get(key).is_some(), "JSON lacks {key}");
+        }
+        for key in [
+            "tp",
+            "pp",
+            "dp",
+            "cp",
+            "ep",
+            "microbatch",
+            "recompute",
+            "zero",
+        ] {
+            assert!(json["layout"].get(key).is_some(), "JSON layout lacks {key}");
+        }
+    }
+}
+
+/// Hand calculation: one A100, a tiny dense model, BF16, no communication. The step is the sum of
+/// the basis terms at θ; matmul time equals (6 + recompute) x FLOPs / (η x peak).
+#[test]
+fn single_chip_matmul_time_is_flops_over_efficient_peak() {
+    let c = catalog();
+    let m = model("gpt3-175b");
+    let mut small = m.clone();
+    small.layers = 2;
+    small.d_model = 1024;
+    small.heads = 8;
+    small.kv_heads = 8;
+    small.head_dim = 128;
+    small.ffn = 4096;
+    small.vocab = 1000;
+    let cluster = c.cluster("h100-sxm", 1).unwrap_or_else(|e| panic!("{e}"));
+    let setup = TrainingSetup::new(8, 512, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let mut l = layout(1, 1, 1);
+    l.recompute = Recompute::None;
+    let e = estimate(&small, &l, &cluster, &setup, &Calibration::prior())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = e.breakdown();
+    // flash attention skips the masked half of QK^T and AV and does 2.5x forward in backward.
+    let tokens = 8.0 * 512.0;
+    let lin = (2.0 * 4.0 * 1024.0 * 1024.0 + 2.0 * 2.0 * 1024.0 * 4096.0) * 2.0 * tokens;
+    let core = 4.0 * 512.0 * 1024.0 * 2.0 * tokens * 0.5;
+    let logits = 2.0 * 1024.0 * 1000.0 * tokens;
+    let flops = 3.0 * lin + 3.5 * core + 3.0 * logits;
+    let expect = flops / (0.80 * 989.4e12);
+    assert_relative_eq!(b.matmul.seconds(), expect, max_relative = 1e-9);
+    assert!(
+        b.tp_comm.seconds().abs() < 1e-15
+            && b.dp_comm.seconds().abs() < 1e-15
+            && b.bubble.seconds().abs() < 1e-15
+    );
+}
+
+#[test]
+fn a_layout_that_does_not_divide_the_cluster_is_an_error() {
+    let c = catalog();
+    let cluster = c
+        .cluster("h100-sxm", 1000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let setup =
+        TrainingSetup::new(1024, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let err = estimate(
+        &model("gpt3-175b"),
+        &layout(8, 8, 16),
+        &cluster,
+        &setup,
+        &cal(),
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("does not equal the cluster's 1000 chips")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn tp_outside_the_scale_up_domain_is_refused_unless_allowed() {
+    let c = catalog();
+    let cluster = c.cluster("h100-sxm", 256).unwrap_or_else(|e| panic!("{e}"));
+    let setup =
+        TrainingSetup::new(256, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let l = layout(16, 1, 16);
+    let err = estimate(&model("gpt3-175b"), &l, &cluster, &setup, &cal())
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("scale-up domain")),
+        "{err:?}"
+    );
+    assert!(
+        xpusim::perf::estimate_with(&model("gpt3-175b"), &l, &cluster, &setup, &cal(), true)
+            .is_ok()
+    );
+}
+
+#[test]
+fn model_divisibility_and_batch_errors_are_reported_together() {
+    let c = catalog();
+    let cluster = c
+        .cluster("h100-sxm", 7 * 8)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let setup =
+        TrainingSetup::new(100, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let mut l = layout(7, 1, 8);
+    l.sequence_parallel = true;
+    let err = estimate(&model("gpt3-175b"), &l, &cluster, &setup, &cal())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("heads do not divide by tp 7"), "{err}");
+    assert!(err.contains("not a multiple of dp x microbatch"), "{err}");
+}
+
+#[test]
+fn a_format_the_chip_lacks_is_an_error() {
+    let c = catalog();
+    let cluster = c.cluster("a100-80gb", 8).unwrap_or_else(|e| panic!("{e}"));
+    let setup = TrainingSetup::new(8, 2048, 1e9, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
+    let err = estimate(
+        &model("llama3-8b"),
+        &layout(8, 1, 1),
+        &cluster,
+        &setup,
+        &cal(),
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("no fp8 figure")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_model_that_does_not_fit_is_a_result_not_an_error() {
+    let c = catalog();
+    let cluster = c.cluster("h100-sxm", 8).unwrap_or_else(|e| panic!("{e}"));
+    let setup = TrainingSetup::new(8, 8192, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let e = estimate(
+        &model("llama3-405b"),
+        &layout(8, 1, 1),
+        &cluster,
+        &setup,
+        &cal(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(e.feasibility, Feasibility::Infeasible(ref r) if r.contains("h100-sxm has 80.0 GB"))
+    );
+    assert!(e.prediction.step_time.is_finite());
+}
+
+#[test]
+fn zero_sizes_are_refused() {
+    assert!(matches!(
+        TrainingSetup::new(0, 2048, 1e9, Precision::Bf16),
+        Err(Error::Input { .. })
+    ));
+    assert!(matches!(
+        TrainingSetup::new(8, 2048, -1.0, Precision::Bf16),
+        Err(Error::Input { .. })
+    ));
+    assert!(catalog().cluster("trn3", 0).is_err());
+}
+
+const SCENARIO: &str = r#"
+schema_version = 1
+name = "t"
+[model]
+preset = "llama3-8b"
+[training]
+global_batch = 64
+tokens = 1e9
+precision = "bf16"
+[[hardware]]
+id = "h100-sxm"
+chips = [8, 16]
+"#;
+
+fn scenario_err(text: &str) -> String {
+    match Scenario::parse("s.toml", text, &catalog()) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn scenario_bad_input_names_file_key_and_reason() {
+    let e = scenario_err(&SCENARIO.replace("tokens = 1e9", "tokens = 1e9\nepochs = 3"));
+    assert!(
+        e.contains("s.toml") && e.contains("training") && e.contains("unknown field `epochs`"),
+        "{e}"
+    );
+    let e = scenario_err(&SCENARIO.replace("chips = [8, 16]", "chips = [0]"));
+    assert!(
+        e.contains("s.toml") && e.contains("hardware[0].chips") && e.contains("at least 1 chip"),
+        "{e}"
+    );
+    let e = scenario_err(&SCENARIO.replace("global_batch = 64", "global_batch = -4"));
+    assert!(e.contains("training.global_batch"), "{e}");
+    let e = scenario_err(&SCENARIO.replace("id = \"h100-sxm\"", "id = \"h1000\""));
+    assert!(
+        e.contains("hardware[0].id") && e.contains("unknown chip or system `h1000`"),
+        "{e}"
+    );
+    let e = scenario_err(&format!("{SCENARIO}\n[layout]\ntp = -2\n"));
+    assert!(e.contains("layout.tp"), "{e}");
+}
+
+#[test]
+fn scenario_rows_keep_file_order_and_report_unrunnable_cases() {
+    let text = format!("{SCENARIO}\n[layout]\ntp = 8\npp = 1\n");
+    let s = Scenario::parse("s.toml", &text, &catalog()).unwrap_or_else(|e| panic!("{e}"));
+    let rows = s.run(&cal());
+    assert_eq!(
+        rows.iter()
+            .map(|(c, _)| c.cluster.chips)
+            .collect::<Vec<_>>(),
+        vec![8, 16]
+    );
+    assert!(rows.iter().all(|(_, r)| r.is_ok()));
+}
+
+/// Sweeps give bitwise-identical rows with 1, 2 and 8 threads.
+#[test]
+fn layout_search_is_deterministic_across_thread_counts() {
+    let c = catalog();
+    let m = model("llama3-70b");
+    let cluster = c.cluster("h100-sxm", 512).unwrap_or_else(|e| panic!("{e}"));
+    let setup =
+        TrainingSetup::new(512, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let machine =
+        xpusim::perf::Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let layouts = candidates(&m, &cluster, &setup, &SearchSpace::default());
+    assert!(layouts.len() > 100);
+    let (_, eff) = cal().for_chip(&cluster.chip);
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        pool.install(|| xpusim::sweep::evaluate_all(&m, &setup, &machine, &eff, &layouts))
+            .iter()
+            .map(|p| p.step_time.seconds().to_bits())
+            .collect::<Vec<_>>()
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(8));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// More chips never lower peak FLOP/s.
+    #[test]
+    fn more_chips_never_lower_peak(a in 1_u64..2_000_000, b in 1_u64..2_000_000, pick in 0_usize..16) {
+        let c = catalog();
+        let chip = &c.chips()[pick % c.chips().len()];
+        let p = Precision::ALL.iter().copied().find(|p| chip.peak(*p).is_some());
+        prop_assume!(p.is_some() && chip.hbm_capacity.is_some() && chip.hbm_bandwidth.is_some());
+        let p = p.unwrap_or(Precision::Bf16);
+        let (lo, hi) = (a.min(b), a.max(b));
+        let tl = xpusim::hardware::totals(chip, lo, p).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let th = xpusim::hardware::totals(chip, hi, p).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(th.peak >= tl.peak);
+        prop_assert!(th.hbm_capacity >= tl.hbm_capacity);
+    }
+
+    /// Step time is positive and finite, MFU within (0, 1], over random valid configurations.
+    #[test]
+    fn step_time_is_positive_and_finite(
+        layers in 2_u32..96, width in 8_u64..128, heads_log in 3_u32..7, gqa in 0_u32..3, ffn_mult in 2_u64..5,
+        chips_log in 0_u32..12, gbs_mult in 1_u64..8, seq_log in 9_u32..14, pick in 0_usize..3, idx in 0_usize..10_000,
+    ) {
+        let heads = 1_u32 << heads_log;
+        let d = width * 128;
+        let mut m = model("llama3-8b");
+        m.layers = layers;
+        m.d_model = d;
+        m.heads = heads;
+        m.kv_heads = heads >> gqa;
+        m.head_dim = d / heads as u64;
+        m.ffn = ffn_mult * d;
+        let hw = ["h100-sxm", "tpu-v5p", "trn2"][pick];
+        let chips = 1_u64 << chips_log;
+        let c = catalog();
+        let cluster = c.cluster(hw, chips).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let setup = TrainingSetup::new(chips * gbs_mult, 1 << seq_log, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let space = SearchSpace { max_virtual: 2, ..SearchSpace::default() };
+        let ls = candidates(&m, &cluster, &setup, &space);
+        prop_assume!(!ls.is_empty());
+        let l = ls[idx % ls.len()];
+        let e = estimate(&m, &l, &cluster, &setup, &cal()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let p = e.prediction;
+        prop_assert!(p.step_time.is_finite() && p.step_time.seconds() > 0.0, "{l}: {}", p.step_time);
+        prop_assert!(p.mfu > 0.0 && p.mfu <= 1.0, "{l}: mfu {}", p.mfu);
+        prop_assert!(p.memory.total().is_finite() && p.memory.total().bytes() > 0.0);
+        prop_assert!(e.train_time.is_finite() && e.chip_hours.is_finite());
+    }
+
+    /// Weak scaling by data parallelism never lowers throughput.
+    #[test]
+    fn adding_data_parallel_replicas_never_lowers_throughput(dp_log in 0_u32..10, tp_log in 0_u32..4) {
+        let c = catalog();
+        let m = model("llama3-8b");
+        let tp = 1_u32 << tp_log;
+        let tput = |dp: u32| -> Result<f64, TestCaseError> {
+            let cluster = c.cluster("h100-sxm", (tp * dp) as u64).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let setup = TrainingSetup::new(dp as u64 * 4, 8192, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut l = layout(tp, 1, dp);
+            l.microbatch = 1;
+            estimate(&m, &l, &cluster, &setup, &cal()).map(|e| e.prediction.tokens_per_second).map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let dp = 1_u32 << dp_log;
+        prop_assert!(tput(dp * 2)? >= tput(dp)?);
+    }
+
+    /// A calibration survives a TOML round trip.
+    #[test]
+    fn calibration_round_trips(scale in 0.5_f64..1.0) {
+        let mut cal = cal();
+        for g in cal.groups.values_mut() {
+            g.efficiency.matmul *= scale;
+        }
+        let text = cal.to_toml().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let dir = std::env::temp_dir().join(format!("xpusim-cal-{}-{}.toml", std::process::id(), scale.to_bits()));
+        xpusim::error::write_atomic(&dir, text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back = Calibration::load(&dir).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let _ = std::fs::remove_file(&dir);
+        prop_assert_eq!(back, cal);
+    }
+}
