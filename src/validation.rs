@@ -97,6 +97,19 @@ pub enum FlopsConvention {
     SixNd,
 }
 
+impl FlopsConvention {
+    /// The kebab-case name used in files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Megatron2021 => "megatron-2021",
+            Self::Model => "model",
+            Self::Hardware => "hardware",
+            Self::SixNd => "6nd",
+        }
+    }
+}
+
 /// One measured run, validated and ready to predict.
 #[derive(Clone, Debug)]
 pub struct Run {
@@ -381,4 +394,35 @@ pub fn compare(runs: &[Run], calibration: &Calibration) -> Vec<Comparison> {
             }
         })
         .collect()
+}
+
+/// Leave-one-study-out cross-validation: for each source file, fit the calibration on every
+/// other file and predict the held-out runs. This is the error to expect on runs the
+/// calibration has not seen (a new paper, a new software stack, or a chip family without data,
+/// which then falls back to its family's or the global fit).
+///
+/// # Errors
+/// [`Error::Fit`] when a fit fails.
+pub fn cross_validate(runs: &[Run]) -> Result<Vec<Comparison>> {
+    let mut studies: Vec<&str> = Vec::new();
+    for r in runs {
+        if !studies.contains(&r.file.as_str()) {
+            studies.push(&r.file);
+        }
+    }
+    let mut out = vec![None; runs.len()];
+    for study in studies {
+        let train: Vec<Run> = runs.iter().filter(|r| r.file != study).cloned().collect();
+        let cal = if train.is_empty() {
+            Calibration::prior()
+        } else {
+            crate::calibration::fit(&train, "cross-validation")?
+        };
+        let (idx, held): (Vec<usize>, Vec<Run>) =
+            runs.iter().enumerate().filter(|(_, r)| r.file == study).map(|(i, r)| (i, r.clone())).unzip();
+        for (i, c) in idx.into_iter().zip(compare(&held, &cal)) {
+            out[i] = Some(c);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
 }

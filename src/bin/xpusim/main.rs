@@ -74,6 +74,9 @@ enum Command {
         /// Output format: table, markdown or json.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Leave-one-study-out: predict each file with a calibration fitted on the other files.
+        #[arg(long)]
+        holdout: bool,
     },
 }
 
@@ -261,6 +264,7 @@ fn run() -> Result<()> {
             runs,
             calibration,
             format,
+            holdout,
         } => {
             let runs = if runs.is_empty() {
                 vec![PathBuf::from("tests/data/validation")]
@@ -268,8 +272,11 @@ fn run() -> Result<()> {
                 runs
             };
             let runs = load_runs(&expand(&runs)?, &catalog)?;
-            let cal = load_calibration(calibration.as_deref())?;
-            let cmp = compare(&runs, &cal);
+            let cmp = if holdout {
+                xpusim::validation::cross_validate(&runs)?
+            } else {
+                compare(&runs, &load_calibration(calibration.as_deref())?)
+            };
             if format == "json" {
                 println!("{}", serde_json::to_string_pretty(&cmp)?);
                 return Ok(());
@@ -339,7 +346,7 @@ fn summarise(runs: &[xpusim::validation::Run], cmp: &[xpusim::validation::Compar
         })
         .collect();
     report::table(
-        &["set", "runs", "mean |error|", "max |error|"].map(String::from),
+        &["set", "runs", "mean abs error", "max abs error"].map(String::from),
         &body,
         true,
     )
