@@ -418,8 +418,12 @@ pub fn cross_validate(runs: &[Run]) -> Result<Vec<Comparison>> {
         } else {
             crate::calibration::fit(&train, "cross-validation")?
         };
-        let (idx, held): (Vec<usize>, Vec<Run>) =
-            runs.iter().enumerate().filter(|(_, r)| r.file == study).map(|(i, r)| (i, r.clone())).unzip();
+        let (idx, held): (Vec<usize>, Vec<Run>) = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.file == study)
+            .map(|(i, r)| (i, r.clone()))
+            .unzip();
         for (i, c) in idx.into_iter().zip(compare(&held, &cal)) {
             out[i] = Some(c);
         }

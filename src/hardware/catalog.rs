@@ -458,6 +458,16 @@ impl Catalog {
         let from = self.chips[base].clone();
         let target = &mut self.chips[d.chip];
         let desc = format!("{} x {}.{}", s.factor, s.from, s.field);
+        // "144 GiB" scaled by 2 reads "288 GiB".
+        let written = |base: &str| -> String {
+            match base.split_once(' ') {
+                Some((n, unit)) => match n.parse::<f64>() {
+                    Ok(x) => format!("{} {unit}", x * s.factor),
+                    Err(_) => desc.clone(),
+                },
+                None => desc.clone(),
+            }
+        };
         macro_rules! scale {
             ($base:expr, $slot:expr) => {{
                 let Some(b) = $base.as_ref() else {
@@ -465,7 +475,7 @@ impl Catalog {
                 };
                 $slot = Some(Figure {
                     value: b.value * s.factor,
-                    as_written: desc.clone(),
+                    as_written: written(&b.as_written),
                     range: b.range.map(|(lo, hi)| (lo * s.factor, hi * s.factor)),
                     provenance: prov(desc.clone()),
                 });
@@ -479,7 +489,7 @@ impl Catalog {
                 $slot = Some(Link {
                     bandwidth: Figure {
                         value: b.bandwidth.value * s.factor,
-                        as_written: desc.clone(),
+                        as_written: written(&b.bandwidth.as_written),
                         range: None,
                         provenance: prov(desc.clone()),
                     },

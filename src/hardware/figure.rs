@@ -104,6 +104,18 @@ pub enum Direction {
     Unstated,
 }
 
+impl Direction {
+    /// The kebab-case name used in files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerDirection => "per-direction",
+            Self::Bidirectional => "bidirectional",
+            Self::Unstated => "direction unstated",
+        }
+    }
+}
+
 /// A link bandwidth figure with its direction convention.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Link {

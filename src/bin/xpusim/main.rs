@@ -566,7 +566,7 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                     "scale-up link",
                     chip.scale_up.as_ref().map(|l| {
                         (
-                            format!("{} ({:?})", l.bandwidth.as_written, l.direction),
+                            format!("{} ({})", l.bandwidth.as_written, l.direction.as_str()),
                             &l.bandwidth.provenance,
                         )
                     }),
@@ -575,7 +575,7 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                     "scale-out link",
                     chip.scale_out.as_ref().map(|l| {
                         (
-                            format!("{} ({:?})", l.bandwidth.as_written, l.direction),
+                            format!("{} ({})", l.bandwidth.as_written, l.direction.as_str()),
                             &l.bandwidth.provenance,
                         )
                     }),
