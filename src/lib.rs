@@ -1,4 +1,4 @@
-//! xpusim: performance, cost and energy of training large models on accelerator clusters.
+#![doc = include_str!("../README.md")]
 
 pub mod calibration;
 pub mod error;

@@ -246,3 +246,30 @@ fn output_file_is_written_whole() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's error tables are what `xpusim validate --update-readme` writes today.
+#[test]
+fn readme_validation_tables_are_current() {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let original = std::fs::read_to_string(&readme).unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("xpusim-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let copy = dir.join("README.md");
+    std::fs::write(&copy, &original).unwrap_or_else(|e| panic!("{e}"));
+    for extra in [&[][..], &["--holdout"][..]] {
+        let mut args = vec![
+            "validate",
+            "--update-readme",
+            copy.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        let o = xpusim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let regenerated = std::fs::read_to_string(&copy).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        regenerated == original,
+        "README tables are stale: run `cargo run --release -- validate --update-readme README.md` and `... validate --holdout --update-readme README.md`"
+    );
+}

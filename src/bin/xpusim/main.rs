@@ -77,6 +77,10 @@ enum Command {
         /// Leave-one-study-out: predict each file with a calibration fitted on the other files.
         #[arg(long)]
         holdout: bool,
+        /// Write the Markdown tables into this file between its `<!-- validation:begin/end -->`
+        /// (or, with --holdout, `<!-- holdout:begin/end -->`) markers.
+        #[arg(long)]
+        update_readme: Option<PathBuf>,
     },
 }
 
@@ -265,6 +269,7 @@ fn run() -> Result<()> {
             calibration,
             format,
             holdout,
+            update_readme,
         } => {
             let runs = if runs.is_empty() {
                 vec![PathBuf::from("tests/data/validation")]
@@ -281,11 +286,12 @@ fn run() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&cmp)?);
                 return Ok(());
             }
-            let markdown = match format.as_str() {
-                "markdown" | "md" => true,
-                "table" => false,
-                other => bail!("unknown format `{other}`; expected table, markdown or json"),
-            };
+            let markdown = update_readme.is_some()
+                || match format.as_str() {
+                    "markdown" | "md" => true,
+                    "table" => false,
+                    other => bail!("unknown format `{other}`; expected table, markdown or json"),
+                };
             let body: Vec<[String; 7]> = runs
                 .iter()
                 .zip(&cmp)
@@ -311,8 +317,33 @@ fn run() -> Result<()> {
                 "error",
             ]
             .map(String::from);
-            print!("{}", report::table(&head, &body, markdown));
+            let table = report::table(&head, &body, markdown);
             let summary = summarise(&runs, &cmp);
+            if let Some(path) = update_readme {
+                let (marker, text) = if holdout {
+                    ("holdout", summary)
+                } else {
+                    ("validation", format!("{summary}\n<details><summary>All {} runs</summary>\n\n{table}\n</details>\n", runs.len()))
+                };
+                let readme = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let (begin, end) = (
+                    format!("<!-- {marker}:begin -->\n"),
+                    format!("<!-- {marker}:end -->"),
+                );
+                let (Some(b), Some(e)) = (readme.find(&begin), readme.find(&end)) else {
+                    bail!(
+                        "{}: markers `{}` and `{end}` not found",
+                        path.display(),
+                        begin.trim_end()
+                    );
+                };
+                let updated = format!("{}{}{}{}", &readme[..b], begin, text, &readme[e..]);
+                write_atomic(&path, updated.as_bytes())?;
+                eprintln!("updated {} ({marker})", path.display());
+                return Ok(());
+            }
+            print!("{table}");
             println!();
             print!("{summary}");
             Ok(())
