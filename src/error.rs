@@ -101,6 +101,29 @@ impl Error {
     }
 }
 
+/// A positive whole number from a file, or a problem at `at.key` (and 1 as a placeholder so that
+/// validation can go on and report every problem at once).
+pub(crate) fn positive(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
+    if v <= 0 {
+        problems.push(Problem::new(
+            format!("{at}.{key}"),
+            format!("must be a positive whole number, got {v}"),
+        ));
+        1
+    } else {
+        v as u64
+    }
+}
+
+/// [`positive`] that must also fit a `u32` (layout sizes, layer counts).
+pub(crate) fn positive_u32(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u32 {
+    let x = positive(problems, at, key, v);
+    u32::try_from(x).unwrap_or_else(|_| {
+        problems.push(Problem::new(format!("{at}.{key}"), "too large"));
+        1
+    })
+}
+
 /// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -2,33 +2,9 @@
 //! ([`crate::error::write_atomic`]).
 
 use crate::error::{Error, Result};
+use crate::parallelism::Layout;
 use crate::perf::{Estimate, Feasibility};
 use serde::Serialize;
-
-/// The layout as reported.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LayoutRow {
-    /// Tensor parallel.
-    pub tp: u32,
-    /// Pipeline parallel.
-    pub pp: u32,
-    /// Data parallel.
-    pub dp: u32,
-    /// Context parallel.
-    pub cp: u32,
-    /// Expert parallel.
-    pub ep: u32,
-    /// Micro-batch.
-    pub microbatch: u32,
-    /// Interleaved stages.
-    pub virtual_stages: u32,
-    /// Recompute policy.
-    pub recompute: String,
-    /// Sequence parallelism.
-    pub sequence_parallel: bool,
-    /// ZeRO stage.
-    pub zero: u8,
-}
 
 /// Step-time breakdown in seconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -75,7 +51,7 @@ pub struct Row {
     /// Model id.
     pub model: String,
     /// Layout.
-    pub layout: LayoutRow,
+    pub layout: Layout,
     /// Whether it fits in HBM.
     pub fits_memory: bool,
     /// Why not, when it does not.
@@ -123,18 +99,7 @@ impl Row {
             system: e.system.clone(),
             chips: e.chips,
             model: e.model.clone(),
-            layout: LayoutRow {
-                tp: e.layout.tp,
-                pp: e.layout.pp,
-                dp: e.layout.dp,
-                cp: e.layout.cp,
-                ep: e.layout.ep,
-                microbatch: e.layout.microbatch,
-                virtual_stages: e.layout.virtual_stages,
-                recompute: e.layout.recompute.as_str().into(),
-                sequence_parallel: e.layout.sequence_parallel,
-                zero: e.layout.zero,
-            },
+            layout: e.layout,
             fits_memory: p.fits_memory,
             infeasible_reason: match &e.feasibility {
                 Feasibility::Feasible => None,
@@ -241,7 +206,7 @@ fn cells(o: &Outcome) -> [String; 13] {
                 } else {
                     String::new()
                 },
-                r.layout.recompute,
+                r.layout.recompute.as_str(),
                 r.layout.zero
             ),
             if r.fits_memory {
@@ -329,7 +294,7 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                         r.layout.ep.to_string(),
                         r.layout.microbatch.to_string(),
                         r.layout.virtual_stages.to_string(),
-                        r.layout.recompute.clone(),
+                        r.layout.recompute.as_str().to_string(),
                         r.layout.zero.to_string(),
                         r.fits_memory.to_string(),
                         r.memory_per_chip_gb.to_string(),

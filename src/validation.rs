@@ -2,7 +2,7 @@
 //! predictions with measurements.
 
 use crate::calibration::Calibration;
-use crate::error::{parse_toml, read_file, Error, Problem, Result};
+use crate::error::{parse_toml, positive, positive_u32, read_file, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster, Precision};
 use crate::parallelism::{Layout, Recompute};
 use crate::perf::{evaluate, Evaluation, Machine, Shape};
@@ -161,26 +161,6 @@ pub fn load_runs(paths: &[impl AsRef<Path>], catalog: &Catalog) -> Result<Vec<Ru
     Ok(out)
 }
 
-fn pos(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
-    if v <= 0 {
-        problems.push(Problem::new(
-            format!("{at}.{key}"),
-            format!("must be a positive whole number, got {v}"),
-        ));
-        1
-    } else {
-        v as u64
-    }
-}
-
-fn small(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u32 {
-    let x = pos(problems, at, key, v);
-    u32::try_from(x).unwrap_or_else(|_| {
-        problems.push(Problem::new(format!("{at}.{key}"), "too large"));
-        1
-    })
-}
-
 /// Parse runs from TOML text.
 ///
 /// # Errors
@@ -205,15 +185,15 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
                 }
             },
         };
-        let chips = pos(&mut problems, &at, "chips", r.chips);
+        let chips = positive(&mut problems, &at, "chips", r.chips);
         let layout = Layout {
-            tp: small(&mut problems, &at, "tp", r.tp),
-            pp: small(&mut problems, &at, "pp", r.pp),
-            dp: small(&mut problems, &at, "dp", r.dp),
-            cp: small(&mut problems, &at, "cp", r.cp),
-            ep: small(&mut problems, &at, "ep", r.ep),
-            microbatch: small(&mut problems, &at, "microbatch", r.microbatch),
-            virtual_stages: small(&mut problems, &at, "virtual_stages", r.virtual_stages),
+            tp: positive_u32(&mut problems, &at, "tp", r.tp),
+            pp: positive_u32(&mut problems, &at, "pp", r.pp),
+            dp: positive_u32(&mut problems, &at, "dp", r.dp),
+            cp: positive_u32(&mut problems, &at, "cp", r.cp),
+            ep: positive_u32(&mut problems, &at, "ep", r.ep),
+            microbatch: positive_u32(&mut problems, &at, "microbatch", r.microbatch),
+            virtual_stages: positive_u32(&mut problems, &at, "virtual_stages", r.virtual_stages),
             recompute: r.recompute,
             sequence_parallel: r.sequence_parallel,
             zero: if (0..=3).contains(&r.zero) {
@@ -223,8 +203,8 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
                 0
             },
         };
-        let gbs = pos(&mut problems, &at, "global_batch", r.global_batch);
-        let seq = pos(&mut problems, &at, "seq_len", r.seq_len);
+        let gbs = positive(&mut problems, &at, "global_batch", r.global_batch);
+        let seq = positive(&mut problems, &at, "seq_len", r.seq_len);
         let mut cluster = match catalog.cluster(&r.hardware, chips) {
             Ok(c) => c,
             Err(e) => {
@@ -245,7 +225,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             }
         }
         if let Some(d) = r.domain_chips {
-            let d = pos(&mut problems, &at, "domain_chips", d);
+            let d = positive(&mut problems, &at, "domain_chips", d);
             match cluster.clone().with_domain_chips(d) {
                 Ok(c) => cluster = c,
                 Err(e) => problems.push(Problem::new(format!("{at}.domain_chips"), e.to_string())),

@@ -155,7 +155,10 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
         network: 0.5,
         overlap_exposure: 0.4,
     };
-    let mut synthetic: Vec<Run> = runs().into_iter().filter(|r| r.cluster.chip.id == "h100-sxm").collect();
+    let mut synthetic: Vec<Run> = runs()
+        .into_iter()
+        .filter(|r| r.cluster.chip.id == "h100-sxm")
+        .collect();
     for r in &mut synthetic {
         r.measured_step = r.evaluation.predict(&truth).step_time;
     }
@@ -168,6 +171,11 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
     // And the fitted model reproduces the synthetic times.
     for r in &synthetic {
         let p = r.evaluation.predict(&got).step_time;
-        assert!((p / r.measured_step - 1.0).abs() < 0.01, "{}: {p} vs {}", r.id, r.measured_step);
+        assert!(
+            (p / r.measured_step - 1.0).abs() < 0.01,
+            "{}: {p} vs {}",
+            r.id,
+            r.measured_step
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! (no causal halving), the convention of Megatron-LM, PaLM and the NVIDIA recipes for *model*
 //! FLOPs; the time model separately knows that fused (flash) kernels skip the masked half.
 
-use crate::error::{parse_toml, Error, Problem, Result};
+use crate::error::{parse_toml, positive, Error, Problem, Result};
 use crate::units::Flops;
 use serde::{Deserialize, Serialize};
 
@@ -130,18 +130,6 @@ impl LayerFlops {
     #[must_use]
     pub fn total(&self) -> f64 {
         self.attention_linear + self.attention_core + self.mlp
-    }
-}
-
-fn positive(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u64 {
-    if v <= 0 {
-        problems.push(Problem::new(
-            format!("{at}.{key}"),
-            format!("must be a positive whole number, got {v}"),
-        ));
-        1
-    } else {
-        v as u64
     }
 }
 
