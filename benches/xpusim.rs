@@ -36,6 +36,7 @@ fn perf(c: &mut Criterion) {
         recompute: Recompute::Full,
         sequence_parallel: true,
         zero: 1,
+        zero_group: 0,
     };
     let machine = Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let (_, eff) = cal.for_chip(&cluster.chip);

@@ -26,6 +26,7 @@ fn main() -> Result<(), xpusim::Error> {
         recompute: Recompute::Selective,
         sequence_parallel: true,
         zero: 1,
+        zero_group: 0,
     };
     let e = estimate(&model, &layout, &cluster, &setup, &Calibration::shipped()?)?;
     let p = &e.prediction;

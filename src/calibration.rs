@@ -7,8 +7,9 @@
 //! `Σ_j ((a_j·θ − t_j)/t_j)² / σ_r²  +  Σ_i ((θ_i − μ_i)/σ_i)²`
 //!
 //! solved by the normal equations with nalgebra's Cholesky factorisation; the parameters'
-//! covariance is the inverse of the normal matrix. The DP-overlap regime depends on θ, so the
-//! linearisation is repeated until θ settles. Physical bounds (an efficiency cannot exceed 1,
+//! covariance is the inverse of the normal matrix. The squared residual is Huber's (runs more
+//! than `HUBER_K` residual sigmas off count linearly), by iterative reweighting. The DP-overlap
+//! regime depends on θ, so the linearisation is repeated until θ settles. Physical bounds (an efficiency cannot exceed 1,
 //! exposure lies in [0, 1], a kernel cannot cost negative time) are enforced by fixing a parameter
 //! that leaves its bound and refitting the rest.
 //!
@@ -18,7 +19,7 @@
 
 use crate::error::{parse_toml, read_file, Error, Result};
 use crate::hardware::Chip;
-use crate::perf::{Efficiency, PARAMS, PARAM_NAMES};
+use crate::perf::{Efficiency, Terms, PARAMS, PARAM_NAMES};
 use crate::validation::Run;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,9 @@ use std::path::Path;
 /// settings): the weight of the data against the prior.
 pub const RESIDUAL_SIGMA: f64 = 0.08;
 
+/// Huber's tuning constant (95% efficiency under Gaussian residuals; Huber 1964).
+pub const HUBER_K: f64 = 1.345;
+
 /// Lower and upper bounds of θ.
 const BOUNDS: [(f64, f64); PARAMS] = [
     (1.0, 20.0),
@@ -37,6 +41,7 @@ const BOUNDS: [(f64, f64); PARAMS] = [
     (0.0, 200.0),
     (1.0, 50.0),
     (0.0, 1.0),
+    (0.0, 50.0),
 ];
 
 /// The fit of one group.
@@ -107,7 +112,9 @@ impl Calibration {
                 .all(|x| x.is_finite() && *x > 0.0 && *x <= 1.0)
                 && e.kernel_overhead_us.is_finite()
                 && e.kernel_overhead_us >= 0.0
-                && (0.0..=1.0).contains(&e.overlap_exposure);
+                && (0.0..=1.0).contains(&e.overlap_exposure)
+                && e.latency_scale.is_finite()
+                && e.latency_scale >= 0.0;
             if !ok {
                 return Err(Error::Invalid {
                     file: path.display().to_string(),
@@ -169,6 +176,17 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
         for r in runs {
             let a = r.evaluation.terms.linear_at(&theta).0;
             let t = r.measured_step.seconds();
+            // Huber weight (iteratively reweighted least squares): a run whose relative error
+            // exceeds HUBER_K residual sigmas counts linearly, not quadratically, so one
+            // atypical study (a different software stack) cannot drag a family's fit.
+            let residual = Terms(a).at(&theta) / t - 1.0;
+            let limit = HUBER_K * RESIDUAL_SIGMA;
+            let huber = if residual.abs() <= limit {
+                1.0
+            } else {
+                limit / residual.abs()
+            };
+            let w = w * huber;
             // Fixed parameters move to the right-hand side.
             let mut row = [0.0; PARAMS];
             let mut target = 1.0;

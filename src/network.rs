@@ -6,7 +6,7 @@
 //! | collective | bandwidth term | latency term |
 //! |---|---|---|
 //! | all-reduce | `2 (n-1)/n · S / B` | `α · min(2(n-1), 2⌈log2 n⌉)` (ring or tree, whichever is cheaper) |
-//! | reduce-scatter, all-gather | `(n-1)/n · S / B` | `α · (n-1)` (ring) |
+//! | reduce-scatter, all-gather | `(n-1)/n · S / B` | `α · (n-1)` (ring; NCCL before 2.23 has no logarithmic algorithm) |
 //! | all-to-all | `(n-1)/n · S / B` | `α · (n-1)` |
 //! | point-to-point | `S / B` | `α` |
 //!
@@ -61,29 +61,24 @@ pub struct Group {
     pub stride: u64,
 }
 
-/// Time of one collective, split by network level.
+/// Time of one collective, split by network level and into bandwidth and latency parts.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CommTime {
-    /// Time on scale-up links.
+    /// Bandwidth time on scale-up links.
     pub scale_up: Seconds,
-    /// Time on the scale-out network.
+    /// Bandwidth time on the scale-out network.
     pub scale_out: Seconds,
+    /// Latency (α) time of steps on scale-up links.
+    pub scale_up_latency: Seconds,
+    /// Latency (α) time of steps that cross the scale-out network.
+    pub scale_out_latency: Seconds,
 }
 
 impl CommTime {
     /// Total.
     #[must_use]
     pub fn total(&self) -> Seconds {
-        self.scale_up + self.scale_out
-    }
-
-    /// Scaled by `k` (repetitions).
-    #[must_use]
-    pub fn times(self, k: f64) -> Self {
-        Self {
-            scale_up: self.scale_up * k,
-            scale_out: self.scale_out * k,
-        }
+        self.scale_up + self.scale_out + self.scale_up_latency + self.scale_out_latency
     }
 }
 
@@ -93,6 +88,8 @@ impl std::ops::Add for CommTime {
         Self {
             scale_up: self.scale_up + o.scale_up,
             scale_out: self.scale_out + o.scale_out,
+            scale_up_latency: self.scale_up_latency + o.scale_up_latency,
+            scale_out_latency: self.scale_out_latency + o.scale_out_latency,
         }
     }
 }
@@ -101,23 +98,23 @@ fn log2_ceil(n: u64) -> f64 {
     (64 - (n.max(1) - 1).leading_zeros()) as f64
 }
 
-/// One flat collective over `n` ranks on one level.
-fn flat(op: Collective, n: u64, bytes: f64, bw: BytesPerSecond, alpha: Seconds) -> Seconds {
+/// Bytes each rank moves in `op` over `n` ranks, and the number of sequential steps.
+fn volume_and_steps(op: Collective, n: u64, bytes: f64) -> (f64, f64) {
     if n <= 1 || bytes <= 0.0 {
-        return Seconds::ZERO;
+        return (0.0, 0.0);
     }
     let nf = n as f64;
     let frac = (nf - 1.0) / nf;
-    let (volume, steps) = match op {
+    match op {
         Collective::AllReduce => (
             2.0 * frac * bytes,
             (2.0 * (nf - 1.0)).min(2.0 * log2_ceil(n)),
         ),
-        Collective::ReduceScatter | Collective::AllGather => (frac * bytes, nf - 1.0),
-        Collective::AllToAll => (frac * bytes, nf - 1.0),
+        Collective::ReduceScatter | Collective::AllGather | Collective::AllToAll => {
+            (frac * bytes, nf - 1.0)
+        }
         Collective::PointToPoint => (bytes, 1.0),
-    };
-    Bytes::new(volume) / bw + alpha * steps
+    }
 }
 
 impl Fabric {
@@ -132,6 +129,12 @@ impl Fabric {
     }
 
     /// Time of `op` on `bytes` per rank over `group`.
+    ///
+    /// Bandwidth: inside one domain the flat formula on scale-up links; across domains
+    /// hierarchically (the scale-out phase carries `S/k` per chip, every chip on its own share of
+    /// the network), or, when [`Fabric::hierarchical`] is false, the whole buffer on scale-out.
+    /// Latency: a ring's `n−1` steps (a tree's `2⌈log2 n⌉` for all-reduce) each cost the latency
+    /// of the slowest link in the group — scale-out once the group leaves its domain.
     #[must_use]
     pub fn time(&self, op: Collective, bytes: Bytes, group: Group) -> CommTime {
         let n = group.size;
@@ -141,49 +144,48 @@ impl Fabric {
         }
         let k = self.members_per_domain(group);
         let r = n.div_ceil(k);
-        let up = |op, n, b| flat(op, n, b, self.scale_up, self.scale_up_latency);
-        let out = |op, n, b| flat(op, n, b, self.scale_out, self.scale_out_latency);
+        let (_, steps) = volume_and_steps(op, n, s);
+        let up_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_up;
+        let out_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_out;
         if r == 1 {
             return CommTime {
-                scale_up: up(op, n, s),
-                scale_out: Seconds::ZERO,
+                scale_up: up_bw(op, n, s),
+                scale_up_latency: self.scale_up_latency * steps,
+                ..CommTime::default()
             };
         }
+        let latency = self.scale_out_latency * steps;
         if k == 1 || !self.hierarchical {
             return CommTime {
-                scale_up: Seconds::ZERO,
-                scale_out: out(op, n, s),
+                scale_out: out_bw(op, n, s),
+                scale_out_latency: latency,
+                ..CommTime::default()
             };
         }
-        match op {
-            Collective::AllReduce => CommTime {
-                scale_up: up(Collective::ReduceScatter, k, s) + up(Collective::AllGather, k, s),
-                scale_out: out(Collective::AllReduce, r, s / k as f64),
-            },
-            Collective::ReduceScatter => CommTime {
-                scale_up: up(Collective::ReduceScatter, k, s),
-                scale_out: out(Collective::ReduceScatter, r, s / k as f64),
-            },
-            Collective::AllGather => CommTime {
-                scale_up: up(Collective::AllGather, k, s),
-                scale_out: out(Collective::AllGather, r, s / k as f64),
-            },
+        let shard = s / k as f64;
+        let (up, out) = match op {
+            Collective::AllReduce => (
+                up_bw(Collective::ReduceScatter, k, s) + up_bw(Collective::AllGather, k, s),
+                out_bw(Collective::AllReduce, r, shard),
+            ),
+            Collective::ReduceScatter | Collective::AllGather => {
+                (up_bw(op, k, s), out_bw(op, r, shard))
+            }
             Collective::AllToAll => {
                 // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain.
                 let nf = n as f64;
-                let inside = s * (k as f64 - 1.0) / nf;
-                let outside = s * (nf - k as f64) / nf;
-                CommTime {
-                    scale_up: Bytes::new(inside) / self.scale_up
-                        + self.scale_up_latency * (k as f64 - 1.0),
-                    scale_out: Bytes::new(outside) / self.scale_out
-                        + self.scale_out_latency * (r as f64 - 1.0),
-                }
+                (
+                    Bytes::new(s * (k as f64 - 1.0) / nf) / self.scale_up,
+                    Bytes::new(s * (nf - k as f64) / nf) / self.scale_out,
+                )
             }
-            Collective::PointToPoint => CommTime {
-                scale_up: Seconds::ZERO,
-                scale_out: out(Collective::PointToPoint, 2, s),
-            },
+            Collective::PointToPoint => (Seconds::ZERO, out_bw(Collective::PointToPoint, 2, s)),
+        };
+        CommTime {
+            scale_up: up,
+            scale_out: out,
+            scale_up_latency: Seconds::ZERO,
+            scale_out_latency: latency,
         }
     }
 }

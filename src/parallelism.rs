@@ -74,13 +74,16 @@ pub struct Layout {
     pub sequence_parallel: bool,
     /// ZeRO stage: 0 none, 1 optimizer states, 2 + gradients, 3 + weights (FSDP full shard).
     pub zero: u8,
+    /// Ranks that shard the ZeRO state, from the dp x cp ranks; the others hold replicas
+    /// (hybrid sharding: PyTorch HSDP, MiCS, MaxText multislice). 0 means all dp x cp ranks.
+    pub zero_group: u32,
 }
 
 impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "TP{} PP{} DP{} CP{} EP{} mb{} v{} {} ZeRO-{}{}",
+            "TP{} PP{} DP{} CP{} EP{} mb{} v{} {} ZeRO-{}{}{}",
             self.tp,
             self.pp,
             self.dp,
@@ -90,6 +93,11 @@ impl fmt::Display for Layout {
             self.virtual_stages,
             self.recompute.as_str(),
             self.zero,
+            if self.zero_group == 0 || self.zero_group == self.dp * self.cp {
+                String::new()
+            } else {
+                format!("/{}", self.zero_group)
+            },
             if self.sequence_parallel { " SP" } else { "" }
         )
     }
@@ -110,6 +118,17 @@ impl Layout {
             recompute: Recompute::None,
             sequence_parallel: false,
             zero: 1,
+            zero_group: 0,
+        }
+    }
+
+    /// Ranks the ZeRO state is sharded over (`zero_group`, or all dp x cp ranks when 0).
+    #[must_use]
+    pub fn zero_group_size(&self) -> u32 {
+        if self.zero_group == 0 {
+            self.dp.saturating_mul(self.cp).max(1)
+        } else {
+            self.zero_group
         }
     }
 
@@ -164,6 +183,13 @@ impl Layout {
         }
         if self.zero > 3 {
             why.push(format!("zero stage must be 0..3, got {}", self.zero));
+        }
+        let replicas = self.dp as u64 * self.cp as u64;
+        if self.zero_group != 0 && replicas % self.zero_group as u64 != 0 {
+            why.push(format!(
+                "zero_group {} does not divide dp x cp = {replicas}",
+                self.zero_group
+            ));
         }
         if self.chips() != cluster.chips {
             why.push(format!(

@@ -93,6 +93,7 @@ pub struct LayoutFile {
     recompute: Option<Recompute>,
     sequence_parallel: Option<bool>,
     zero: Option<i64>,
+    zero_group: Option<i64>,
     allow_tp_scale_out: Option<bool>,
 }
 
@@ -145,6 +146,8 @@ pub struct LayoutRequest {
     pub sequence_parallel: Option<bool>,
     /// ZeRO stage.
     pub zero: u8,
+    /// Ranks sharding the ZeRO state (0: all data-parallel ranks).
+    pub zero_group: u32,
     /// Let TP span scale-up domains.
     pub allow_tp_scale_out: bool,
 }
@@ -162,6 +165,7 @@ impl Default for LayoutRequest {
             recompute: Recompute::Selective,
             sequence_parallel: None,
             zero: 1,
+            zero_group: 0,
             allow_tp_scale_out: false,
         }
     }
@@ -197,6 +201,7 @@ impl LayoutRequest {
             recompute: self.recompute,
             sequence_parallel: self.sequence_parallel.unwrap_or(self.tp > 1),
             zero: self.zero,
+            zero_group: self.zero_group,
         })
     }
 }
@@ -240,6 +245,9 @@ impl LayoutFile {
             recompute: self.recompute.unwrap_or(d.recompute),
             sequence_parallel: self.sequence_parallel,
             zero,
+            zero_group: self
+                .zero_group
+                .map_or(0, |g| size(p, "layout.zero_group", Some(g), 1)),
             allow_tp_scale_out: self.allow_tp_scale_out.unwrap_or(false),
         }
     }

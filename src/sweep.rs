@@ -103,6 +103,7 @@ pub fn candidates(
                                         recompute: rc,
                                         sequence_parallel: tp > 1,
                                         zero,
+                                        zero_group: 0,
                                     };
                                     if l.validate(model, cluster, setup, false).is_ok() {
                                         out.push(l);

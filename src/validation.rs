@@ -46,6 +46,7 @@ struct RunFile {
     #[serde(default)]
     sequence_parallel: bool,
     zero: i64,
+    zero_group: Option<i64>,
     global_batch: i64,
     seq_len: i64,
     precision: Precision,
@@ -201,6 +202,10 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             } else {
                 problems.push(Problem::new(format!("{at}.zero"), "must be 0..3"));
                 0
+            },
+            zero_group: match r.zero_group {
+                Some(g) => positive_u32(&mut problems, &at, "zero_group", g),
+                None => 0,
             },
         };
         let gbs = positive(&mut problems, &at, "global_batch", r.global_batch);

@@ -34,6 +34,7 @@ fn layout(tp: u32, pp: u32, dp: u32) -> Layout {
         recompute: Recompute::Selective,
         sequence_parallel: tp > 1,
         zero: 1,
+        zero_group: 0,
     }
 }
 

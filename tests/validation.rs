@@ -154,6 +154,7 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
         kernel_overhead_us: 6.0,
         network: 0.5,
         overlap_exposure: 0.4,
+        latency_scale: 1.5,
     };
     let mut synthetic: Vec<Run> = runs()
         .into_iter()

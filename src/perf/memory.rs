@@ -51,7 +51,7 @@ impl MemoryBreakdown {
 pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
     let l = &s.layout;
     let tp = l.tp as f64;
-    let dp_shards = (l.dp as f64) * (l.cp as f64);
+    let dp_shards = l.zero_group_size() as f64;
     let params = s.params_per_chip();
     let (w_div, g_div, o_div) = match l.zero {
         0 => (1.0, 1.0, 1.0),

@@ -12,6 +12,7 @@
 //! | `kernel_overhead` | fixed cost per kernel (launch, tail) | every kernel |
 //! | `network` | achieved / link bandwidth of exposed collectives | TP (not overlapped), EP, DP exposed |
 //! | `overlap_exposure` | fraction of overlappable traffic left exposed | TP (overlapped), CP, PP |
+//! | `latency_scale` | achieved / catalog per-step link latency | the α term of every collective |
 //!
 //! The step time is linear in the inverses of the efficiencies (and the kernel cost), which is
 //! what makes the calibration a least-squares fit ([`crate::calibration`]).
@@ -38,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::{Add, AddAssign, Mul};
 
 /// Number of efficiency parameters.
-pub const PARAMS: usize = 6;
+pub const PARAMS: usize = 7;
 /// Names of the efficiency parameters, in [`Efficiency::to_theta`] order.
 pub const PARAM_NAMES: [&str; PARAMS] = [
     "matmul",
@@ -47,6 +48,7 @@ pub const PARAM_NAMES: [&str; PARAMS] = [
     "kernel_overhead_us",
     "network",
     "overlap_exposure",
+    "latency_scale",
 ];
 const MM: usize = 0;
 const LOW: usize = 1;
@@ -54,6 +56,7 @@ const MEM: usize = 2;
 const KERN: usize = 3;
 const NET: usize = 4;
 const OVL: usize = 5;
+const LAT: usize = 6;
 
 /// Efficiency parameters of one calibration group (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,8 @@ pub struct Efficiency {
     pub network: f64,
     /// Fraction of overlappable communication left exposed (bandwidth-normalised).
     pub overlap_exposure: f64,
+    /// Achieved per-step collective latency as a multiple of the catalog's (assumed) link latency.
+    pub latency_scale: f64,
 }
 
 impl Efficiency {
@@ -85,12 +90,13 @@ impl Efficiency {
         kernel_overhead_us: 4.0,
         network: 0.70,
         overlap_exposure: 0.30,
+        latency_scale: 1.0,
     };
 
     /// Prior standard deviations in θ space (see [`Efficiency::to_theta`]).
-    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3];
+    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0];
 
-    /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure.
+    /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure, latency scale.
     #[must_use]
     pub fn to_theta(&self) -> [f64; PARAMS] {
         [
@@ -100,6 +106,7 @@ impl Efficiency {
             self.kernel_overhead_us,
             1.0 / self.network,
             self.overlap_exposure,
+            self.latency_scale,
         ]
     }
 
@@ -113,6 +120,7 @@ impl Efficiency {
             kernel_overhead_us: t[KERN],
             network: 1.0 / t[NET],
             overlap_exposure: t[OVL],
+            latency_scale: t[LAT],
         }
     }
 }
@@ -164,10 +172,13 @@ struct Comm {
     out: Terms,
 }
 impl Comm {
+    /// Bandwidth time priced with `param`, latency with the latency scale.
     fn new(t: CommTime, param: usize) -> Self {
         Self {
-            up: Terms::one(param, t.scale_up.seconds()),
-            out: Terms::one(param, t.scale_out.seconds()),
+            up: Terms::one(param, t.scale_up.seconds())
+                + Terms::one(LAT, t.scale_up_latency.seconds()),
+            out: Terms::one(param, t.scale_out.seconds())
+                + Terms::one(LAT, t.scale_out_latency.seconds()),
         }
     }
     fn total(&self) -> Terms {
@@ -557,7 +568,12 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         stride: 1,
     };
     let tp_param = if s.tp_overlap { OVL } else { NET };
+    // Per layer: 2 all-reduces forward and 2 backward (with sequence parallelism the same
+    // volume as all-gather + reduce-scatter pairs, plus the all-gather of the layer input that
+    // backward redoes for the weight gradients: one more all-reduce's worth; Korthikanti et al.
+    // 2022 §4.2.2); full recompute repeats the forward's two.
     let tp_count = 4.0
+        + if l.sequence_parallel { 1.0 } else { 0.0 }
         + if l.recompute == Recompute::Full {
             2.0
         } else {
@@ -630,37 +646,53 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         stride: l.tp as u64,
     };
     let grad = Bytes::new(params * 2.0);
-    let (dp, window) = if l.zero >= 3 {
-        // FSDP / ZeRO-3 gathers and reduces one layer at a time: per layer and micro-batch,
-        // all-gather (forward), all-gather and reduce-scatter (backward); likewise the embedding.
-        let layer = Bytes::new(s.layer_params_per_chip() * 2.0);
-        let emb = Bytes::new(s.embedding_params / tp * 2.0);
-        let unit = |b: Bytes| {
-            Comm::new(fab.time(Collective::AllGather, b, dp_group), NET).scaled(2.0)
-                + Comm::new(fab.time(Collective::ReduceScatter, b, dp_group), NET)
-        };
-        let per = unit(layer).scaled(ls) + unit(emb);
-        (per.scaled(mb), (stage_compute + logits) * mb)
-    } else {
-        let ar = Comm::new(fab.time(Collective::AllReduce, grad, dp_group), NET);
-        let w = (bwd_compute * ls)
-            + if l.zero >= 1 {
-                fwd_compute * ls
-            } else {
-                Terms::default()
+    // ZeRO shards over `zero_group` ranks (the innermost of the dp x cp ranks); the other
+    // data-parallel ranks hold replicas that all-reduce their shard once per step (HSDP, MiCS).
+    let zg = l.zero_group_size() as u64;
+    let shard_group = Group {
+        size: zg,
+        stride: l.tp as u64,
+    };
+    let replica_group = Group {
+        size: (l.dp as u64 * l.cp as u64) / zg,
+        stride: l.tp as u64 * zg,
+    };
+    let replica_ar = Comm::new(
+        fab.time(
+            Collective::AllReduce,
+            Bytes::new(params * 2.0 / zg as f64),
+            replica_group,
+        ),
+        NET,
+    );
+    let (dp, window) = match l.zero {
+        0 => (
+            Comm::new(fab.time(Collective::AllReduce, grad, dp_group), NET),
+            bwd_compute * ls,
+        ),
+        1 => (
+            // Distributed optimizer: reduce-scatter gradients, all-gather updated weights.
+            Comm::new(fab.time(Collective::ReduceScatter, grad, shard_group), NET)
+                + Comm::new(fab.time(Collective::AllGather, grad, shard_group), NET)
+                + replica_ar,
+            (bwd_compute + fwd_compute) * ls,
+        ),
+        zero => {
+            // FSDP gathers and reduces one layer (and the embedding) at a time, per micro-batch:
+            // ZeRO-2 (SHARD_GRAD_OP) all-gathers in forward and reduce-scatters in backward;
+            // ZeRO-3 (FULL_SHARD) all-gathers again in backward.
+            let gathers = if zero >= 3 { 2.0 } else { 1.0 };
+            let unit = |b: Bytes| {
+                Comm::new(fab.time(Collective::AllGather, b, shard_group), NET).scaled(gathers)
+                    + Comm::new(fab.time(Collective::ReduceScatter, b, shard_group), NET)
             };
-        (ar, w)
+            let layer = Bytes::new(s.layer_params_per_chip() * 2.0);
+            let emb = Bytes::new(s.embedding_params / tp * 2.0);
+            let per = unit(layer).scaled(ls) + unit(emb);
+            (per.scaled(mb) + replica_ar, (stage_compute + logits) * mb)
+        }
     };
-    let window = if s.dp_overlap {
-        window
-    } else {
-        Terms::default()
-    };
-    let shard = if l.zero >= 1 {
-        (l.dp * l.cp) as f64
-    } else {
-        1.0
-    };
+    let shard = if l.zero >= 1 { zg as f64 } else { 1.0 };
     let optimizer = Terms::one(MEM, params / shard * 30.0 / bw) + kern(20.0);
 
     let matmul = ((bwd_matmul + mm_lin + mm_core) * ls + re_matmul * ls + logit_mm) * mb;

@@ -87,7 +87,7 @@ impl Estimate {
 /// let model = preset("gpt3-175b")?;
 /// let setup = TrainingSetup::new(1536, 2048, 300e9, Precision::Bf16)?;
 /// let layout = Layout { tp: 8, pp: 8, dp: 16, cp: 1, ep: 1, microbatch: 1, virtual_stages: 1,
-///                       recompute: Recompute::Selective, sequence_parallel: true, zero: 1 };
+///                       recompute: Recompute::Selective, sequence_parallel: true, zero: 1, zero_group: 0 };
 /// let e = estimate(&model, &layout, &cluster, &setup, &Calibration::shipped()?)?;
 /// assert!(e.train_time.days() > 10.0 && e.train_time.days() < 60.0);
 /// # Ok::<(), xpusim::Error>(())

@@ -140,6 +140,9 @@ struct EstimateArgs {
     /// ZeRO stage 0..3.
     #[arg(long)]
     zero: Option<u8>,
+    /// Ranks that shard the ZeRO state (hybrid sharding); default all data-parallel ranks.
+    #[arg(long)]
+    zero_group: Option<u32>,
     /// Let tensor parallelism span scale-up domains.
     #[arg(long)]
     allow_tp_scale_out: bool,
@@ -231,36 +234,7 @@ fn run() -> Result<()> {
             let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             let cal = calibration::fit(&runs, &format!("xpusim calibrate {}", names.join(" ")))?;
             write_atomic(&output, cal.to_toml()?.as_bytes())?;
-            let mut body = Vec::new();
-            for (name, g) in &cal.groups {
-                let e = &g.efficiency;
-                body.push([
-                    name.clone(),
-                    g.runs.to_string(),
-                    format!("{:.3}", e.matmul),
-                    format!("{:.3}", e.matmul_low),
-                    format!("{:.3}", e.memory),
-                    format!("{:.2}", e.kernel_overhead_us),
-                    format!("{:.3}", e.network),
-                    format!("{:.3}", e.overlap_exposure),
-                    format!("{:.1}%", 100.0 * g.rms_relative_error),
-                    format!("{:.1}%", 100.0 * g.max_relative_error),
-                ]);
-            }
-            let head = [
-                "fit",
-                "runs",
-                "matmul",
-                "matmul_low",
-                "memory",
-                "kernel_us",
-                "network",
-                "overlap_exp",
-                "rms err",
-                "max err",
-            ]
-            .map(String::from);
-            print!("{}", report::table(&head, &body, false));
+            print!("{}", calibration_table(&cal, false));
             println!("wrote {}", output.display());
             Ok(())
         }
@@ -320,26 +294,16 @@ fn run() -> Result<()> {
             let table = report::table(&head, &body, markdown);
             let summary = summarise(&runs, &cmp);
             if let Some(path) = update_readme {
+                if !holdout {
+                    let cal = load_calibration(calibration.as_deref())?;
+                    update_section(&path, "calibration", &calibration_table(&cal, true))?;
+                }
                 let (marker, text) = if holdout {
                     ("holdout", summary)
                 } else {
                     ("validation", format!("{summary}\n<details><summary>All {} runs</summary>\n\n{table}\n</details>\n", runs.len()))
                 };
-                let readme = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let (begin, end) = (
-                    format!("<!-- {marker}:begin -->\n"),
-                    format!("<!-- {marker}:end -->"),
-                );
-                let (Some(b), Some(e)) = (readme.find(&begin), readme.find(&end)) else {
-                    bail!(
-                        "{}: markers `{}` and `{end}` not found",
-                        path.display(),
-                        begin.trim_end()
-                    );
-                };
-                let updated = format!("{}{}{}{}", &readme[..b], begin, text, &readme[e..]);
-                write_atomic(&path, updated.as_bytes())?;
+                update_section(&path, marker, &text)?;
                 eprintln!("updated {} ({marker})", path.display());
                 return Ok(());
             }
@@ -349,6 +313,47 @@ fn run() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The fitted parameters, one row per fit, with one-sigma uncertainties of the efficiencies.
+fn calibration_table(cal: &Calibration, markdown: bool) -> String {
+    let mut body = Vec::new();
+    for (name, g) in &cal.groups {
+        let e = &g.efficiency;
+        let sigma = |key: &str, eff: f64| {
+            // σ of 1/η, propagated to η: σ_η = η² σ_θ.
+            let s = g.theta_sigma.get(key).copied().unwrap_or(0.0) * eff * eff;
+            format!("{eff:.3} ±{s:.3}")
+        };
+        body.push([
+            name.clone(),
+            g.runs.to_string(),
+            sigma("matmul", e.matmul),
+            sigma("matmul_low", e.matmul_low),
+            sigma("memory", e.memory),
+            format!("{:.1}", e.kernel_overhead_us),
+            sigma("network", e.network),
+            format!("{:.2}", e.overlap_exposure),
+            format!("{:.2}", e.latency_scale),
+            format!("{:.1}%", 100.0 * g.rms_relative_error),
+            format!("{:.1}%", 100.0 * g.max_relative_error),
+        ]);
+    }
+    let head = [
+        "fit",
+        "runs",
+        "BF16 matmul",
+        "FP8/FP4 matmul",
+        "HBM",
+        "kernel µs",
+        "network",
+        "overlap exposed",
+        "latency x",
+        "rms error",
+        "max error",
+    ]
+    .map(String::from);
+    report::table(&head, &body, markdown)
 }
 
 fn summarise(runs: &[xpusim::validation::Run], cmp: &[xpusim::validation::Comparison]) -> String {
@@ -381,6 +386,26 @@ fn summarise(runs: &[xpusim::validation::Run], cmp: &[xpusim::validation::Compar
         &body,
         true,
     )
+}
+
+/// Replace the text between `<!-- marker:begin -->` and `<!-- marker:end -->` in a file.
+fn update_section(path: &Path, marker: &str, text: &str) -> Result<()> {
+    let readme =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (begin, end) = (
+        format!("<!-- {marker}:begin -->\n"),
+        format!("<!-- {marker}:end -->"),
+    );
+    let (Some(b), Some(e)) = (readme.find(&begin), readme.find(&end)) else {
+        bail!(
+            "{}: markers `{}` and `{end}` not found",
+            path.display(),
+            begin.trim_end()
+        );
+    };
+    let updated = format!("{}{}{}{}", &readme[..b], begin, text, &readme[e..]);
+    write_atomic(path, updated.as_bytes())?;
+    Ok(())
 }
 
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -779,7 +804,8 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
         || a.microbatch.is_some()
         || a.virtual_stages.is_some()
         || a.recompute.is_some()
-        || a.zero.is_some();
+        || a.zero.is_some()
+        || a.zero_group.is_some();
     let request = if any_layout {
         let d = LayoutRequest::default();
         Some(LayoutRequest {
@@ -796,6 +822,7 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             },
             sequence_parallel: None,
             zero: a.zero.unwrap_or(d.zero),
+            zero_group: a.zero_group.unwrap_or(0),
             allow_tp_scale_out: a.allow_tp_scale_out,
         })
     } else {
