@@ -256,6 +256,76 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_across_domains_pays_the_scale_out_latency_at_every_step() {
+        let f = Fabric {
+            scale_up_latency: Seconds::from_micros(2.0),
+            scale_out_latency: Seconds::from_micros(10.0),
+            ..fabric()
+        };
+        // 512 ranks, 8 per domain: 511 ring steps, each gated by an inter-domain hop.
+        let t = f.time(
+            Collective::AllGather,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_out_latency.seconds(),
+            511.0 * 10e-6,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(t.scale_up_latency.seconds(), 0.0);
+        // Inside one domain: 7 steps of scale-up latency.
+        let t = f.time(
+            Collective::AllGather,
+            Bytes::new(1.0e6),
+            Group { size: 8, stride: 1 },
+        );
+        assert_relative_eq!(
+            t.scale_up_latency.seconds(),
+            7.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        // All-reduce uses a tree when that is shorter: 2 x log2(512) = 18 steps.
+        let t = f.time(
+            Collective::AllReduce,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_out_latency.seconds(),
+            18.0 * 10e-6,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn flat_collectives_put_the_whole_buffer_on_scale_out() {
+        let f = Fabric {
+            hierarchical: false,
+            ..fabric()
+        };
+        let t = f.time(
+            Collective::AllGather,
+            Bytes::from_gb(1.0),
+            Group {
+                size: 64,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_out.seconds(),
+            63.0 / 64.0 / 50.0,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
     fn all_reduce_is_reduce_scatter_plus_all_gather() {
         let f = fabric();
         let g = Group {

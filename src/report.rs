@@ -83,6 +83,9 @@ pub struct Row {
     pub six_n_flops_per_token: f64,
     /// Calibration fit used.
     pub calibration: String,
+    /// True when the chip's own calibration group had no fitted runs and a family or global
+    /// fit stands in (expect the larger, held-out errors of the README).
+    pub calibration_fallback: bool,
     /// Breakdown.
     pub breakdown: BreakdownRow,
 }
@@ -118,6 +121,7 @@ impl Row {
             flops_per_token: e.flops_per_token,
             six_n_flops_per_token: e.six_n_flops_per_token,
             calibration: e.calibration_group.clone(),
+            calibration_fallback: e.calibration_fallback,
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),
                 memory_bound_s: b.memory_bound.seconds(),

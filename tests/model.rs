@@ -428,3 +428,37 @@ proptest! {
         prop_assert_eq!(back, cal);
     }
 }
+
+/// Hybrid sharding: ZeRO state sharded inside groups of `zero_group` ranks, replicated across
+/// them; memory divides by the group, not by all data-parallel ranks.
+#[test]
+fn zero_group_shards_memory_within_the_group_only() {
+    let c = catalog();
+    let m = model("llama3-70b");
+    let cluster = c.cluster("h100-sxm", 256).unwrap_or_else(|e| panic!("{e}"));
+    let setup =
+        TrainingSetup::new(256, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let mut full = layout(1, 1, 256);
+    full.zero = 3;
+    let mut hybrid = full;
+    hybrid.zero_group = 8;
+    let a = estimate(&m, &full, &cluster, &setup, &cal()).unwrap_or_else(|e| panic!("{e}"));
+    let b = estimate(&m, &hybrid, &cluster, &setup, &cal()).unwrap_or_else(|e| panic!("{e}"));
+    assert_relative_eq!(
+        b.memory().optimizer.bytes() / a.memory().optimizer.bytes(),
+        256.0 / 8.0,
+        max_relative = 1e-12
+    );
+    assert_relative_eq!(
+        b.memory().weights.bytes() / a.memory().weights.bytes(),
+        256.0 / 8.0,
+        max_relative = 1e-12
+    );
+    let mut bad = hybrid;
+    bad.zero_group = 7;
+    let err = estimate(&m, &bad, &cluster, &setup, &cal())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("zero_group 7 does not divide"), "{err}");
+}

@@ -851,3 +851,90 @@ impl Evaluation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::Catalog;
+    use crate::workload::preset;
+    use approx::assert_relative_eq;
+
+    fn setup_for(layout: Layout, chips: u64) -> (Shape, Machine) {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cluster = c
+            .cluster("h100-sxm", chips)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
+        let setup =
+            TrainingSetup::new(512, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        layout
+            .validate(&model, &cluster, &setup, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            Shape::new(&model, &setup, &layout),
+            Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    fn layout(pp: u32, v: u32) -> Layout {
+        Layout {
+            tp: 8,
+            pp,
+            dp: 8,
+            cp: 1,
+            ep: 1,
+            microbatch: 1,
+            virtual_stages: v,
+            recompute: Recompute::Selective,
+            sequence_parallel: true,
+            zero: 1,
+            zero_group: 0,
+        }
+    }
+
+    /// Narayanan et al. 2021: interleaving v chunks divides the bubble by v.
+    #[test]
+    fn interleaving_divides_the_bubble() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let (s1, m) = setup_for(layout(8, 1), 512);
+        let (s2, _) = setup_for(layout(8, 2), 512);
+        let b1 = step_terms(&s1, &m).breakdown(&theta).bubble.seconds();
+        let b2 = step_terms(&s2, &m).breakdown(&theta).bubble.seconds();
+        // The per-stage work is the same up to the extra point-to-point of the second chunk.
+        assert_relative_eq!(b2 / b1, 0.5, max_relative = 0.01);
+        assert!(b1 > 0.0);
+    }
+
+    /// The parts of the breakdown add up to the step.
+    #[test]
+    fn breakdown_adds_up() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let (s, m) = setup_for(layout(4, 1), 256);
+        let b = step_terms(&s, &m).breakdown(&theta);
+        let sum = b.matmul
+            + b.memory_bound
+            + b.kernel_overhead
+            + b.tp_comm
+            + b.cp_comm
+            + b.ep_comm
+            + b.pp_comm
+            + b.dp_comm
+            + b.bubble
+            + b.optimizer;
+        assert_relative_eq!(sum.seconds(), b.step.seconds(), max_relative = 1e-9);
+        let by_level = b.scale_up_comm + b.scale_out_comm;
+        let by_kind = b.tp_comm + b.cp_comm + b.ep_comm + b.pp_comm + b.dp_comm;
+        assert_relative_eq!(by_level.seconds(), by_kind.seconds(), max_relative = 1e-9);
+    }
+
+    /// Without overlap, all data-parallel traffic is exposed; with it, no more than that.
+    #[test]
+    fn dp_overlap_only_hides_traffic() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let (mut s, m) = setup_for(layout(4, 1), 256);
+        let hidden = step_terms(&s, &m).breakdown(&theta).dp_comm;
+        s.dp_overlap = false;
+        let exposed = step_terms(&s, &m).breakdown(&theta).dp_comm;
+        assert!(exposed.seconds() > 0.0 && hidden <= exposed);
+    }
+}

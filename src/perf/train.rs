@@ -36,6 +36,8 @@ pub struct Estimate {
     pub layout: Layout,
     /// Calibration fit used.
     pub calibration_group: String,
+    /// Whether that fit is not the chip's own group (a family, global or prior stand-in).
+    pub calibration_fallback: bool,
     /// Efficiency parameters applied.
     pub efficiency: Efficiency,
     /// Memory feasibility.
@@ -145,6 +147,7 @@ pub fn estimate_with(
         chips: cluster.chips,
         model: model.id.clone(),
         layout: *layout,
+        calibration_fallback: group != cluster.chip.calibration_group,
         calibration_group: group,
         efficiency: eff,
         feasibility,

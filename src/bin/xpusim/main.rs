@@ -872,10 +872,19 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             b.bubble_s, b.optimizer_s, row.step_time_s
         );
         println!(
-            "bound by {} ({:.0}% of the step); calibration: {}",
+            "bound by {} ({:.0}% of the step); calibration: {}{}",
             row.bound_by,
             100.0 * row.bound_share,
-            row.calibration
+            row.calibration,
+            if row.calibration_fallback {
+                format!(
+                    " (stand-in: no measured run of group `{}` was fitted; expect errors above the fitted \
+                     groups' 4-9% held-out error, up to the ~25% of a family never measured; see README)",
+                    cluster.chip.calibration_group
+                )
+            } else {
+                String::new()
+            }
         );
         let m = e.memory();
         println!(
