@@ -362,3 +362,33 @@ fn a_user_chip_can_be_derived_from_a_builtin() {
         max_relative = EXACT
     );
 }
+
+#[test]
+fn shares_of_instance_figures_are_computed_and_marked_derived() {
+    let c = catalog();
+    let trn3 = c.chip("trn3").unwrap_or_else(|e| panic!("{e}"));
+    let out = trn3
+        .scale_out
+        .as_ref()
+        .unwrap_or_else(|| panic!("scale-out"));
+    assert_relative_eq!(
+        out.per_direction().gbit_per_s(),
+        28_800.0 / 144.0,
+        max_relative = EXACT
+    );
+    assert_eq!(out.bandwidth.provenance.status, Status::Derived);
+    assert!(out
+        .bandwidth
+        .provenance
+        .derivation
+        .as_deref()
+        .is_some_and(|d| d.contains("/ 144")));
+    let msg = problem(&GOOD.replace(
+        "value = 6, unit = \"TB/s\", source = \"A\", status = \"official\"",
+        "value = 48, unit = \"TB/s\", divided_by = 8, source = \"A\", status = \"official\"",
+    ));
+    assert!(
+        msg.contains("hbm_bandwidth.status") && msg.contains("derived"),
+        "{msg}"
+    );
+}

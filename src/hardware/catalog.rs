@@ -792,6 +792,8 @@ fn build_chip(
             range: None,
             alternatives: Vec::new(),
             direction: None,
+            divided_by: None,
+            multiplied_by: None,
         };
         const KINDS: [&str; 6] = [
             "on-demand",

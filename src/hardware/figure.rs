@@ -185,6 +185,12 @@ pub(crate) struct FigureFile {
     #[serde(default)]
     pub alternatives: Vec<AlternativeFile>,
     pub direction: Option<Direction>,
+    /// The published value covers this many chips (an instance, a rack): the chip's share is
+    /// computed as `value / divided_by`. Requires status `derived`.
+    pub divided_by: Option<Number>,
+    /// The published value is per link (or lane): the chip's figure is `value x multiplied_by`.
+    /// Requires status `derived`.
+    pub multiplied_by: Option<Number>,
 }
 
 /// A text figure (release date, process node).
@@ -229,7 +235,7 @@ impl Kind {
                 ("Gbit/s", 1e9 / 8.0),
                 ("Tbit/s", 1e12 / 8.0),
             ],
-            Self::Power => &[("W", 1.0), ("kW", 1e3)],
+            Self::Power => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6)],
             Self::Time => &[("us", 1e-6), ("ms", 1e-3), ("s", 1.0)],
             Self::Price => &[("USD/chip-hour", 1.0)],
         }
@@ -316,11 +322,28 @@ impl Resolver<'_> {
                 None
             }
         };
-        let raw = f.value.get();
+        let published = f.value.get();
+        let div = f.divided_by.map_or(1.0, Number::get);
+        let mul = f.multiplied_by.map_or(1.0, Number::get);
+        for (key, x) in [("divided_by", div), ("multiplied_by", mul)] {
+            if !(x.is_finite() && x > 0.0) {
+                self.problems.push(Problem::new(
+                    format!("{at}.{key}"),
+                    format!("must be positive, got {x}"),
+                ));
+            }
+        }
+        if (f.divided_by.is_some() || f.multiplied_by.is_some()) && f.status != Status::Derived {
+            self.problems.push(Problem::new(
+                format!("{at}.status"),
+                "a figure computed with divided_by / multiplied_by has status `derived`",
+            ));
+        }
+        let raw = published * mul / div;
         if !raw.is_finite() || raw <= 0.0 {
             self.problems.push(Problem::new(
                 format!("{at}.value"),
-                format!("must be a positive finite number, got {raw}"),
+                format!("must be a positive finite number, got {published}"),
             ));
         }
         let range = f.range.map(|[lo, hi]| (lo.get(), hi.get()));
@@ -345,15 +368,24 @@ impl Resolver<'_> {
             return None;
         }
         let unit = f.unit.clone().unwrap_or_default();
+        let as_written = format!("{raw} {unit}");
+        let derivation = match (f.divided_by, f.multiplied_by) {
+            (None, None) => None,
+            (d, m) => Some(format!(
+                "{published} {unit}{}{}",
+                m.map_or_else(String::new, |m| format!(" x {}", m.get())),
+                d.map_or_else(String::new, |d| format!(" / {}", d.get()))
+            )),
+        };
         Some(Figure {
             value: raw * factor,
-            as_written: format!("{raw} {unit}"),
+            as_written,
             range: range.map(|(lo, hi)| (lo * factor, hi * factor)),
             provenance: Provenance {
                 source,
                 status: f.status,
                 note: f.note.clone(),
-                derivation: None,
+                derivation,
                 alternatives,
             },
         })
