@@ -15,6 +15,9 @@
 //! tokens = 300e9
 //! precision = "bf16"      # bf16 | fp8 | fp4
 //! attention = "flash"     # optional: flash | unfused
+//! tp_comm_overlap = true  # optional software-stack switches (defaults: modern frameworks)
+//! dp_comm_overlap = true
+//! hierarchical_collectives = true
 //!
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id
@@ -68,6 +71,7 @@ struct TrainingFile {
     attention: Option<AttentionKernel>,
     tp_comm_overlap: Option<bool>,
     dp_comm_overlap: Option<bool>,
+    hierarchical_collectives: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +399,9 @@ impl Scenario {
         }
         if let Some(x) = t.dp_comm_overlap {
             setup.dp_comm_overlap = x;
+        }
+        if let Some(x) = t.hierarchical_collectives {
+            setup.hierarchical_collectives = x;
         }
         Ok(Self {
             name: f.name,

@@ -161,6 +161,15 @@ struct EstimateArgs {
     /// flash or unfused.
     #[arg(long, default_value = "flash")]
     attention: String,
+    /// Tensor-parallel communication is not overlapped with compute (older frameworks).
+    #[arg(long)]
+    no_tp_overlap: bool,
+    /// Data-parallel communication is not overlapped with the backward pass.
+    #[arg(long)]
+    no_dp_overlap: bool,
+    /// Collectives spanning scale-up domains do not aggregate inside a domain first.
+    #[arg(long)]
+    flat_collectives: bool,
     /// Scale-out bandwidth per chip, Gbit/s per direction (default: the system's).
     #[arg(long)]
     scale_out_gbps: Option<f64>,
@@ -235,6 +244,30 @@ fn run() -> Result<()> {
             let cal = calibration::fit(&runs, &format!("xpusim calibrate {}", names.join(" ")))?;
             write_atomic(&output, cal.to_toml()?.as_bytes())?;
             print!("{}", calibration_table(&cal, false));
+            // Residuals of every run under its own group's fit.
+            let cmp = compare(&runs, &cal);
+            let body: Vec<[String; 5]> = runs
+                .iter()
+                .zip(&cmp)
+                .map(|(r, c)| {
+                    [
+                        r.id.clone(),
+                        c.group.clone(),
+                        format!("{:.3}", c.measured_s),
+                        format!("{:.3}", c.predicted_s),
+                        format!("{:+.1}%", 100.0 * c.error),
+                    ]
+                })
+                .collect();
+            println!();
+            print!(
+                "{}",
+                report::table(
+                    &["run", "fit", "measured s", "fitted s", "residual"].map(String::from),
+                    &body,
+                    false
+                )
+            );
             println!("wrote {}", output.display());
             Ok(())
         }
@@ -796,6 +829,9 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
         "unfused" => AttentionKernel::Unfused,
         other => bail!("--attention: unknown kernel `{other}`; expected flash or unfused"),
     };
+    setup.tp_comm_overlap = !a.no_tp_overlap;
+    setup.dp_comm_overlap = !a.no_dp_overlap;
+    setup.hierarchical_collectives = !a.flat_collectives;
     let any_layout = a.tp.is_some()
         || a.pp.is_some()
         || a.dp.is_some()
