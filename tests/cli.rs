@@ -273,3 +273,23 @@ fn readme_validation_tables_are_current() {
         "README tables are stale: run `cargo run --release -- validate --update-readme README.md` and `... validate --holdout --update-readme README.md`"
     );
 }
+
+/// `xpusim validate | head` must not panic when the reader goes away.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xpusim"))
+        .args(["validate"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut first = [0_u8; 16];
+    let _ = child.stdout.as_mut().map(|s| s.read(&mut first));
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

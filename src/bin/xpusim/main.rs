@@ -1,6 +1,21 @@
 //! The `xpusim` command-line tool: thin glue over the library.
 
 use anyhow::{bail, Context, Result};
+use std::io::Write;
+
+/// `print!` that returns an error (a closed pipe, say) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+/// `println!` that returns an error instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use xpusim::calibration::{self, Calibration};
@@ -186,6 +201,12 @@ struct EstimateArgs {
 
 fn main() {
     if let Err(e) = run() {
+        // A reader that stops early (`xpusim ... | head`) is not an error.
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return;
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -243,7 +264,7 @@ fn run() -> Result<()> {
             let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             let cal = calibration::fit(&runs, &format!("xpusim calibrate {}", names.join(" ")))?;
             write_atomic(&output, cal.to_toml()?.as_bytes())?;
-            print!("{}", calibration_table(&cal, false));
+            out!("{}", calibration_table(&cal, false));
             // Residuals of every run under its own group's fit.
             let cmp = compare(&runs, &cal);
             let body: Vec<[String; 5]> = runs
@@ -259,8 +280,8 @@ fn run() -> Result<()> {
                     ]
                 })
                 .collect();
-            println!();
-            print!(
+            outln!();
+            out!(
                 "{}",
                 report::table(
                     &["run", "fit", "measured s", "fitted s", "residual"].map(String::from),
@@ -268,7 +289,7 @@ fn run() -> Result<()> {
                     false
                 )
             );
-            println!("wrote {}", output.display());
+            outln!("wrote {}", output.display());
             Ok(())
         }
         Command::Validate {
@@ -290,7 +311,7 @@ fn run() -> Result<()> {
                 compare(&runs, &load_calibration(calibration.as_deref())?)
             };
             if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&cmp)?);
+                outln!("{}", serde_json::to_string_pretty(&cmp)?);
                 return Ok(());
             }
             let markdown = update_readme.is_some()
@@ -340,9 +361,9 @@ fn run() -> Result<()> {
                 eprintln!("updated {} ({marker})", path.display());
                 return Ok(());
             }
-            print!("{table}");
-            println!();
-            print!("{summary}");
+            out!("{table}");
+            outln!();
+            out!("{summary}");
             Ok(())
         }
     }
@@ -475,7 +496,7 @@ fn emit(text: &str, output: Option<&Path>) -> Result<()> {
             write_atomic(p, text.as_bytes())?;
             eprintln!("wrote {}", p.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }
@@ -493,7 +514,7 @@ fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
                 chips: &'a [Chip],
                 systems: &'a [xpusim::hardware::System],
             }
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&Listing {
                     chips: catalog.chips(),
@@ -537,8 +558,8 @@ fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
                 "default system",
             ]
             .map(String::from);
-            print!("{}", report::table(&head, &body, false));
-            println!();
+            out!("{}", report::table(&head, &body, false));
+            outln!();
             let body: Vec<[String; 5]> = catalog
                 .systems()
                 .iter()
@@ -560,7 +581,7 @@ fn hardware_list(catalog: &Catalog, format: &str) -> Result<()> {
                 "scale-out/chip/dir",
             ]
             .map(String::from);
-            print!("{}", report::table(&head, &body, false));
+            out!("{}", report::table(&head, &body, false));
         }
         other => bail!("unknown format `{other}`; expected table or json"),
     }
@@ -595,15 +616,18 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                     "status": "derived",
                 })).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         "table" => {
-            println!(
+            outln!(
                 "{} — {} (family {}, vendor {})",
-                chip.id, chip.name, chip.family, chip.vendor
+                chip.id,
+                chip.name,
+                chip.family,
+                chip.vendor
             );
             if !chip.aliases.is_empty() {
-                println!("aliases: {}", chip.aliases.join(", "));
+                outln!("aliases: {}", chip.aliases.join(", "));
             }
             let mut body: Vec<[String; 4]> = Vec::new();
             let mut add = |name: String, f: Option<(&str, &xpusim::hardware::Provenance)>| {
@@ -710,7 +734,7 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                     )),
                 );
             }
-            print!(
+            out!(
                 "{}",
                 report::table(
                     &["figure", "value", "status", "source"].map(String::from),
@@ -719,9 +743,9 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                 )
             );
             if !chip.claims.is_empty() {
-                println!("\nclaims:");
+                outln!("\nclaims:");
                 for c in &chip.claims {
-                    println!(
+                    outln!(
                         "  \"{}\" [{} {}] -> {}",
                         c.text,
                         c.source.key,
@@ -730,12 +754,15 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                     );
                 }
             }
-            println!(
+            outln!(
                 "\nsystem {} ({}): {} chips per scale-up domain [{}]",
-                system.id, system.name, domain, system.domain_chips.provenance.source.key
+                system.id,
+                system.name,
+                domain,
+                system.domain_chips.provenance.source.key
             );
             for (p, t) in &totals {
-                println!(
+                outln!(
                     "  domain total {p}: {:.1} PFLOP/s, HBM {:.1} TB, {:.1} TB/s{} (derived: {} x per-chip)",
                     t.peak.flops_per_second() / 1e15,
                     t.hbm_capacity.bytes() / 1e12,
@@ -753,7 +780,7 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
 fn models(format: &str) -> Result<()> {
     let all = presets()?;
     match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&all)?),
+        "json" => outln!("{}", serde_json::to_string_pretty(&all)?),
         "table" => {
             let body: Vec<[String; 8]> = all
                 .iter()
@@ -784,7 +811,7 @@ fn models(format: &str) -> Result<()> {
                 "kind",
             ]
             .map(String::from);
-            print!("{}", report::table(&head, &body, false));
+            out!("{}", report::table(&head, &body, false));
         }
         other => bail!("unknown format `{other}`; expected table or json"),
     }
@@ -869,13 +896,13 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
     let e = evaluate_case(&model, &setup, &cluster, request.as_ref(), &cal)?;
     let row = Row::new(&a.hardware, &e);
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&row)?);
+        outln!("{}", serde_json::to_string_pretty(&row)?);
         return Ok(());
     }
-    print!("{}", report::render(&[Ok(row.clone())], format)?);
+    out!("{}", report::render(&[Ok(row.clone())], format)?);
     if format == Format::Table {
         let b = &row.breakdown;
-        println!(
+        outln!(
             "\n{} on {} x {} ({}), {} layout{}",
             model.id,
             row.chips,
@@ -892,22 +919,24 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
                 " (fastest that fits)".into()
             }
         );
-        println!(
+        outln!(
             "FLOPs per token: {:.4e} exact, {:.4e} by 6N ({:+.1}%)",
             row.flops_per_token,
             row.six_n_flops_per_token,
             100.0 * (row.six_n_flops_per_token / row.flops_per_token - 1.0)
         );
-        println!("step breakdown (s): matmul {:.4}  memory-bound {:.4}  kernel overhead {:.4}  (recompute {:.4})", b.matmul_s, b.memory_bound_s, b.kernel_overhead_s, b.recompute_s);
-        println!(
+        outln!("step breakdown (s): matmul {:.4}  memory-bound {:.4}  kernel overhead {:.4}  (recompute {:.4})", b.matmul_s, b.memory_bound_s, b.kernel_overhead_s, b.recompute_s);
+        outln!(
             "  exposed comm: TP {:.4}  CP {:.4}  EP {:.4}  PP {:.4}  DP {:.4}  (scale-up {:.4}, scale-out {:.4})",
             b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s
         );
-        println!(
+        outln!(
             "  bubble {:.4}  optimizer {:.4}  total {:.4}",
-            b.bubble_s, b.optimizer_s, row.step_time_s
+            b.bubble_s,
+            b.optimizer_s,
+            row.step_time_s
         );
-        println!(
+        outln!(
             "bound by {} ({:.0}% of the step); calibration: {}{}",
             row.bound_by,
             100.0 * row.bound_share,
@@ -923,7 +952,7 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             }
         );
         let m = e.memory();
-        println!(
+        outln!(
             "memory per chip: {:.1} GB = weights {:.1} + gradients {:.1} + optimizer {:.1} + activations {:.1} + buffers {:.1}",
             m.total().gb(),
             m.weights.gb(),
