@@ -118,8 +118,8 @@ impl Row {
             chip_hours: e.chip_hours,
             bound_by: p.bound_by.as_str().into(),
             bound_share: p.bound_share,
-            flops_per_token: e.flops_per_token,
-            six_n_flops_per_token: e.six_n_flops_per_token,
+            flops_per_token: e.flops_per_token.flops(),
+            six_n_flops_per_token: e.six_n_flops_per_token.flops(),
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
             breakdown: BreakdownRow {

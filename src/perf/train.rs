@@ -7,7 +7,7 @@ use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::hardware::Cluster;
 use crate::parallelism::Layout;
-use crate::units::{FlopsPerSecond, Seconds};
+use crate::units::{Flops, FlopsPerSecond, Seconds};
 use crate::workload::{Model, TrainingSetup};
 use serde::Serialize;
 
@@ -51,9 +51,9 @@ pub struct Estimate {
     /// Chip-hours.
     pub chip_hours: f64,
     /// Model FLOPs per token (exact count).
-    pub flops_per_token: f64,
+    pub flops_per_token: Flops,
     /// The 6·N approximation per token, for comparison.
-    pub six_n_flops_per_token: f64,
+    pub six_n_flops_per_token: Flops,
 }
 
 impl Estimate {
@@ -155,7 +155,7 @@ pub fn estimate_with(
         steps,
         train_time,
         chip_hours: train_time.hours() * cluster.chips as f64,
-        flops_per_token: model.training_flops_per_token(setup.seq_len).flops(),
-        six_n_flops_per_token: model.six_n_flops_per_token().flops(),
+        flops_per_token: model.training_flops_per_token(setup.seq_len),
+        six_n_flops_per_token: model.six_n_flops_per_token(),
     })
 }

@@ -118,17 +118,17 @@ pub struct Model {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LayerFlops {
     /// Q, K, V and output projections.
-    pub attention_linear: f64,
+    pub attention_linear: Flops,
     /// `QK^T` and `AV` over a context of `s` keys (full square).
-    pub attention_core: f64,
+    pub attention_core: Flops,
     /// MLP or routed + shared experts actually computed per token, plus the router.
-    pub mlp: f64,
+    pub mlp: Flops,
 }
 
 impl LayerFlops {
     /// Sum.
     #[must_use]
-    pub fn total(&self) -> f64 {
+    pub fn total(&self) -> Flops {
         self.attention_linear + self.attention_core + self.mlp
     }
 }
@@ -323,21 +323,21 @@ impl Model {
             _ => 2.0 * self.mlp.matrices() * d * self.ffn as f64,
         };
         LayerFlops {
-            attention_linear,
-            attention_core,
-            mlp,
+            attention_linear: Flops::new(attention_linear),
+            attention_core: Flops::new(attention_core),
+            mlp: Flops::new(mlp),
         }
     }
 
     /// Forward FLOPs per token of the output (logit) layer.
     #[must_use]
-    pub fn logit_flops_per_token(&self) -> f64 {
-        2.0 * self.d_model as f64 * self.vocab as f64
+    pub fn logit_flops_per_token(&self) -> Flops {
+        Flops::new(2.0 * self.d_model as f64 * self.vocab as f64)
     }
 
     /// Forward FLOPs per token of the whole model at context `seq`.
     #[must_use]
-    pub fn forward_flops_per_token(&self, seq: u64) -> f64 {
+    pub fn forward_flops_per_token(&self, seq: u64) -> Flops {
         let dense_l = (self.layers - self.moe_layers()) as f64;
         let moe_l = self.moe_layers() as f64;
         dense_l * self.layer_flops_per_token(seq, false).total()
@@ -348,7 +348,7 @@ impl Model {
     /// Training *model* FLOPs per token (forward + backward = 3 x forward, no recompute).
     #[must_use]
     pub fn training_flops_per_token(&self, seq: u64) -> Flops {
-        Flops::new(3.0 * self.forward_flops_per_token(seq))
+        self.forward_flops_per_token(seq) * 3.0
     }
 
     /// The 6·N approximation per token (N = active parameters), reported beside the exact count.
@@ -513,7 +513,7 @@ mod tests {
         let linear: f64 = matmuls.iter().map(|(a, b, c)| 2.0 * a * b * c).sum();
         let core = m.heads as f64 * 2.0 * (2.0 * s * m.head_dim as f64);
         let closed = m.layer_flops_per_token(2048, false);
-        assert_relative_eq!(closed.total(), linear + core, max_relative = 1e-12);
+        assert_relative_eq!(closed.total().flops(), linear + core, max_relative = 1e-12);
     }
 
     /// Narayanan et al. 2021 eq. 3 without the recompute pass (x 3/4) equals our model FLOPs.
