@@ -194,12 +194,8 @@ impl Catalog {
     /// # Errors
     /// Only if the embedded files are broken, which the test suite rules out.
     pub fn builtin() -> Result<Self> {
-        Self::from_sources(
-            &BUILT_IN
-                .iter()
-                .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string(), false))
-                .collect::<Vec<_>>(),
-        )
+        let none: [&Path; 0] = [];
+        Self::with_user_files(&none)
     }
 
     /// The built-in catalog extended (or overridden, with `override = true`) by user files.
