@@ -10,7 +10,7 @@
 //! # ... or an inline definition with the preset keys (id, layers, d_model, heads, ffn, mlp, vocab, seq_len, ...)
 //!
 //! [training]
-//! global_batch = 1536     # sequences
+//! global_batch = 1536     # sequences (or global_batch_tokens = 3145728)
 //! seq_len = 2048          # optional, defaults to the model's
 //! tokens = 300e9
 //! precision = "bf16"      # bf16 | fp8 | fp4
@@ -18,6 +18,7 @@
 //! tp_comm_overlap = true  # optional software-stack switches (defaults: modern frameworks)
 //! dp_comm_overlap = true
 //! hierarchical_collectives = true
+//! optimizer_states = "fp32" # or "bf16" moments
 //!
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id
@@ -37,7 +38,9 @@ use crate::parallelism::{Layout, Recompute};
 use crate::perf::{estimate_with, Estimate};
 use crate::sweep::{best_layout, SearchSpace};
 use crate::units::BytesPerSecond;
-use crate::workload::{preset, validate_models, AttentionKernel, Model, ModelFile, TrainingSetup};
+use crate::workload::{
+    preset, validate_models, AttentionKernel, Model, ModelFile, OptimizerStates, TrainingSetup,
+};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -64,7 +67,8 @@ enum ModelSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TrainingFile {
-    global_batch: i64,
+    global_batch: Option<i64>,
+    global_batch_tokens: Option<i64>,
     seq_len: Option<i64>,
     tokens: f64,
     precision: Precision,
@@ -72,6 +76,7 @@ struct TrainingFile {
     tp_comm_overlap: Option<bool>,
     dp_comm_overlap: Option<bool>,
     hierarchical_collectives: Option<bool>,
+    optimizer_states: Option<OptimizerStates>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,11 +297,20 @@ impl Scenario {
                 },
             };
         let t = &f.training;
-        if t.global_batch < 1 {
-            p.push(Problem::new(
+        match (t.global_batch, t.global_batch_tokens) {
+            (Some(g), None) if g < 1 => p.push(Problem::new(
                 "training.global_batch",
-                format!("must be at least 1 sequence, got {}", t.global_batch),
-            ));
+                format!("must be at least 1 sequence, got {g}"),
+            )),
+            (None, Some(g)) if g < 1 => p.push(Problem::new(
+                "training.global_batch_tokens",
+                format!("must be at least 1 token, got {g}"),
+            )),
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => p.push(Problem::new(
+                "training",
+                "give exactly one of global_batch (sequences) or global_batch_tokens",
+            )),
         }
         if let Some(s) = t.seq_len {
             if s < 1 {
@@ -386,11 +400,21 @@ impl Scenario {
             });
         }
         let seq = t.seq_len.map_or(model.seq_len, |s| s as u64);
-        let mut setup = TrainingSetup::new(t.global_batch as u64, seq, t.tokens, t.precision)
-            .map_err(|e| Error::Invalid {
-                file: file.into(),
-                problems: vec![Problem::new("training", e.to_string())],
-            })?;
+        let invalid = |e: Error| Error::Invalid {
+            file: file.into(),
+            problems: vec![Problem::new("training", e.to_string())],
+        };
+        let batch = match (t.global_batch, t.global_batch_tokens) {
+            (Some(g), _) => g as u64,
+            (None, Some(tok)) => {
+                TrainingSetup::sequences_for_tokens(tok as u64, seq).map_err(invalid)?
+            }
+            (None, None) => 0,
+        };
+        let mut setup = TrainingSetup::new(batch, seq, t.tokens, t.precision).map_err(invalid)?;
+        if let Some(o) = t.optimizer_states {
+            setup.optimizer_states = o;
+        }
         if let Some(a) = t.attention {
             setup.attention = a;
         }

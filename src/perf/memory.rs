@@ -1,7 +1,8 @@
 //! Memory per chip: weights, gradients, optimizer states, activations, buffers.
 //!
 //! Mixed-precision Adam (Micikevicius et al. 2018; Rajbhandari et al. 2020): BF16 weights (2 B),
-//! FP32 main gradients (4 B), FP32 master weights and two moments (12 B) per parameter; ZeRO
+//! FP32 main gradients (4 B), FP32 master weights and two moments (12 B, or 8 B with BF16
+//! moments) per parameter; ZeRO
 //! stage 1 shards the 12 B, stage 2 also the gradients, stage 3 also the weights.
 //! Activations follow Korthikanti et al. 2022 (eq. 1-2), generalised to GQA, gated MLPs and MoE:
 //! per layer and micro-batch `2·T·d·5` bytes outside the tensor-parallel region (norm inputs,
@@ -18,8 +19,6 @@ use serde::Serialize;
 pub const WEIGHT_BYTES: f64 = 2.0;
 /// FP32 main gradients.
 pub const GRADIENT_BYTES: f64 = 4.0;
-/// FP32 master weights, first and second moments.
-pub const OPTIMIZER_BYTES: f64 = 12.0;
 /// Runtime reserve per chip: framework context, communicator buffers, allocator slack.
 /// An assumption (the order of NCCL and CUDA context footprints), not a measurement.
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
@@ -61,7 +60,7 @@ pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
     };
     let weights = Bytes::new(params * WEIGHT_BYTES / w_div);
     let gradients = Bytes::new(params * GRADIENT_BYTES / g_div);
-    let optimizer = Bytes::new(params * OPTIMIZER_BYTES / o_div);
+    let optimizer = Bytes::new(params * s.optimizer_bytes / o_div);
 
     // Activations of one layer for one micro-batch.
     let t = s.tokens_per_microbatch();

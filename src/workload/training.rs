@@ -16,6 +16,27 @@ pub enum AttentionKernel {
     Unfused,
 }
 
+/// Precision of the Adam moments (the master weights stay FP32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerStates {
+    /// FP32 master weights and moments: 12 bytes per parameter (mixed-precision Adam).
+    Fp32,
+    /// FP32 master weights, BF16 moments: 8 bytes per parameter.
+    Bf16,
+}
+
+impl OptimizerStates {
+    /// Bytes per parameter of optimizer state.
+    #[must_use]
+    pub fn bytes_per_param(self) -> f64 {
+        match self {
+            Self::Fp32 => 12.0,
+            Self::Bf16 => 8.0,
+        }
+    }
+}
+
 /// Batch, tokens, number format and software-stack switches of one training run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainingSetup {
@@ -36,6 +57,8 @@ pub struct TrainingSetup {
     /// Collectives spanning scale-up domains aggregate inside each domain first (see
     /// [`crate::network::Fabric::hierarchical`]).
     pub hierarchical_collectives: bool,
+    /// Precision of the optimizer's moments.
+    pub optimizer_states: OptimizerStates,
 }
 
 impl TrainingSetup {
@@ -71,7 +94,22 @@ impl TrainingSetup {
             tp_comm_overlap: true,
             dp_comm_overlap: true,
             hierarchical_collectives: true,
+            optimizer_states: OptimizerStates::Fp32,
         })
+    }
+
+    /// A global batch given in tokens, as sequences of `seq_len`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when the tokens are not a whole number of sequences.
+    pub fn sequences_for_tokens(batch_tokens: u64, seq_len: u64) -> Result<u64> {
+        if seq_len == 0 || batch_tokens == 0 || batch_tokens % seq_len != 0 {
+            return Err(Error::input(
+                "global_batch_tokens",
+                format!("{batch_tokens} tokens is not a positive whole number of {seq_len}-token sequences"),
+            ));
+        }
+        Ok(batch_tokens / seq_len)
     }
 
     /// Tokens in one optimizer step.

@@ -26,7 +26,9 @@ use xpusim::report::{self, Format, Outcome, Row};
 use xpusim::scenario::{evaluate_case, LayoutRequest, Scenario};
 use xpusim::units::BytesPerSecond;
 use xpusim::validation::{compare, load_runs};
-use xpusim::workload::{parse_models, preset, presets, AttentionKernel, TrainingSetup};
+use xpusim::workload::{
+    parse_models, preset, presets, AttentionKernel, OptimizerStates, TrainingSetup,
+};
 
 #[derive(Parser)]
 #[command(
@@ -162,8 +164,14 @@ struct EstimateArgs {
     #[arg(long)]
     allow_tp_scale_out: bool,
     /// Global batch in sequences.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, conflicts_with = "global_batch_tokens")]
     global_batch: u64,
+    /// Global batch in tokens (instead of --global-batch): a whole number of sequences.
+    #[arg(long)]
+    global_batch_tokens: Option<u64>,
+    /// Precision of the Adam moments: fp32 (12 bytes/param with the master weights) or bf16 (8).
+    #[arg(long, default_value = "fp32")]
+    optimizer_states: String,
     /// Sequence length (default: the model's).
     #[arg(long)]
     seq_len: Option<u64>,
@@ -845,12 +853,17 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
         cluster = cluster.with_domain_chips(d)?;
     }
     let precision = Precision::parse(&a.precision)?;
-    let mut setup = TrainingSetup::new(
-        a.global_batch,
-        a.seq_len.unwrap_or(model.seq_len),
-        a.tokens,
-        precision,
-    )?;
+    let seq_len = a.seq_len.unwrap_or(model.seq_len);
+    let global_batch = match a.global_batch_tokens {
+        Some(t) => TrainingSetup::sequences_for_tokens(t, seq_len)?,
+        None => a.global_batch,
+    };
+    let mut setup = TrainingSetup::new(global_batch, seq_len, a.tokens, precision)?;
+    setup.optimizer_states = match a.optimizer_states.as_str() {
+        "fp32" => OptimizerStates::Fp32,
+        "bf16" => OptimizerStates::Bf16,
+        other => bail!("--optimizer-states: unknown precision `{other}`; expected fp32 or bf16"),
+    };
     setup.attention = match a.attention.as_str() {
         "flash" => AttentionKernel::Flash,
         "unfused" => AttentionKernel::Unfused,
