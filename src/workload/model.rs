@@ -48,6 +48,22 @@ pub struct Moe {
     pub dense_layers: u32,
 }
 
+/// Multi-head latent attention (DeepSeek-V2/V3): queries and keys/values pass through low-rank
+/// latent projections; each head's query/key has a `head_dim` part plus a shared rotary part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mla {
+    /// Rank of the query compression (0: queries projected directly from the hidden state).
+    #[serde(default)]
+    pub q_lora_rank: u64,
+    /// Rank of the joint key/value compression.
+    pub kv_lora_rank: u64,
+    /// Rotary part of each query/key head (added to `head_dim`).
+    pub qk_rope_head_dim: u64,
+    /// Size of each value head.
+    pub v_head_dim: u64,
+}
+
 /// A model as written in a preset or user file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +83,17 @@ pub(crate) struct ModelFile {
     #[serde(default)]
     pub tied_embeddings: bool,
     pub moe: Option<MoeFile>,
+    pub mla: Option<MlaFile>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MlaFile {
+    #[serde(default)]
+    q_lora_rank: i64,
+    kv_lora_rank: i64,
+    qk_rope_head_dim: i64,
+    v_head_dim: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -112,6 +139,8 @@ pub struct Model {
     pub tied_embeddings: bool,
     /// Mixture-of-experts, if any.
     pub moe: Option<Moe>,
+    /// Multi-head latent attention, if any (then `kv_heads` is unused).
+    pub mla: Option<Mla>,
 }
 
 /// Forward FLOPs per token of one layer, split by kind of operation.
@@ -191,6 +220,18 @@ impl Model {
                 dense_layers: m.dense_layers.clamp(0, u32::MAX as i64) as u32,
             }
         });
+        let mla = f.mla.map(|m| {
+            let at = format!("{at}.mla");
+            if m.q_lora_rank < 0 {
+                p.push(Problem::new(format!("{at}.q_lora_rank"), "must be >= 0"));
+            }
+            Mla {
+                q_lora_rank: m.q_lora_rank.max(0) as u64,
+                kv_lora_rank: positive(&mut p, &at, "kv_lora_rank", m.kv_lora_rank),
+                qk_rope_head_dim: positive(&mut p, &at, "qk_rope_head_dim", m.qk_rope_head_dim),
+                v_head_dim: positive(&mut p, &at, "v_head_dim", m.v_head_dim),
+            }
+        });
         if !is_id(&f.id) {
             p.push(Problem::new(
                 format!("{at}.id"),
@@ -220,14 +261,32 @@ impl Model {
             seq_len,
             tied_embeddings: f.tied_embeddings,
             moe,
+            mla,
         })
     }
 
-    fn q_width(&self) -> f64 {
-        self.heads as f64 * self.head_dim as f64
+    /// Width of all query heads (and, for MLA, of the up-projected keys).
+    #[must_use]
+    pub fn q_width(&self) -> f64 {
+        let rope = self.mla.as_ref().map_or(0, |m| m.qk_rope_head_dim);
+        self.heads as f64 * (self.head_dim + rope) as f64
     }
-    fn kv_width(&self) -> f64 {
-        self.kv_heads as f64 * self.head_dim as f64
+
+    /// Width of the keys plus the values, halved (the K/V tensor width per token, on average).
+    #[must_use]
+    pub fn kv_width(&self) -> f64 {
+        match &self.mla {
+            Some(m) => 0.5 * (self.q_width() + self.heads as f64 * m.v_head_dim as f64),
+            None => self.kv_heads as f64 * self.head_dim as f64,
+        }
+    }
+
+    /// Width of the attention output (all value heads).
+    fn v_width(&self) -> f64 {
+        match &self.mla {
+            Some(m) => self.heads as f64 * m.v_head_dim as f64,
+            None => self.heads as f64 * self.head_dim as f64,
+        }
     }
 
     /// Layers whose MLP is a mixture of experts.
@@ -242,7 +301,22 @@ impl Model {
     #[must_use]
     pub fn attention_params(&self) -> f64 {
         let d = self.d_model as f64;
-        d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d
+        match &self.mla {
+            None => d * (self.q_width() + 2.0 * self.kv_width()) + self.v_width() * d,
+            Some(m) => {
+                let heads = self.heads as f64;
+                let q = if m.q_lora_rank == 0 {
+                    d * self.q_width()
+                } else {
+                    let r = m.q_lora_rank as f64;
+                    d * r + r * self.q_width()
+                };
+                let r = m.kv_lora_rank as f64;
+                let kv = d * (r + m.qk_rope_head_dim as f64)
+                    + r * heads * (self.head_dim + m.v_head_dim) as f64;
+                q + kv + self.v_width() * d
+            }
+        }
     }
 
     /// Parameters of a dense MLP block.
@@ -312,9 +386,9 @@ impl Model {
     #[must_use]
     pub fn layer_flops_per_token(&self, seq: u64, moe_layer: bool) -> LayerFlops {
         let d = self.d_model as f64;
-        let attention_linear =
-            2.0 * (d * (self.q_width() + 2.0 * self.kv_width()) + self.q_width() * d);
-        let attention_core = 2.0 * 2.0 * seq as f64 * self.q_width();
+        let attention_linear = 2.0 * self.attention_params();
+        // QK^T over the query/key width, AV over the value width.
+        let attention_core = 2.0 * seq as f64 * (self.q_width() + self.v_width());
         let mlp = match (&self.moe, moe_layer) {
             (Some(m), true) => {
                 let per_expert = 2.0 * self.mlp.matrices() * d * m.expert_ffn as f64;
@@ -373,7 +447,7 @@ struct PresetFile {
     models: Vec<ModelFile>,
 }
 
-const PRESETS: [(&str, &str); 8] = [
+const PRESETS: [(&str, &str); 9] = [
     ("gpt.toml", include_str!("presets/gpt.toml")),
     ("megatron.toml", include_str!("presets/megatron.toml")),
     ("llama.toml", include_str!("presets/llama.toml")),
@@ -382,6 +456,7 @@ const PRESETS: [(&str, &str); 8] = [
     ("grok.toml", include_str!("presets/grok.toml")),
     ("mpt.toml", include_str!("presets/mpt.toml")),
     ("mixtral.toml", include_str!("presets/mixtral.toml")),
+    ("deepseek.toml", include_str!("presets/deepseek.toml")),
 ];
 
 /// Parse a list of `[[models]]` from TOML text (a preset or user file).
@@ -526,5 +601,20 @@ mod tests {
         let f_nar = 72.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
         let ours = m2.training_flops_per_token(2048).flops() * s;
         assert_relative_eq!(ours, f_nar, max_relative = 1e-9);
+    }
+}
+
+#[cfg(test)]
+mod mla_tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    /// DeepSeek-V3 (arXiv:2412.19437): 671B parameters, 37B activated per token (the published
+    /// figures exclude the multi-token-prediction module).
+    #[test]
+    fn deepseek_v3_has_671b_total_and_37b_active_parameters() {
+        let m = preset("deepseek-v3").unwrap_or_else(|e| panic!("{e}"));
+        assert_relative_eq!(m.params() / 1e9, 671.0, max_relative = 0.005);
+        assert_relative_eq!(m.active_params() / 1e9, 37.0, max_relative = 0.02);
     }
 }
