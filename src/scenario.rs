@@ -61,7 +61,7 @@ struct ScenarioFile {
 #[serde(untagged)]
 enum ModelSpec {
     Preset { preset: String },
-    Inline(ModelFile),
+    Inline(Box<ModelFile>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,7 +285,7 @@ impl Scenario {
                         None
                     }
                 },
-                ModelSpec::Inline(m) => match validate_models(file, vec![m]) {
+                ModelSpec::Inline(m) => match validate_models(file, vec![*m]) {
                     Ok(mut v) => v.pop(),
                     Err(Error::Invalid { problems, .. }) => {
                         p.extend(problems.into_iter().map(|x| {
