@@ -19,6 +19,7 @@
 //! dp_comm_overlap = true
 //! hierarchical_collectives = true
 //! optimizer_states = "fp32" # or "bf16" moments
+//! main_grads = "bf16"     # or "fp32" gradient accumulation
 //!
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id
@@ -39,7 +40,8 @@ use crate::perf::{estimate_with, Estimate};
 use crate::sweep::{best_layout, SearchSpace};
 use crate::units::BytesPerSecond;
 use crate::workload::{
-    preset, validate_models, AttentionKernel, Model, ModelFile, OptimizerStates, TrainingSetup,
+    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, OptimizerStates,
+    TrainingSetup,
 };
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -77,6 +79,7 @@ struct TrainingFile {
     dp_comm_overlap: Option<bool>,
     hierarchical_collectives: Option<bool>,
     optimizer_states: Option<OptimizerStates>,
+    main_grads: Option<MainGrads>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,6 +417,9 @@ impl Scenario {
         let mut setup = TrainingSetup::new(batch, seq, t.tokens, t.precision).map_err(invalid)?;
         if let Some(o) = t.optimizer_states {
             setup.optimizer_states = o;
+        }
+        if let Some(g) = t.main_grads {
+            setup.main_grads = g;
         }
         if let Some(a) = t.attention {
             setup.attention = a;

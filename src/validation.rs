@@ -7,7 +7,9 @@ use crate::hardware::{Catalog, Cluster, Precision};
 use crate::parallelism::{Layout, Recompute};
 use crate::perf::{evaluate, Evaluation, Machine, Shape};
 use crate::units::{BytesPerSecond, Seconds};
-use crate::workload::{preset, validate_models, AttentionKernel, Model, ModelFile, TrainingSetup};
+use crate::workload::{
+    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, TrainingSetup,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -58,6 +60,7 @@ struct RunFile {
     dp_comm_overlap: bool,
     #[serde(default = "yes")]
     hierarchical_collectives: bool,
+    main_grads: Option<MainGrads>,
     #[serde(default)]
     assumptions: Vec<String>,
     measured: MeasuredFile,
@@ -247,6 +250,9 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
         setup.tp_comm_overlap = r.tp_comm_overlap;
         setup.dp_comm_overlap = r.dp_comm_overlap;
         setup.hierarchical_collectives = r.hierarchical_collectives;
+        if let Some(g) = r.main_grads {
+            setup.main_grads = g;
+        }
         if let Err(e) = layout.validate(&model, &cluster, &setup, false) {
             problems.push(Problem::new(format!("{at}.layout"), e.to_string()));
             continue;

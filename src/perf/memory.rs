@@ -1,7 +1,7 @@
 //! Memory per chip: weights, gradients, optimizer states, activations, buffers.
 //!
 //! Mixed-precision Adam (Micikevicius et al. 2018; Rajbhandari et al. 2020): BF16 weights (2 B),
-//! FP32 main gradients (4 B), FP32 master weights and two moments (12 B, or 8 B with BF16
+//! BF16 gradients (2 B; 4 B with FP32 accumulation), FP32 master weights and two moments (12 B, or 8 B with BF16
 //! moments) per parameter; ZeRO
 //! stage 1 shards the 12 B, stage 2 also the gradients, stage 3 also the weights.
 //! Activations follow Korthikanti et al. 2022 (eq. 1-2), generalised to GQA, gated MLPs and MoE:
@@ -17,8 +17,6 @@ use serde::Serialize;
 
 /// Bytes per parameter of each kind of model state under mixed-precision Adam.
 pub const WEIGHT_BYTES: f64 = 2.0;
-/// FP32 main gradients.
-pub const GRADIENT_BYTES: f64 = 4.0;
 /// Runtime reserve per chip: framework context, communicator buffers, allocator slack.
 /// An assumption (the order of NCCL and CUDA context footprints), not a measurement.
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
@@ -59,7 +57,7 @@ pub(crate) fn memory(s: &Shape) -> MemoryBreakdown {
         _ => (dp_shards, dp_shards, dp_shards),
     };
     let weights = Bytes::new(params * WEIGHT_BYTES / w_div);
-    let gradients = Bytes::new(params * GRADIENT_BYTES / g_div);
+    let gradients = Bytes::new(params * s.grad_bytes / g_div);
     let optimizer = Bytes::new(params * s.optimizer_bytes / o_div);
 
     // Activations of one layer for one micro-batch.

@@ -24,7 +24,7 @@
 mod memory;
 mod train;
 
-pub use memory::{MemoryBreakdown, GRADIENT_BYTES, RUNTIME_RESERVE_GB, WEIGHT_BYTES};
+pub use memory::{MemoryBreakdown, RUNTIME_RESERVE_GB, WEIGHT_BYTES};
 pub use train::{estimate, estimate_with, Estimate, Feasibility};
 
 use crate::error::Result;
@@ -221,6 +221,7 @@ pub struct Shape {
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
     pub(crate) optimizer_bytes: f64,
+    pub(crate) grad_bytes: f64,
     pub(crate) linear_per_token: f64,
     pub(crate) core_per_token: f64,
     pub(crate) logit_per_token: f64,
@@ -276,6 +277,7 @@ impl Shape {
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
             optimizer_bytes: setup.optimizer_states.bytes_per_param(),
+            grad_bytes: setup.main_grads.bytes_per_param(),
             linear_per_token: avg(
                 (dense.attention_linear + dense.mlp).flops(),
                 (moe.attention_linear + moe.mlp).flops(),
@@ -694,7 +696,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     };
     let shard = if l.zero >= 1 { zg as f64 } else { 1.0 };
     // Adam reads the gradient and the state, writes the state and the BF16 weights.
-    let adam_bytes = GRADIENT_BYTES + 2.0 * s.optimizer_bytes + WEIGHT_BYTES;
+    let adam_bytes = s.grad_bytes + 2.0 * s.optimizer_bytes + WEIGHT_BYTES;
     let optimizer = Terms::one(MEM, params / shard * adam_bytes / bw) + kern(20.0);
 
     let matmul = ((bwd_matmul + mm_lin + mm_core) * ls + re_matmul * ls + logit_mm) * mb;

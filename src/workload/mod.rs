@@ -5,4 +5,4 @@ mod training;
 
 pub use model::{parse_models, preset, presets, LayerFlops, Mlp, Model, Moe};
 pub(crate) use model::{validate_models, ModelFile};
-pub use training::{AttentionKernel, OptimizerStates, TrainingSetup};
+pub use training::{AttentionKernel, MainGrads, OptimizerStates, TrainingSetup};

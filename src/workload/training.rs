@@ -37,6 +37,27 @@ impl OptimizerStates {
     }
 }
 
+/// Precision of the gradients kept between backward and the optimizer ("main grads").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MainGrads {
+    /// FP32 gradient accumulation (Megatron-LM 2021-2022, `--accumulate-allreduce-grads-in-fp32`).
+    Fp32,
+    /// Gradients in the weights' BF16 (Megatron-Core, NeMo, PyTorch FSDP and DeepSpeed defaults).
+    Bf16,
+}
+
+impl MainGrads {
+    /// Bytes per parameter.
+    #[must_use]
+    pub fn bytes_per_param(self) -> f64 {
+        match self {
+            Self::Fp32 => 4.0,
+            Self::Bf16 => 2.0,
+        }
+    }
+}
+
 /// Batch, tokens, number format and software-stack switches of one training run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainingSetup {
@@ -59,6 +80,8 @@ pub struct TrainingSetup {
     pub hierarchical_collectives: bool,
     /// Precision of the optimizer's moments.
     pub optimizer_states: OptimizerStates,
+    /// Precision of the accumulated gradients.
+    pub main_grads: MainGrads,
 }
 
 impl TrainingSetup {
@@ -95,6 +118,7 @@ impl TrainingSetup {
             dp_comm_overlap: true,
             hierarchical_collectives: true,
             optimizer_states: OptimizerStates::Fp32,
+            main_grads: MainGrads::Bf16,
         })
     }
 

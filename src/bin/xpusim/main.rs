@@ -27,7 +27,7 @@ use xpusim::scenario::{evaluate_case, LayoutRequest, Scenario};
 use xpusim::units::BytesPerSecond;
 use xpusim::validation::{compare, load_runs};
 use xpusim::workload::{
-    parse_models, preset, presets, AttentionKernel, OptimizerStates, TrainingSetup,
+    parse_models, preset, presets, AttentionKernel, MainGrads, OptimizerStates, TrainingSetup,
 };
 
 #[derive(Parser)]
@@ -172,6 +172,9 @@ struct EstimateArgs {
     /// Precision of the Adam moments: fp32 (12 bytes/param with the master weights) or bf16 (8).
     #[arg(long, default_value = "fp32")]
     optimizer_states: String,
+    /// Precision of the accumulated gradients: bf16 (modern default) or fp32.
+    #[arg(long, default_value = "bf16")]
+    main_grads: String,
     /// Sequence length (default: the model's).
     #[arg(long)]
     seq_len: Option<u64>,
@@ -863,6 +866,11 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
         "fp32" => OptimizerStates::Fp32,
         "bf16" => OptimizerStates::Bf16,
         other => bail!("--optimizer-states: unknown precision `{other}`; expected fp32 or bf16"),
+    };
+    setup.main_grads = match a.main_grads.as_str() {
+        "fp32" => MainGrads::Fp32,
+        "bf16" => MainGrads::Bf16,
+        other => bail!("--main-grads: unknown precision `{other}`; expected bf16 or fp32"),
     };
     setup.attention = match a.attention.as_str() {
         "flash" => AttentionKernel::Flash,
