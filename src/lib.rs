@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod calibration;
+pub mod cost;
+pub mod energy;
 pub mod error;
 pub mod hardware;
 pub mod network;

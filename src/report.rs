@@ -1,9 +1,13 @@
 //! Results as rows: human table, JSON, CSV and Markdown. Files are written whole or not at all
 //! ([`crate::error::write_atomic`]).
 
+use crate::cost::{catalog_price, cost, PriceUsed};
+use crate::energy::Facility;
 use crate::error::{Error, Result};
+use crate::hardware::Chip;
 use crate::parallelism::Layout;
 use crate::perf::{Estimate, Feasibility};
+use crate::units::UsdPerChipHour;
 use serde::Serialize;
 
 /// Step-time breakdown in seconds.
@@ -88,6 +92,27 @@ pub struct Row {
     pub calibration_fallback: bool,
     /// Breakdown.
     pub breakdown: BreakdownRow,
+    /// Energy, carbon and cost, when the chip has a power figure or a price.
+    pub economics: Economics,
+}
+
+/// Facility power, energy, location-based carbon and rental cost of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Economics {
+    /// Power usage effectiveness applied.
+    pub pue: f64,
+    /// Facility power of the cluster at chip TDP, MW (absent without a power figure).
+    pub facility_power_mw: Option<f64>,
+    /// Facility energy to train, MWh.
+    pub energy_mwh: Option<f64>,
+    /// Location-based emissions, tonnes CO2e.
+    pub co2_tonnes: Option<f64>,
+    /// Rental cost, USD (absent without a price).
+    pub cost_usd: Option<f64>,
+    /// The price used, USD per chip-hour.
+    pub price_usd_per_chip_hour: Option<f64>,
+    /// Kind, date and source of the price.
+    pub price_basis: Option<String>,
 }
 
 impl Row {
@@ -122,6 +147,7 @@ impl Row {
             six_n_flops_per_token: e.six_n_flops_per_token.flops(),
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
+            economics: Economics::default(),
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),
                 memory_bound_s: b.memory_bound.seconds(),
@@ -138,6 +164,52 @@ impl Row {
                 optimizer_s: b.optimizer.seconds(),
             },
         }
+    }
+}
+
+impl Row {
+    /// Add energy, carbon and cost: chip TDP x chips x time x PUE, and chip-hours x `price` (the
+    /// chip's latest on-demand catalog price when `price` is `None`).
+    #[must_use]
+    pub fn with_economics(
+        mut self,
+        e: &Estimate,
+        chip: &Chip,
+        facility: &Facility,
+        price: Option<UsdPerChipHour>,
+    ) -> Self {
+        let energy = chip
+            .tdp
+            .as_ref()
+            .map(|p| facility.energy(p.value, e.chips, e.train_time));
+        let price = match price {
+            Some(p) => Some(PriceUsed {
+                per_chip_hour: p,
+                kind: "user".into(),
+                date: String::new(),
+                source: "--price".into(),
+            }),
+            None => catalog_price(chip, "on-demand"),
+        };
+        self.economics = Economics {
+            pue: facility.pue,
+            facility_power_mw: chip
+                .tdp
+                .as_ref()
+                .map(|p| facility.power(p.value, e.chips).watts() / 1e6),
+            energy_mwh: energy.map(|j| j.megawatt_hours()),
+            co2_tonnes: energy.map(|j| facility.tonnes_co2(j)),
+            cost_usd: price
+                .as_ref()
+                .map(|p| cost(e.chip_hours, p.per_chip_hour).usd()),
+            price_usd_per_chip_hour: price.as_ref().map(|p| p.per_chip_hour.usd_per_chip_hour()),
+            price_basis: price.map(|p| {
+                format!("{} {} {}", p.kind, p.date, p.source)
+                    .trim()
+                    .to_string()
+            }),
+        };
+        self
     }
 }
 
@@ -176,7 +248,7 @@ impl Format {
 /// A result row or the reason a case could not run.
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 15] = [
     "hardware",
     "chips",
     "layout",
@@ -189,10 +261,12 @@ const COLUMNS: [&str; 13] = [
     "days",
     "chip-hours",
     "bound by",
+    "MWh",
+    "cost $",
     "note",
 ];
 
-fn cells(o: &Outcome) -> [String; 13] {
+fn cells(o: &Outcome) -> [String; 15] {
     match o {
         Ok(r) => [
             r.hardware.clone(),
@@ -226,13 +300,19 @@ fn cells(o: &Outcome) -> [String; 13] {
             format!("{:.2}", r.train_days),
             format!("{:.4e}", r.chip_hours),
             format!("{} ({:.0}%)", r.bound_by, 100.0 * r.bound_share),
+            r.economics
+                .energy_mwh
+                .map_or_else(|| "n/p".into(), |x| format!("{x:.4e}")),
+            r.economics
+                .cost_usd
+                .map_or_else(|| "n/p".into(), |x| format!("{x:.4e}")),
             r.infeasible_reason.clone().unwrap_or_default(),
         ],
         Err((hw, chips, reason)) => {
-            let mut c: [String; 13] = Default::default();
+            let mut c: [String; 15] = Default::default();
             c[0] = hw.clone();
             c[1] = chips.to_string();
-            c[12] = format!("cannot run: {reason}");
+            c[14] = format!("cannot run: {reason}");
             c
         }
     }
@@ -283,6 +363,8 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                 "train_days",
                 "chip_hours",
                 "bound_by",
+                "energy_mwh",
+                "cost_usd",
                 "error",
             ])
             .map_err(io)?;
@@ -309,13 +391,19 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                         r.train_days.to_string(),
                         r.chip_hours.to_string(),
                         r.bound_by.clone(),
+                        r.economics
+                            .energy_mwh
+                            .map_or_else(String::new, |x| x.to_string()),
+                        r.economics
+                            .cost_usd
+                            .map_or_else(String::new, |x| x.to_string()),
                         String::new(),
                     ],
                     Err((hw, chips, reason)) => {
-                        let mut v = vec![String::new(); 21];
+                        let mut v = vec![String::new(); 23];
                         v[0] = hw.clone();
                         v[1] = chips.to_string();
-                        v[20] = reason.clone();
+                        v[22] = reason.clone();
                         v
                     }
                 };
@@ -327,7 +415,7 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
             String::from_utf8(bytes).map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Table | Format::Markdown => {
-            let body: Vec<[String; 13]> = rows.iter().map(cells).collect();
+            let body: Vec<[String; 15]> = rows.iter().map(cells).collect();
             Ok(table(
                 &COLUMNS.map(String::from),
                 &body,

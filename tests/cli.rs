@@ -112,6 +112,11 @@ fn estimate_json_has_the_documented_keys() {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["layout"]["dp"], 16);
+    // A100-80GB has a 400 W TDP and a dated on-demand price: energy and cost are reported.
+    assert!(v["economics"]["energy_mwh"]
+        .as_f64()
+        .is_some_and(|x| x > 0.0));
+    assert!(v["economics"]["cost_usd"].as_f64().is_some_and(|x| x > 0.0));
 }
 
 #[test]

@@ -413,6 +413,22 @@ proptest! {
         prop_assert!(tput(dp * 2)? >= tput(dp)?);
     }
 
+    /// Energy equals power times time; costs are never negative.
+    #[test]
+    fn energy_is_power_times_time_and_costs_are_non_negative(
+        watts in 1.0_f64..5000.0, chips in 1_u64..2_000_000, hours in 0.0_f64..1e5, pue in 1.0_f64..2.0,
+        price in 0.0_f64..100.0, chip_hours in -1e9_f64..1e12,
+    ) {
+        use xpusim::energy::Facility;
+        use xpusim::units::{Seconds, UsdPerChipHour, Watts};
+        let f = Facility::new(pue, 0.4).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let t = Seconds::new(hours * 3600.0);
+        let e = f.energy(Watts::new(watts), chips, t);
+        let expect = f.power(Watts::new(watts), chips) * t;
+        prop_assert!((e.joules() - expect.joules()).abs() <= 1e-9 * expect.joules().abs().max(1.0));
+        prop_assert!(xpusim::cost::cost(chip_hours, UsdPerChipHour::new(price)).usd() >= 0.0);
+    }
+
     /// A calibration survives a TOML round trip.
     #[test]
     fn calibration_round_trips(scale in 0.5_f64..1.0) {

@@ -19,12 +19,14 @@ macro_rules! outln {
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use xpusim::calibration::{self, Calibration};
+use xpusim::energy::Facility;
 use xpusim::error::write_atomic;
 use xpusim::hardware::{Catalog, Chip, Figure, Precision};
 use xpusim::parallelism::Recompute;
 use xpusim::report::{self, Format, Outcome, Row};
 use xpusim::scenario::{evaluate_case, LayoutRequest, Scenario};
 use xpusim::units::BytesPerSecond;
+use xpusim::units::UsdPerChipHour;
 use xpusim::validation::{compare, load_runs};
 use xpusim::workload::{
     parse_models, preset, presets, AttentionKernel, MainGrads, OptimizerStates, TrainingSetup,
@@ -72,6 +74,8 @@ enum Command {
         /// Calibration file (default: the shipped one).
         #[arg(long)]
         calibration: Option<PathBuf>,
+        #[command(flatten)]
+        economics: EconomicsArgs,
     },
     /// Fit the efficiency parameters to measured runs and write a calibration file.
     Calibrate {
@@ -208,6 +212,37 @@ struct EstimateArgs {
     /// Output format: table, json, csv or markdown.
     #[arg(long, default_value = "table")]
     format: String,
+    #[command(flatten)]
+    economics: EconomicsArgs,
+}
+
+/// Energy and cost settings.
+#[derive(Args, Clone)]
+struct EconomicsArgs {
+    /// Power usage effectiveness of the facility (default 1.15, AWS 2024).
+    #[arg(long, default_value_t = 1.15)]
+    pue: f64,
+    /// Grid carbon intensity, kg CO2e per kWh (default 0.39, US average 2022).
+    #[arg(long, default_value_t = 0.39)]
+    grid_kg_per_kwh: f64,
+    /// Price in USD per chip-hour (default: the chip's latest on-demand catalog price).
+    #[arg(long)]
+    price: Option<f64>,
+}
+
+impl EconomicsArgs {
+    fn facility(&self) -> Result<Facility> {
+        Ok(Facility::new(self.pue, self.grid_kg_per_kwh)?)
+    }
+    fn price(&self) -> Result<Option<UsdPerChipHour>> {
+        match self.price {
+            Some(p) if !(p.is_finite() && p >= 0.0) => {
+                bail!("--price: must be a non-negative number of USD per chip-hour, got {p}")
+            }
+            Some(p) => Ok(Some(UsdPerChipHour::new(p))),
+            None => Ok(None),
+        }
+    }
 }
 
 fn main() {
@@ -238,17 +273,25 @@ fn run() -> Result<()> {
             format,
             output,
             calibration,
+            economics,
         } => {
             let text = std::fs::read_to_string(&scenario)
                 .with_context(|| format!("reading {}", scenario.display()))?;
             let s = Scenario::parse(&scenario.display().to_string(), &text, &catalog)?;
             let cal = load_calibration(calibration.as_deref())?;
             let format = Format::parse(&format)?;
+            let facility = economics.facility()?;
+            let price = economics.price()?;
             let rows: Vec<Outcome> = s
                 .run(&cal)
                 .into_iter()
                 .map(|(case, r)| match r {
-                    Ok(e) => Ok(Row::new(&case.hardware, &e)),
+                    Ok(e) => Ok(Row::new(&case.hardware, &e).with_economics(
+                        &e,
+                        &case.cluster.chip,
+                        &facility,
+                        price,
+                    )),
                     Err(reason) => Err((case.hardware.clone(), case.cluster.chips, reason)),
                 })
                 .collect();
@@ -915,7 +958,12 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
     let cal = load_calibration(a.calibration.as_deref())?;
     let format = Format::parse(&a.format)?;
     let e = evaluate_case(&model, &setup, &cluster, request.as_ref(), &cal)?;
-    let row = Row::new(&a.hardware, &e);
+    let row = Row::new(&a.hardware, &e).with_economics(
+        &e,
+        &cluster.chip,
+        &a.economics.facility()?,
+        a.economics.price()?,
+    );
     if format == Format::Json {
         outln!("{}", serde_json::to_string_pretty(&row)?);
         return Ok(());
@@ -970,6 +1018,21 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
                 )
             } else {
                 String::new()
+            }
+        );
+        let x = &row.economics;
+        outln!(
+            "energy: {} MWh at PUE {} ({} MW facility, chip TDP), {} t CO2e; cost: {}",
+            x.energy_mwh
+                .map_or_else(|| "n/p (no power figure)".into(), |v| format!("{v:.1}")),
+            x.pue,
+            x.facility_power_mw
+                .map_or_else(|| "n/p".into(), |v| format!("{v:.2}")),
+            x.co2_tonnes
+                .map_or_else(|| "n/p".into(), |v| format!("{v:.0}")),
+            match (x.cost_usd, &x.price_basis) {
+                (Some(c), Some(b)) => format!("${c:.4e} ({b})"),
+                _ => "n/p (no price in the catalog; give --price)".into(),
             }
         );
         let m = e.memory();

@@ -1,0 +1,104 @@
+//! Energy, facility power and location-based carbon of a training run.
+//!
+//! `energy = chips × chip power × time × PUE`. Chip power is the catalog's TDP (or, for Trainium3,
+//! the TDP derived from AWS's efficiency claim): an upper bound on the chips' draw, which is also
+//! how most published training-energy figures are computed (Llama, BLOOM; see the validation
+//! caveats). Host, network and storage power beyond PUE are not included.
+//!
+//! ```
+//! use xpusim::energy::Facility;
+//! use xpusim::units::{Seconds, Watts};
+//! let f = Facility::default();
+//! let e = f.energy(Watts::new(700.0), 16_384, Seconds::new(54.0 * 86_400.0));
+//! assert!((e.megawatt_hours() - 700.0 * 16_384.0 * 54.0 * 24.0 * 1.15 / 1e6).abs() < 1e-6);
+//! ```
+
+use crate::error::{Error, Result};
+use crate::units::{Joules, Seconds, Watts};
+use serde::Serialize;
+
+/// A data centre: power usage effectiveness and grid carbon intensity.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Facility {
+    /// Power usage effectiveness (facility power / IT power), at least 1.
+    pub pue: f64,
+    /// Location-based grid intensity, kg CO2e per kWh.
+    pub grid_kg_co2_per_kwh: f64,
+}
+
+impl Default for Facility {
+    /// AWS's fleet PUE for 2024, 1.15 (aws.amazon.com/sustainability, official), and the 2022 US
+    /// average grid intensity, 0.86 lb = 0.39 kg CO2/kWh (EIA FAQ 74, official).
+    fn default() -> Self {
+        Self {
+            pue: 1.15,
+            grid_kg_co2_per_kwh: 0.39,
+        }
+    }
+}
+
+impl Facility {
+    /// A facility with the given PUE and grid intensity.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a PUE below 1 or a negative or non-finite intensity.
+    pub fn new(pue: f64, grid_kg_co2_per_kwh: f64) -> Result<Self> {
+        if !(pue.is_finite() && pue >= 1.0) {
+            return Err(Error::input(
+                "pue",
+                format!("must be at least 1 (facility power / IT power), got {pue}"),
+            ));
+        }
+        if !(grid_kg_co2_per_kwh.is_finite() && grid_kg_co2_per_kwh >= 0.0) {
+            return Err(Error::input(
+                "grid_kg_co2_per_kwh",
+                format!("must be a non-negative number, got {grid_kg_co2_per_kwh}"),
+            ));
+        }
+        Ok(Self {
+            pue,
+            grid_kg_co2_per_kwh,
+        })
+    }
+
+    /// Facility power of `chips` chips drawing `chip_power` each.
+    #[must_use]
+    pub fn power(&self, chip_power: Watts, chips: u64) -> Watts {
+        chip_power * (chips as f64 * self.pue)
+    }
+
+    /// Facility energy of `chips` chips drawing `chip_power` for `time`.
+    #[must_use]
+    pub fn energy(&self, chip_power: Watts, chips: u64, time: Seconds) -> Joules {
+        self.power(chip_power, chips) * time
+    }
+
+    /// Location-based emissions of `energy`, in tonnes CO2e.
+    #[must_use]
+    pub fn tonnes_co2(&self, energy: Joules) -> f64 {
+        energy.megawatt_hours() * 1000.0 * self.grid_kg_co2_per_kwh / 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn energy_is_power_times_time() {
+        let f = Facility::new(1.1, 0.4).unwrap_or_else(|e| panic!("{e}"));
+        let p = f.power(Watts::new(1000.0), 1000);
+        assert_relative_eq!(p.watts(), 1.1e6, max_relative = 1e-12);
+        let e = f.energy(Watts::new(1000.0), 1000, Seconds::new(3600.0));
+        assert_relative_eq!(e.megawatt_hours(), 1.1, max_relative = 1e-12);
+        assert_relative_eq!(f.tonnes_co2(e), 1.1 * 0.4, max_relative = 1e-12);
+    }
+
+    #[test]
+    fn a_pue_below_one_is_refused() {
+        assert!(Facility::new(0.9, 0.4).is_err());
+        assert!(Facility::new(1.2, -1.0).is_err());
+        assert!(Facility::new(f64::NAN, 0.4).is_err());
+    }
+}
