@@ -55,6 +55,24 @@ pub fn cost(chip_hours: f64, price: UsdPerChipHour) -> Usd {
     Usd::new(chip_hours.max(0.0) * price.usd_per_chip_hour())
 }
 
+/// Chip-hours a `budget` buys at `price`, and the chips it keeps busy for `years` (8,766 h each).
+///
+/// ```
+/// use xpusim::cost::chip_hours_for_budget;
+/// use xpusim::units::{Usd, UsdPerChipHour};
+/// let (hours, chips) = chip_hours_for_budget(Usd::new(38e9), UsdPerChipHour::new(6.88), 7.0);
+/// assert!(hours > 5.5e9 && chips > 90_000.0 && chips < 91_000.0);
+/// ```
+#[must_use]
+pub fn chip_hours_for_budget(budget: Usd, price: UsdPerChipHour, years: f64) -> (f64, f64) {
+    let p = price.usd_per_chip_hour();
+    if !(p > 0.0 && years > 0.0) {
+        return (0.0, 0.0);
+    }
+    let hours = budget.usd().max(0.0) / p;
+    (hours, hours / (years * 8766.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,18 @@ impl Facility {
         self.power(chip_power, chips) * time
     }
 
+    /// How many chips drawing `chip_power` a facility `envelope` can power (IT load = envelope /
+    /// PUE; hosts, network and storage share the IT load in reality, so this is an upper bound).
+    #[must_use]
+    pub fn chips_for_power(&self, envelope: Watts, chip_power: Watts) -> u64 {
+        let n = envelope / (chip_power * self.pue);
+        if n.is_finite() && n > 0.0 {
+            n.floor() as u64
+        } else {
+            0
+        }
+    }
+
     /// Location-based emissions of `energy`, in tonnes CO2e.
     #[must_use]
     pub fn tonnes_co2(&self, energy: Joules) -> f64 {

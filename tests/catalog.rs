@@ -392,3 +392,31 @@ fn shares_of_instance_figures_are_computed_and_marked_derived() {
         "{msg}"
     );
 }
+
+/// The deployment facts of the seed list, as derived quantities (example 04 prints them).
+#[test]
+fn seed_deployments_are_derived_quantities() {
+    use xpusim::cost::{catalog_price, chip_hours_for_budget};
+    use xpusim::energy::Facility;
+    use xpusim::units::{Usd, Watts};
+    let c = catalog();
+    let trn2 = c.chip("trn2").unwrap_or_else(|e| panic!("{e}"));
+    let rainier = totals(trn2, 500_000, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
+    assert_relative_eq!(
+        rainier.peak.flops_per_second(),
+        500_000.0 * 1299e12,
+        max_relative = EXACT
+    );
+    let tdp = trn2.tdp.as_ref().map_or(Watts::ZERO, |f| f.value);
+    let f = Facility::default();
+    let n = f.chips_for_power(Watts::new(2.2e9), tdp);
+    assert_eq!(n, (2.2e9 / (500.0 * 1.15)) as u64);
+    let price = catalog_price(
+        c.chip("h100-sxm").unwrap_or_else(|e| panic!("{e}")),
+        "on-demand",
+    )
+    .unwrap_or_else(|| panic!("price"));
+    let (hours, gpus) = chip_hours_for_budget(Usd::new(38e9), price.per_chip_hour, 7.0);
+    assert_relative_eq!(hours, 38e9 / 6.88, max_relative = EXACT);
+    assert!(gpus > 80_000.0 && gpus < 100_000.0);
+}
