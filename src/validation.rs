@@ -312,7 +312,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             };
             (
                 flops / (chips as f64 * x * 1e12),
-                format!("{x} TFLOP/s/chip ({conv:?})"),
+                format!("{x} TFLOP/s/chip ({})", conv.as_str()),
             )
         };
         if !(step.is_finite() && step > 0.0) {
