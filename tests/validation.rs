@@ -223,3 +223,17 @@ fn every_published_run_fits_in_memory() {
         "published runs predicted not to fit: {over:?}"
     );
 }
+
+/// Leave-one-study-out: each study predicted by a calibration fitted without it. A guard against
+/// a calibration that only memorises its data; the README shows the per-study table.
+#[test]
+fn held_out_studies_are_predicted_within_tolerance() {
+    /// Mean |error| over all runs when every study is held out in turn.
+    const HELD_OUT_MEAN: f64 = 0.15;
+    let runs = runs();
+    let cmp = xpusim::validation::cross_validate(&runs).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cmp.len(), runs.len());
+    let mean = cmp.iter().map(|c| c.error.abs()).sum::<f64>() / cmp.len() as f64;
+    println!("held-out mean |error| {:.2}%", 100.0 * mean);
+    assert!(mean <= HELD_OUT_MEAN, "held-out mean |error| {mean:.4}");
+}

@@ -809,12 +809,41 @@ fn hardware_show(catalog: &Catalog, id: &str, format: &str) -> Result<()> {
                 }
             }
             outln!(
-                "\nsystem {} ({}): {} chips per scale-up domain [{}]",
+                "\nsystem {} ({}): {} chips per scale-up domain [{} {}]",
                 system.id,
                 system.name,
                 domain,
-                system.domain_chips.provenance.source.key
+                system.domain_chips.provenance.source.key,
+                system.domain_chips.provenance.status.as_str()
             );
+            for (name, link) in [
+                ("scale-up", &system.scale_up),
+                ("scale-out", &system.scale_out),
+            ] {
+                outln!(
+                    "  {name}: {} ({}) = {:.1} GB/s per chip per direction [{} {}]",
+                    link.bandwidth.as_written,
+                    link.direction.as_str(),
+                    link.per_direction().gb_per_s(),
+                    link.bandwidth.provenance.source.key,
+                    link.bandwidth.provenance.status.as_str()
+                );
+            }
+            for (name, lat) in [
+                ("scale-up", &system.scale_up_latency),
+                ("scale-out", &system.scale_out_latency),
+            ] {
+                outln!(
+                    "  {name} step latency: {:.1} us [{} {}]{}",
+                    lat.value.seconds() * 1e6,
+                    lat.provenance.source.key,
+                    lat.provenance.status.as_str(),
+                    lat.provenance
+                        .note
+                        .as_ref()
+                        .map_or_else(String::new, |n| format!(" — {n}"))
+                );
+            }
             for (p, t) in &totals {
                 outln!(
                     "  domain total {p}: {:.1} PFLOP/s, HBM {:.1} TB, {:.1} TB/s{} (derived: {} x per-chip)",
