@@ -659,14 +659,16 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         size: (l.dp as u64 * l.cp as u64) / zg,
         stride: l.tp as u64 * zg,
     };
-    let replica_ar = Comm::new(
-        fab.time(
-            Collective::AllReduce,
-            Bytes::new(params * 2.0 / zg as f64),
-            replica_group,
-        ),
-        NET,
-    );
+    let replica_ar = || {
+        Comm::new(
+            fab.time(
+                Collective::AllReduce,
+                Bytes::new(params * 2.0 / zg as f64),
+                replica_group,
+            ),
+            NET,
+        )
+    };
     let (dp, window) = match l.zero {
         0 => (
             Comm::new(fab.time(Collective::AllReduce, grad, dp_group), NET),
@@ -676,7 +678,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
             // Distributed optimizer: reduce-scatter gradients, all-gather updated weights.
             Comm::new(fab.time(Collective::ReduceScatter, grad, shard_group), NET)
                 + Comm::new(fab.time(Collective::AllGather, grad, shard_group), NET)
-                + replica_ar,
+                + replica_ar(),
             (bwd_compute + fwd_compute) * ls,
         ),
         zero => {
@@ -691,7 +693,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
             let layer = Bytes::new(s.layer_params_per_chip() * 2.0);
             let emb = Bytes::new(s.embedding_params / tp * 2.0);
             let per = unit(layer).scaled(ls) + unit(emb);
-            (per.scaled(mb) + replica_ar, (stage_compute + logits) * mb)
+            (per.scaled(mb) + replica_ar(), (stage_compute + logits) * mb)
         }
     };
     // Without overlap every byte of data-parallel traffic is exposed.
