@@ -25,6 +25,11 @@
 //! id = "a100-80gb"        # chip or system id
 //! chips = [1024]          # one or more chip counts (a sweep)
 //! scale_out_gbit_per_chip = 200   # optional override
+//! price_usd_per_chip_hour = 2.5   # optional: your price (default: latest on-demand catalog price)
+//!
+//! [facility]              # optional: energy and carbon (default PUE 1.15, 0.39 kg CO2e/kWh)
+//! pue = 1.1
+//! grid_kg_co2_per_kwh = 0.41
 //!
 //! [layout]                # optional: without it the fastest layout that fits is searched
 //! tp = 8
@@ -33,12 +38,14 @@
 //! ```
 
 use crate::calibration::Calibration;
+use crate::energy::Facility;
 use crate::error::{parse_toml, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster, Precision};
 use crate::parallelism::{Layout, Recompute};
 use crate::perf::{estimate_with, Estimate};
 use crate::sweep::{best_layout, SearchSpace};
 use crate::units::BytesPerSecond;
+use crate::units::UsdPerChipHour;
 use crate::workload::{
     preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, OptimizerStates,
     TrainingSetup,
@@ -57,6 +64,14 @@ struct ScenarioFile {
     training: TrainingFile,
     hardware: Vec<HardwareFile>,
     layout: Option<LayoutFile>,
+    facility: Option<FacilityFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacilityFile {
+    pue: f64,
+    grid_kg_co2_per_kwh: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +104,7 @@ struct HardwareFile {
     chips: Vec<i64>,
     scale_out_gbit_per_chip: Option<f64>,
     domain_chips: Option<i64>,
+    price_usd_per_chip_hour: Option<f64>,
 }
 
 /// A layout as written in a scenario (sizes as signed integers so negatives get a clear message).
@@ -116,6 +132,8 @@ pub struct Case {
     pub cluster: Cluster,
     /// The requested hardware id.
     pub hardware: String,
+    /// A price given in the scenario (else the catalog's latest on-demand price is used).
+    pub price: Option<UsdPerChipHour>,
 }
 
 /// A validated scenario.
@@ -133,6 +151,8 @@ pub struct Scenario {
     pub cases: Vec<Case>,
     /// A fixed layout, or `None` to search.
     pub layout: Option<LayoutRequest>,
+    /// The facility for energy and carbon (`[facility]`, else [`Facility::default`]).
+    pub facility: Facility,
 }
 
 /// A layout given by the user: sizes not given are derived (dp from the chip count).
@@ -386,9 +406,27 @@ impl Scenario {
                 cases.push(Case {
                     cluster: c,
                     hardware: h.id.clone(),
+                    price: h.price_usd_per_chip_hour.map(UsdPerChipHour::new),
                 });
             }
         }
+        for (i, h) in f.hardware.iter().enumerate() {
+            if let Some(x) = h.price_usd_per_chip_hour {
+                if !(x.is_finite() && x >= 0.0) {
+                    p.push(Problem::new(
+                        format!("hardware[{i}].price_usd_per_chip_hour"),
+                        format!("must be a non-negative number, got {x}"),
+                    ));
+                }
+            }
+        }
+        let facility = match &f.facility {
+            None => Facility::default(),
+            Some(x) => Facility::new(x.pue, x.grid_kg_co2_per_kwh).unwrap_or_else(|e| {
+                p.push(Problem::new("facility", e.to_string()));
+                Facility::default()
+            }),
+        };
         let layout = f.layout.map(|l| l.resolve(&mut p));
         let Some(model) = model else {
             return Err(Error::Invalid {
@@ -440,6 +478,7 @@ impl Scenario {
             setup,
             cases,
             layout,
+            facility,
         })
     }
 

@@ -298,3 +298,32 @@ fn a_closed_pipe_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A scenario's own prices and facility drive the cost and energy columns; bad ones are refused.
+#[test]
+fn scenario_prices_and_facility_are_used() {
+    let dir = std::env::temp_dir().join(format!("xpusim-econ-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let good = "schema_version = 1\nname = \"t\"\n[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 64\ntokens = 1e9\nprecision = \"bf16\"\n[facility]\npue = 1.0\ngrid_kg_co2_per_kwh = 0.0\n[[hardware]]\nid = \"trn3\"\nchips = [64]\nprice_usd_per_chip_hour = 2.0\n";
+    let f = dir.join("s.toml");
+    std::fs::write(&f, good).unwrap_or_else(|e| panic!("{e}"));
+    let o = xpusim(&["run", f.to_str().unwrap_or_default(), "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+    let row = &v[0];
+    let hours = row["chip_hours"].as_f64().unwrap_or(f64::NAN);
+    let cost = row["economics"]["cost_usd"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (cost - 2.0 * hours).abs() <= 1e-6 * cost.abs(),
+        "{cost} vs {hours}"
+    );
+    assert_eq!(row["economics"]["co2_tonnes"].as_f64(), Some(0.0));
+    std::fs::write(&f, good.replace("pue = 1.0", "pue = 0.5")).unwrap_or_else(|e| panic!("{e}"));
+    let o = xpusim(&["run", f.to_str().unwrap_or_default()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("facility") && stderr(&o).contains("pue"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

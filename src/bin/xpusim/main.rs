@@ -220,11 +220,11 @@ struct EstimateArgs {
 #[derive(Args, Clone)]
 struct EconomicsArgs {
     /// Power usage effectiveness of the facility (default 1.15, AWS 2024).
-    #[arg(long, default_value_t = 1.15)]
-    pue: f64,
+    #[arg(long)]
+    pue: Option<f64>,
     /// Grid carbon intensity, kg CO2e per kWh (default 0.39, US average 2022).
-    #[arg(long, default_value_t = 0.39)]
-    grid_kg_per_kwh: f64,
+    #[arg(long)]
+    grid_kg_per_kwh: Option<f64>,
     /// Price in USD per chip-hour (default: the chip's latest on-demand catalog price).
     #[arg(long)]
     price: Option<f64>,
@@ -232,7 +232,14 @@ struct EconomicsArgs {
 
 impl EconomicsArgs {
     fn facility(&self) -> Result<Facility> {
-        Ok(Facility::new(self.pue, self.grid_kg_per_kwh)?)
+        let d = Facility::default();
+        Ok(Facility::new(
+            self.pue.unwrap_or(d.pue),
+            self.grid_kg_per_kwh.unwrap_or(d.grid_kg_co2_per_kwh),
+        )?)
+    }
+    fn pue_given(&self) -> bool {
+        self.pue.is_some() || self.grid_kg_per_kwh.is_some()
     }
     fn price(&self) -> Result<Option<UsdPerChipHour>> {
         match self.price {
@@ -280,7 +287,12 @@ fn run() -> Result<()> {
             let s = Scenario::parse(&scenario.display().to_string(), &text, &catalog)?;
             let cal = load_calibration(calibration.as_deref())?;
             let format = Format::parse(&format)?;
-            let facility = economics.facility()?;
+            // Flags given on the command line win over the scenario's [facility] and prices.
+            let facility = if economics.pue_given() {
+                economics.facility()?
+            } else {
+                s.facility
+            };
             let price = economics.price()?;
             let rows: Vec<Outcome> = s
                 .run(&cal)
@@ -290,7 +302,7 @@ fn run() -> Result<()> {
                         &e,
                         &case.cluster.chip,
                         &facility,
-                        price,
+                        price.or(case.price),
                     )),
                     Err(reason) => Err((case.hardware.clone(), case.cluster.chips, reason)),
                 })
