@@ -16,6 +16,8 @@
 //! Parameters are fitted per calibration group (chips that share a software stack and
 //! micro-architecture, e.g. `nvidia-hopper`), per family pooled (`nvidia`), and globally pooled.
 //! A chip uses its group's fit, else its family's, else the global one, else the prior.
+//! Each fit also records its held-out error (each study predicted by a fit made without it),
+//! which estimates reports as the error to expect.
 
 use crate::error::{parse_toml, read_file, Error, Result};
 use crate::hardware::Chip;
@@ -61,6 +63,10 @@ pub struct GroupFit {
     /// Parameters held at a physical bound.
     #[serde(default)]
     pub at_bound: Vec<String>,
+    /// Root-mean-square relative error of this fit's runs when each study is predicted by a fit
+    /// made without it: the error to expect on a new study (absent when the fit has one study).
+    #[serde(default)]
+    pub held_out_rms_error: Option<f64>,
 }
 
 /// A set of group fits.
@@ -151,6 +157,14 @@ impl Calibration {
             }
         }
         ("prior".to_string(), Efficiency::PRIOR)
+    }
+}
+
+impl Calibration {
+    /// The held-out error of the fit named `group` (see [`GroupFit::held_out_rms_error`]).
+    #[must_use]
+    pub fn expected_error(&self, group: &str) -> Option<f64> {
+        self.groups.get(group).and_then(|g| g.held_out_rms_error)
     }
 }
 
@@ -273,6 +287,7 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
                 )
             })
             .collect(),
+        held_out_rms_error: None,
         at_bound: PARAM_NAMES
             .iter()
             .enumerate()
@@ -287,6 +302,60 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
 /// # Errors
 /// [`Error::Fit`] when there are no runs.
 pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
+    let mut cal = fit_groups(runs, generated_by)?;
+    // Leave-one-study-out: predict each study with the groups fitted without it.
+    let mut studies: Vec<&str> = Vec::new();
+    for r in runs {
+        if !studies.contains(&r.file.as_str()) {
+            studies.push(&r.file);
+        }
+    }
+    let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    if studies.len() > 1 {
+        for study in &studies {
+            let train: Vec<Run> = runs.iter().filter(|r| r.file != *study).cloned().collect();
+            let held = fit_groups(&train, "held-out")?;
+            for r in runs.iter().filter(|r| r.file == *study) {
+                let (_, eff) = held.for_chip(&r.cluster.chip);
+                let e = r.evaluation.predict(&eff).step_time / r.measured_step - 1.0;
+                let chip = &r.cluster.chip;
+                for key in [
+                    chip.calibration_group.as_str(),
+                    chip.family.as_str(),
+                    "global",
+                ] {
+                    errors.entry(key.to_string()).or_default().push(e);
+                }
+            }
+        }
+    }
+    for (key, g) in &mut cal.groups {
+        let studies_in_fit = runs
+            .iter()
+            .filter(|r| {
+                key == "global"
+                    || r.cluster.chip.calibration_group == *key
+                    || r.cluster.chip.family == *key
+            })
+            .map(|r| r.file.as_str())
+            .fold(Vec::new(), |mut v: Vec<&str>, f| {
+                if !v.contains(&f) {
+                    v.push(f);
+                }
+                v
+            });
+        g.held_out_rms_error = match errors.get(key) {
+            Some(e) if studies_in_fit.len() > 1 => {
+                Some((e.iter().map(|x| x * x).sum::<f64>() / e.len() as f64).sqrt())
+            }
+            _ => None,
+        };
+    }
+    Ok(cal)
+}
+
+/// Fit every group, family and the global pool (no cross-validation).
+fn fit_groups(runs: &[Run], generated_by: &str) -> Result<Calibration> {
     if runs.is_empty() {
         return Err(Error::Fit {
             reason: "no runs to fit".into(),

@@ -90,6 +90,9 @@ pub struct Row {
     /// True when the chip's own calibration group had no fitted runs and a family or global
     /// fit stands in (expect the larger, held-out errors of the README).
     pub calibration_fallback: bool,
+    /// Relative step-time error to expect: rms over the fit's studies, each predicted by a fit
+    /// made without it (`null` when the fit rests on a single study).
+    pub expected_error: Option<f64>,
     /// Breakdown.
     pub breakdown: BreakdownRow,
     /// Energy, carbon and cost, when the chip has a power figure or a price.
@@ -147,6 +150,7 @@ impl Row {
             six_n_flops_per_token: e.six_n_flops_per_token.flops(),
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
+            expected_error: e.expected_error,
             economics: Economics::default(),
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),

@@ -38,6 +38,9 @@ pub struct Estimate {
     pub calibration_group: String,
     /// Whether that fit is not the chip's own group (a family, global or prior stand-in).
     pub calibration_fallback: bool,
+    /// Relative step-time error to expect (rms over the fit's studies, each predicted without
+    /// itself), when the calibration knows it.
+    pub expected_error: Option<f64>,
     /// Efficiency parameters applied.
     pub efficiency: Efficiency,
     /// Memory feasibility.
@@ -148,6 +151,7 @@ pub fn estimate_with(
         model: model.id.clone(),
         layout: *layout,
         calibration_fallback: group != cluster.chip.calibration_group,
+        expected_error: calibration.expected_error(&group),
         calibration_group: group,
         efficiency: eff,
         feasibility,

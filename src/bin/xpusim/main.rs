@@ -1041,10 +1041,15 @@ fn estimate(catalog: &Catalog, a: EstimateArgs) -> Result<()> {
             b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s
         );
         outln!(
-            "  bubble {:.4}  optimizer {:.4}  total {:.4}",
+            "  bubble {:.4}  optimizer {:.4}  total {:.4}{}",
             b.bubble_s,
             b.optimizer_s,
-            row.step_time_s
+            row.step_time_s,
+            row.expected_error.map_or_else(String::new, |x| format!(
+                "  (expected error ±{:.0}%: held-out studies of fit `{}`)",
+                100.0 * x,
+                row.calibration
+            ))
         );
         outln!(
             "bound by {} ({:.0}% of the step); calibration: {}{}",
