@@ -40,7 +40,7 @@ fn list(problems: &[Problem]) -> String {
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: cannot read or write the file", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -209,6 +209,18 @@ impl LayoutRequest {
     /// # Errors
     /// [`Error::Input`] when tp · pp · cp does not divide the chips.
     pub fn resolve(&self, chips: u64) -> Result<Layout> {
+        for (name, v) in [
+            ("tp", self.tp),
+            ("pp", self.pp),
+            ("cp", self.cp),
+            ("ep", self.ep),
+            ("microbatch", self.microbatch),
+            ("virtual_stages", self.virtual_stages),
+        ] {
+            if v == 0 {
+                return Err(Error::input(format!("layout.{name}"), "must be at least 1"));
+            }
+        }
         let inner = self.tp as u64 * self.pp as u64 * self.cp as u64;
         let dp = match self.dp {
             Some(d) => d,
