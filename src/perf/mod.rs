@@ -2,7 +2,7 @@
 //!
 //! A step is built from first principles as a sum of *basis terms*, each a physical quantity
 //! divided by a hardware peak (FLOPs / peak FLOP/s, bytes / HBM bandwidth, kernel launches,
-//! bytes / link bandwidth), multiplied by one of six efficiency parameters:
+//! bytes / link bandwidth), multiplied by one of seven efficiency parameters:
 //!
 //! | parameter | meaning | applies to |
 //! |---|---|---|
@@ -19,7 +19,8 @@
 //!
 //! Pipeline: `m` micro-batches on the slowest stage plus the 1F1B bubble `(pp-1)/v` stage-times
 //! (Narayanan et al. 2021). Data-parallel reduction overlaps the last micro-batch's backward pass
-//! (ZeRO-0/1/2) or each micro-batch's compute (ZeRO-3); only the excess is exposed.
+//! (ZeRO-0/1) or, with FSDP's per-layer collectives (ZeRO-2/3), each micro-batch's compute; the
+//! excess over the compute window is exposed, and never less than `overlap_exposure` of it.
 
 mod memory;
 mod train;
