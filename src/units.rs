@@ -197,14 +197,6 @@ impl FlopsPerSecond {
     }
 }
 
-impl Flops {
-    /// In units of 1e15 FLOP (peta-FLOP).
-    #[must_use]
-    pub fn peta(self) -> f64 {
-        self.0 / 1e15
-    }
-}
-
 impl Bytes {
     /// From decimal gigabytes (1e9 B).
     #[must_use]

@@ -1,13 +1,11 @@
 //! A whole training run: one configuration evaluated and turned into time to train.
 
-use super::{
-    evaluate, Bound, Efficiency, Machine, MemoryBreakdown, Prediction, Shape, StepBreakdown,
-};
+use super::{evaluate, Efficiency, Machine, MemoryBreakdown, Prediction, Shape, StepBreakdown};
 use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::hardware::Cluster;
 use crate::parallelism::Layout;
-use crate::units::{Flops, FlopsPerSecond, Seconds};
+use crate::units::{Flops, Seconds};
 use crate::workload::{Model, TrainingSetup};
 use serde::Serialize;
 
@@ -69,16 +67,6 @@ impl Estimate {
     #[must_use]
     pub fn memory(&self) -> &MemoryBreakdown {
         &self.prediction.memory
-    }
-    /// What bounds the step.
-    #[must_use]
-    pub fn bound_by(&self) -> Bound {
-        self.prediction.bound_by
-    }
-    /// Model FLOP/s achieved per chip.
-    #[must_use]
-    pub fn model_flops_per_chip(&self) -> FlopsPerSecond {
-        self.prediction.model_flops_per_chip
     }
 }
 

@@ -376,12 +376,6 @@ impl Model {
         }
     }
 
-    /// Parameters of the transformer layers only (no embeddings), all experts.
-    #[must_use]
-    pub fn layer_params(&self) -> f64 {
-        self.params() - self.embedding_params()
-    }
-
     /// Forward FLOPs per token of one dense or MoE layer at context length `seq`.
     #[must_use]
     pub fn layer_flops_per_token(&self, seq: u64, moe_layer: bool) -> LayerFlops {
