@@ -40,12 +40,44 @@ fn list(problems: &[Problem]) -> String {
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{}: cannot read or write the file", path.display())]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The operating-system error.
         source: std::io::Error,
+    },
+    /// A path that cannot be read as an input (a directory, say).
+    #[error("{}: {reason}", path.display())]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An input larger than [`crate::io::MAX_INPUT_BYTES`] (a device or an endless stream).
+    #[error("{}: larger than {limit_bytes} bytes; not read (is it a device or an endless stream?)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// An input that is not UTF-8 text.
+    #[error("{}: not UTF-8 text (invalid byte at offset {offset})", path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// An output path that is refused (an input of the same command, a device, a directory).
+    #[error("{}: refused as output: {reason}", path.display())]
+    Output {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A file is not valid TOML or does not match the schema (unknown key, wrong type, missing key).
     #[error("{file}: {key}: {reason}")]
@@ -66,22 +98,23 @@ pub enum Error {
         problems: Vec<Problem>,
     },
     /// An id that is not in the catalog or preset list.
-    #[error("unknown {kind} `{id}`; known: {known}")]
+    #[error("unknown {kind} `{id}`{}; known: {}", suggestion.as_ref().map_or_else(String::new, |s| format!(" (did you mean `{s}`?)")), known.join(", "))]
     UnknownId {
         /// What was looked up (chip, system, model).
         kind: &'static str,
         /// The id asked for.
         id: String,
         /// The ids that exist.
-        known: String,
+        known: Vec<String>,
+        /// The nearest known id, when one is close.
+        suggestion: Option<String>,
     },
-    /// A request that is inconsistent (a layout that does not divide the cluster, a format the chip lacks...).
-    #[error("{field}: {reason}")]
+    /// A request that is inconsistent (a layout that does not divide the cluster, a format the
+    /// chip lacks...): every problem, each with the key (or flag) at fault.
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Input {
-        /// The field or option at fault.
-        field: String,
-        /// Why.
-        reason: String,
+        /// All problems found.
+        problems: Vec<Problem>,
     },
     /// A calibration fit could not be made.
     #[error("calibration: {reason}")]
@@ -92,13 +125,62 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for [`Error::Input`].
-    pub fn input(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A request error with one problem at `key`.
+    pub fn input(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Input {
-            field: field.into(),
+            problems: vec![Problem::new(key, reason)],
+        }
+    }
+
+    pub(crate) fn io_reason(path: &std::path::Path, reason: impl Into<String>) -> Self {
+        Self::Unreadable {
+            path: path.to_path_buf(),
             reason: reason.into(),
         }
     }
+
+    /// An unknown id among `known`, with the nearest one suggested when it is close.
+    pub(crate) fn unknown<'a>(
+        kind: &'static str,
+        id: &str,
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let known: Vec<String> = known.into_iter().map(str::to_string).collect();
+        Self::UnknownId {
+            kind,
+            id: id.to_string(),
+            suggestion: nearest(id, known.iter().map(String::as_str)),
+            known,
+        }
+    }
+
+    /// The problems this error lists (one for errors that are not lists), each with its key.
+    #[must_use]
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            Self::Invalid { problems, .. } | Self::Input { problems } => problems.clone(),
+            Self::Parse { key, reason, .. } => vec![Problem::new(key.clone(), reason.clone())],
+            other => vec![Problem::new("", other.to_string())],
+        }
+    }
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a likely typo
+/// (Jaro-Winkler similarity of at least 0.8).
+///
+/// ```
+/// use xpusim::error::nearest;
+/// assert_eq!(nearest("layres", ["layers", "heads"]), Some("layers".to_string()));
+/// assert_eq!(nearest("zzz", ["layers", "heads"]), None);
+/// ```
+#[must_use]
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(s, _)| *s >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
 }
 
 /// A positive whole number from a file, or a problem at `at.key` (and 1 as a placeholder so that
@@ -153,41 +235,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str)
     })
 }
 
-/// Read a file into a string, naming the file on error.
+/// Read an input file (size-limited, UTF-8), naming the file on error.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Write a file whole or not at all: write a temporary file beside it, then rename.
-///
-/// # Errors
-/// [`Error::Io`] when the directory is not writable.
-pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    crate::io::read_input(path)
 }

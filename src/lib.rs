@@ -5,6 +5,7 @@ pub mod cost;
 pub mod energy;
 pub mod error;
 pub mod hardware;
+pub mod io;
 pub mod network;
 pub mod parallelism;
 pub mod perf;

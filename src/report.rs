@@ -1,5 +1,5 @@
 //! Results as rows: human table, JSON, CSV and Markdown. Files are written whole or not at all
-//! ([`crate::error::write_atomic`]).
+//! ([`crate::io::OutputPath::write`]).
 
 use crate::cost::{catalog_price, cost, PriceUsed};
 use crate::energy::Facility;

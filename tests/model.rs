@@ -438,7 +438,7 @@ proptest! {
         }
         let text = cal.to_toml().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let dir = std::env::temp_dir().join(format!("xpusim-cal-{}-{}.toml", std::process::id(), scale.to_bits()));
-        xpusim::error::write_atomic(&dir, text.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        xpusim::io::OutputPath::check(&dir, &[]).and_then(|o| o.write(text.as_bytes())).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let back = Calibration::load(&dir).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let _ = std::fs::remove_file(&dir);
         prop_assert_eq!(back, cal);

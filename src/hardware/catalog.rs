@@ -651,16 +651,7 @@ impl Catalog {
         self.chips
             .iter()
             .find(|c| c.id == id || c.aliases.contains(&id))
-            .ok_or_else(|| Error::UnknownId {
-                kind: "chip",
-                id,
-                known: self
-                    .chips
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+            .ok_or_else(|| Error::unknown("chip", &id, self.chips.iter().map(|c| c.id.as_str())))
     }
 
     /// A system by id.
@@ -669,19 +660,9 @@ impl Catalog {
     /// [`Error::UnknownId`] listing the known ids.
     pub fn system(&self, id: &str) -> Result<&System> {
         let id = id.to_ascii_lowercase();
-        self.systems
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| Error::UnknownId {
-                kind: "system",
-                id,
-                known: self
-                    .systems
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.systems.iter().find(|s| s.id == id).ok_or_else(|| {
+            Error::unknown("system", &id, self.systems.iter().map(|s| s.id.as_str()))
+        })
     }
 
     /// Resolve a chip or system id into (chip, system): a chip id picks its default system.
@@ -693,16 +674,15 @@ impl Catalog {
             let chip = self.chip(&system.chip)?;
             return Ok((chip.clone(), system.clone()));
         }
-        let chip = self.chip(id).map_err(|_| Error::UnknownId {
-            kind: "chip or system",
-            id: id.to_string(),
-            known: self
-                .chips
-                .iter()
-                .map(|c| c.id.as_str())
-                .chain(self.systems.iter().map(|s| s.id.as_str()))
-                .collect::<Vec<_>>()
-                .join(", "),
+        let chip = self.chip(id).map_err(|_| {
+            Error::unknown(
+                "chip or system",
+                id,
+                self.chips
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .chain(self.systems.iter().map(|s| s.id.as_str())),
+            )
         })?;
         let system = match &chip.default_system {
             Some(s) => self.system(s)?,

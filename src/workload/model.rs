@@ -537,18 +537,14 @@ pub fn presets() -> Result<Vec<Model>> {
 /// [`Error::UnknownId`] listing the presets.
 pub fn preset(id: &str) -> Result<Model> {
     let all = presets()?;
-    let known = all
-        .iter()
-        .map(|m| m.id.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
-    all.into_iter()
-        .find(|m| m.id == id)
-        .ok_or(Error::UnknownId {
-            kind: "model",
-            id: id.to_string(),
-            known,
-        })
+    match all.iter().position(|m| m.id == id) {
+        Some(i) => Ok(all[i].clone()),
+        None => Err(Error::unknown(
+            "model",
+            id,
+            all.iter().map(|m| m.id.as_str()),
+        )),
+    }
 }
 
 #[cfg(test)]

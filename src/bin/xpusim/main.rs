@@ -20,7 +20,6 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use xpusim::calibration::{self, Calibration};
 use xpusim::energy::Facility;
-use xpusim::error::write_atomic;
 use xpusim::hardware::{Catalog, Chip, Figure, Precision};
 use xpusim::parallelism::Recompute;
 use xpusim::report::{self, Format, Outcome, Row};
@@ -329,7 +328,7 @@ fn run() -> Result<()> {
             let runs = load_runs(&files, &catalog)?;
             let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             let cal = calibration::fit(&runs, &format!("xpusim calibrate {}", names.join(" ")))?;
-            write_atomic(&output, cal.to_toml()?.as_bytes())?;
+            xpusim::io::OutputPath::check(&output, &[])?.write(cal.to_toml()?.as_bytes())?;
             out!("{}", calibration_table(&cal, false));
             // Residuals of every run under its own group's fit.
             let cmp = compare(&runs, &cal);
@@ -524,7 +523,7 @@ fn update_section(path: &Path, marker: &str, text: &str) -> Result<()> {
         );
     };
     let updated = format!("{}{}{}{}", &readme[..b], begin, text, &readme[e..]);
-    write_atomic(path, updated.as_bytes())?;
+    xpusim::io::OutputPath::check(path, &[])?.write(updated.as_bytes())?;
     Ok(())
 }
 
@@ -559,7 +558,7 @@ fn load_calibration(path: Option<&Path>) -> Result<Calibration> {
 fn emit(text: &str, output: Option<&Path>) -> Result<()> {
     match output {
         Some(p) => {
-            write_atomic(p, text.as_bytes())?;
+            xpusim::io::OutputPath::check(p, &[])?.write(text.as_bytes())?;
             eprintln!("wrote {}", p.display());
         }
         None => out!("{text}"),
