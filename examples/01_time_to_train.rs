@@ -3,34 +3,43 @@
 //!
 //! Run: `cargo run --release --example 01_time_to_train`
 
-use xpusim::calibration::Calibration;
-use xpusim::hardware::{Catalog, Precision};
-use xpusim::parallelism::{Layout, Recompute};
-use xpusim::perf::estimate;
-use xpusim::workload::{preset, TrainingSetup};
+use xpusim::prelude::*;
 
-fn main() -> Result<(), xpusim::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let catalog = Catalog::builtin()?;
-    let cluster = catalog.cluster("a100-80gb", 1024)?;
-    let model = preset("gpt3-175b")?;
-    // 300B tokens in batches of 1,536 sequences of 2,048 tokens, BF16.
-    let setup = TrainingSetup::new(1536, 2048, 300e9, Precision::Bf16)?;
-    let layout = Layout {
-        tp: 8,
-        pp: 8,
-        dp: 16,
-        cp: 1,
-        ep: 1,
-        microbatch: 1,
-        virtual_stages: 2,
-        recompute: Recompute::Selective,
-        sequence_parallel: true,
-        zero: 1,
-        zero_group: 0,
-    };
-    let e = estimate(&model, &layout, &cluster, &setup, &Calibration::shipped()?)?;
+    let model = xpusim::preset("gpt3-175b")?;
+    // Every request is plain named fields, resolved once into a validated value (or every
+    // problem at once, each with its key).
+    let cluster = ClusterRequest {
+        hardware: "a100-80gb".into(),
+        chips: Some(1024),
+        ..Default::default()
+    }
+    .resolve("", &catalog)
+    .map_err(|problems| Error::Input { problems })?;
+    let setup = SetupRequest {
+        global_batch: Some(1536),
+        seq_len: Some(2048),
+        tokens: Some(300e9),
+        ..Default::default()
+    }
+    .resolve("", &model)
+    .map_err(|problems| Error::Input { problems })?;
+    // Megatron-LM's layout (Narayanan et al. 2021): TP8 x PP8, interleaved, selective recompute.
+    let layout = LayoutRequest {
+        tp: Some(8),
+        pp: Some(8),
+        virtual_stages: Some(2),
+        recompute: Some(Recompute::Selective),
+        ..Default::default()
+    }
+    .resolve("layout")
+    .map_err(|problems| Error::Input { problems })?;
+    let job = Job::new(model, setup, cluster);
+    let e = run(&job, &layout, &Calibration::shipped()?)?.estimate;
+    let layout = e.layout;
     let p = &e.prediction;
-    println!("{} on {} x {}: {layout}", model.id, e.chips, e.chip);
+    println!("{} on {} x {}: {layout}", e.model, e.chips, e.chip);
     println!(
         "step {:.2} s, {:.0} tokens/s, MFU {:.1}%, {:.1} days, {:.3e} chip-hours",
         p.step_time.seconds(),
@@ -39,7 +48,7 @@ fn main() -> Result<(), xpusim::Error> {
         e.train_time.days(),
         e.chip_hours
     );
-    let b = e.breakdown();
+    let b = &e.prediction.breakdown;
     println!(
         "where the step goes: matmul {:.2} s, memory-bound {:.2} s, TP {:.2} s, PP {:.2} s, DP {:.2} s, bubble {:.2} s",
         b.matmul.seconds(),

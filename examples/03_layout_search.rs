@@ -3,35 +3,45 @@
 //!
 //! Run: `cargo run --release --example 03_layout_search`
 
-use xpusim::calibration::Calibration;
-use xpusim::hardware::{Catalog, Precision};
-use xpusim::perf::Machine;
-use xpusim::sweep::{candidates, evaluate_all, SearchSpace};
-use xpusim::workload::{preset, TrainingSetup};
+use xpusim::prelude::*;
 
-fn main() -> Result<(), xpusim::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let catalog = Catalog::builtin()?;
-    let cluster = catalog.cluster("h100-sxm", 512)?;
-    let model = preset("llama3-70b")?;
-    let setup = TrainingSetup::new(512, 8192, 2e12, Precision::Bf16)?;
-    let layouts = candidates(&model, &cluster, &setup, &SearchSpace::default());
-    let machine = Machine::new(&cluster, setup.precision)?;
-    let (group, eff) = Calibration::shipped()?.for_chip(&cluster.chip);
-    let preds = evaluate_all(&model, &setup, &machine, &eff, &layouts);
-    let mut ranked: Vec<_> = layouts
-        .iter()
-        .zip(&preds)
-        .filter(|(_, p)| p.fits_memory)
-        .collect();
-    ranked.sort_by(|a, b| a.1.step_time.seconds().total_cmp(&b.1.step_time.seconds()));
+    let model = xpusim::preset("llama3-70b")?;
+    let cluster = ClusterRequest {
+        hardware: "h100-sxm".into(),
+        chips: Some(512),
+        ..Default::default()
+    }
+    .resolve("", &catalog)
+    .map_err(|problems| Error::Input { problems })?;
+    let setup = SetupRequest {
+        global_batch: Some(512),
+        seq_len: Some(8192),
+        tokens: Some(2e12),
+        ..Default::default()
+    }
+    .resolve("", &model)
+    .map_err(|problems| Error::Input { problems })?;
+    let job = Job::new(model, setup, cluster);
+    // No knob pinned: every valid layout is evaluated in parallel.
+    let found = search(
+        &job,
+        &LayoutConstraints::default(),
+        &Calibration::shipped()?,
+    )?;
     println!(
-        "{} valid layouts, {} fit in 80 GB (calibration {group})",
-        layouts.len(),
-        ranked.len()
+        "{} valid layouts, {} fit in 80 GB (calibration {})",
+        found.considered, found.fitting, found.best.calibration_group
     );
-    for (l, p) in ranked.iter().take(5) {
+    for e in std::iter::once(&found.best)
+        .chain(&found.runner_ups)
+        .take(5)
+    {
+        let p = &e.prediction;
         println!(
-            "{l:<48} step {:.2} s  MFU {:.1}%  {:.1} GB  bound by {}",
+            "{:<48} step {:.2} s  MFU {:.1}%  {:.1} GB  bound by {}",
+            e.layout.to_string(),
             p.step_time.seconds(),
             100.0 * p.mfu,
             p.memory.total().gb(),

@@ -4,10 +4,9 @@
 //!
 //! Run: `cargo run --release --example 04_seed_deployments`
 
-use xpusim::cost::{catalog_price, chip_hours_for_budget};
-use xpusim::energy::Facility;
 use xpusim::hardware::{totals, Catalog, Precision};
 use xpusim::units::{Usd, Watts};
+use xpusim::{catalog_price, chip_hours_for_budget, Facility};
 
 fn main() -> Result<(), xpusim::Error> {
     let c = Catalog::builtin()?;

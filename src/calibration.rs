@@ -21,8 +21,8 @@
 
 use crate::error::{parse_toml, read_file, Error, Result};
 use crate::hardware::Chip;
-use crate::perf::{Efficiency, Terms, PARAMS, PARAM_NAMES};
-use crate::validation::Run;
+use crate::perf::{Efficiency, StepTerms, Terms, PARAMS, PARAM_NAMES};
+use crate::units::Seconds;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +45,21 @@ const BOUNDS: [(f64, f64); PARAMS] = [
     (0.0, 1.0),
     (0.0, 50.0),
 ];
+
+/// One measurement to fit: the step terms of a configuration and its measured step time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The study it comes from (held out together in cross-validation).
+    pub study: String,
+    /// The chip's calibration group (e.g. `nvidia-hopper`).
+    pub group: String,
+    /// The chip's family (e.g. `nvidia`).
+    pub family: String,
+    /// The configuration's step terms (θ-independent).
+    pub terms: StepTerms,
+    /// The measured step time.
+    pub measured: Seconds,
+}
 
 /// The fit of one group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,28 +125,72 @@ impl Calibration {
     /// # Errors
     /// I/O and parse errors naming the file and key.
     pub fn load(path: &Path) -> Result<Self> {
-        let c: Self = parse_toml(&path.display().to_string(), &read_file(path)?)?;
+        Self::from_toml_str(&path.display().to_string(), &read_file(path)?)
+    }
+
+    /// Parse and check a calibration from TOML text (`file` names it in errors): schema version
+    /// 1, every efficiency inside the bounds the fit enforces.
+    ///
+    /// ```
+    /// let text = xpusim::Calibration::shipped()?.to_toml()?;
+    /// assert!(xpusim::Calibration::from_toml_str("cal.toml", &text).is_ok());
+    /// let bad = text.replacen("schema_version = 1", "schema_version = 2", 1);
+    /// assert!(xpusim::Calibration::from_toml_str("cal.toml", &bad).is_err());
+    /// # Ok::<(), xpusim::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Parse errors and every value out of range, naming `file` and the key.
+    pub fn from_toml_str(file: &str, text: &str) -> Result<Self> {
+        let c: Self = parse_toml(file, text)?;
+        let mut problems = Vec::new();
+        if c.schema_version != 1 {
+            problems.push(crate::error::Problem::new(
+                "schema_version",
+                format!(
+                    "unsupported version {}; this xpusim reads version 1",
+                    c.schema_version
+                ),
+            ));
+        }
+        if !(c.residual_sigma.is_finite() && c.residual_sigma > 0.0 && c.residual_sigma < 10.0) {
+            problems.push(crate::error::Problem::new(
+                "residual_sigma",
+                format!("must be in (0, 10), got {}", c.residual_sigma),
+            ));
+        }
         for (name, g) in &c.groups {
-            let e = &g.efficiency;
-            let ok = [e.matmul, e.matmul_low, e.memory, e.network]
-                .iter()
-                .all(|x| x.is_finite() && *x > 0.0 && *x <= 1.0)
-                && e.kernel_overhead_us.is_finite()
-                && e.kernel_overhead_us >= 0.0
-                && (0.0..=1.0).contains(&e.overlap_exposure)
-                && e.latency_scale.is_finite()
-                && e.latency_scale >= 0.0;
-            if !ok {
-                return Err(Error::Invalid {
-                    file: path.display().to_string(),
-                    problems: vec![crate::error::Problem::new(
-                        format!("groups.{name}.efficiency"),
-                        "efficiencies must be in (0, 1], kernel overhead >= 0, exposure in [0, 1]",
-                    )],
-                });
+            let theta = g.efficiency.to_theta();
+            for (i, (lo, hi)) in BOUNDS.iter().enumerate() {
+                let t = theta[i];
+                if !(t.is_finite() && t >= *lo && t <= *hi) {
+                    let value = match PARAM_NAMES[i] {
+                        "kernel_overhead_us" => g.efficiency.kernel_overhead_us,
+                        "overlap_exposure" => g.efficiency.overlap_exposure,
+                        "latency_scale" => g.efficiency.latency_scale,
+                        _ => 1.0 / t,
+                    };
+                    let range = match PARAM_NAMES[i] {
+                        "kernel_overhead_us" | "overlap_exposure" | "latency_scale" => {
+                            format!("{lo} to {hi}")
+                        }
+                        _ => format!("{} to {}", 1.0 / hi, 1.0 / lo),
+                    };
+                    problems.push(crate::error::Problem::new(
+                        format!("groups.{name}.efficiency.{}", PARAM_NAMES[i]),
+                        format!("must be between {range}, got {value}"),
+                    ));
+                }
             }
         }
-        Ok(c)
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(Error::Invalid {
+                file: file.to_string(),
+                problems,
+            })
+        }
     }
 
     /// TOML text of this calibration.
@@ -147,11 +206,14 @@ impl Calibration {
     /// The parameters for a chip and the name of the fit used.
     #[must_use]
     pub fn for_chip(&self, chip: &Chip) -> (String, Efficiency) {
-        for key in [
-            chip.calibration_group.as_str(),
-            chip.family.as_str(),
-            "global",
-        ] {
+        self.for_group(&chip.calibration_group, &chip.family)
+    }
+
+    /// The efficiencies for a calibration group and family: the group's fit, else the family's,
+    /// else the global one, else the prior; with the name of the fit used.
+    #[must_use]
+    pub fn for_group(&self, group: &str, family: &str) -> (String, Efficiency) {
+        for key in [group, family, "global"] {
             if let Some(g) = self.groups.get(key) {
                 return (key.to_string(), g.efficiency);
             }
@@ -172,7 +234,7 @@ impl Calibration {
 ///
 /// # Errors
 /// [`Error::Fit`] when there are no runs or the normal matrix is singular.
-pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
+pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
     if runs.is_empty() {
         return Err(Error::Fit {
             reason: "no runs to fit".into(),
@@ -188,8 +250,8 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
         let mut lhs = DMatrix::<f64>::zeros(PARAMS, PARAMS);
         let mut rhs = DVector::<f64>::zeros(PARAMS);
         for r in runs {
-            let a = r.evaluation.terms.linear_at(&theta).0;
-            let t = r.measured_step.seconds();
+            let a = r.terms.linear_at(&theta).0;
+            let t = r.measured.seconds();
             // Huber weight (iteratively reweighted least squares): a run whose relative error
             // exceeds HUBER_K residual sigmas counts linearly, not quadratically, so one
             // atypical study (a different software stack) cannot drag a family's fit.
@@ -264,7 +326,7 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
     }
     let errors: Vec<f64> = runs
         .iter()
-        .map(|r| r.evaluation.terms.linear_at(&theta).at(&theta) / r.measured_step.seconds() - 1.0)
+        .map(|r| r.terms.linear_at(&theta).at(&theta) / r.measured.seconds() - 1.0)
         .collect();
     let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
     let max = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
@@ -301,29 +363,24 @@ pub fn fit_group(runs: &[&Run]) -> Result<GroupFit> {
 ///
 /// # Errors
 /// [`Error::Fit`] when there are no runs.
-pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
+pub fn fit(runs: &[Sample], generated_by: &str) -> Result<Calibration> {
     let mut cal = fit_groups(runs, generated_by)?;
     // Leave-one-study-out: predict each study with the groups fitted without it.
     let mut studies: Vec<&str> = Vec::new();
     for r in runs {
-        if !studies.contains(&r.file.as_str()) {
-            studies.push(&r.file);
+        if !studies.contains(&r.study.as_str()) {
+            studies.push(&r.study);
         }
     }
     let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     if studies.len() > 1 {
         for study in &studies {
-            let train: Vec<Run> = runs.iter().filter(|r| r.file != *study).cloned().collect();
+            let train: Vec<Sample> = runs.iter().filter(|r| r.study != *study).cloned().collect();
             let held = fit_groups(&train, "held-out")?;
-            for r in runs.iter().filter(|r| r.file == *study) {
-                let (_, eff) = held.for_chip(&r.cluster.chip);
-                let e = r.evaluation.predict(&eff).step_time / r.measured_step - 1.0;
-                let chip = &r.cluster.chip;
-                for key in [
-                    chip.calibration_group.as_str(),
-                    chip.family.as_str(),
-                    "global",
-                ] {
+            for r in runs.iter().filter(|r| r.study == *study) {
+                let (_, eff) = held.for_group(&r.group, &r.family);
+                let e = r.terms.breakdown(&eff.to_theta()).step / r.measured - 1.0;
+                for key in [r.group.as_str(), r.family.as_str(), "global"] {
                     errors.entry(key.to_string()).or_default().push(e);
                 }
             }
@@ -332,12 +389,8 @@ pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
     for (key, g) in &mut cal.groups {
         let studies_in_fit = runs
             .iter()
-            .filter(|r| {
-                key == "global"
-                    || r.cluster.chip.calibration_group == *key
-                    || r.cluster.chip.family == *key
-            })
-            .map(|r| r.file.as_str())
+            .filter(|r| key == "global" || r.group == *key || r.family == *key)
+            .map(|r| r.study.as_str())
             .fold(Vec::new(), |mut v: Vec<&str>, f| {
                 if !v.contains(&f) {
                     v.push(f);
@@ -355,7 +408,7 @@ pub fn fit(runs: &[Run], generated_by: &str) -> Result<Calibration> {
 }
 
 /// Fit every group, family and the global pool (no cross-validation).
-fn fit_groups(runs: &[Run], generated_by: &str) -> Result<Calibration> {
+fn fit_groups(runs: &[Sample], generated_by: &str) -> Result<Calibration> {
     if runs.is_empty() {
         return Err(Error::Fit {
             reason: "no runs to fit".into(),
@@ -363,7 +416,7 @@ fn fit_groups(runs: &[Run], generated_by: &str) -> Result<Calibration> {
     }
     let mut keys: Vec<String> = Vec::new();
     for r in runs {
-        for k in [&r.cluster.chip.calibration_group, &r.cluster.chip.family] {
+        for k in [&r.group, &r.family] {
             if !keys.contains(k) {
                 keys.push(k.clone());
             }
@@ -371,13 +424,13 @@ fn fit_groups(runs: &[Run], generated_by: &str) -> Result<Calibration> {
     }
     let mut groups = BTreeMap::new();
     for k in keys {
-        let sel: Vec<&Run> = runs
+        let sel: Vec<&Sample> = runs
             .iter()
-            .filter(|r| r.cluster.chip.calibration_group == k || r.cluster.chip.family == k)
+            .filter(|r| r.group == k || r.family == k)
             .collect();
         groups.insert(k, fit_group(&sel)?);
     }
-    let all: Vec<&Run> = runs.iter().collect();
+    let all: Vec<&Sample> = runs.iter().collect();
     groups.insert("global".into(), fit_group(&all)?);
     Ok(Calibration {
         schema_version: 1,

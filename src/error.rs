@@ -197,15 +197,6 @@ pub(crate) fn positive(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64)
     }
 }
 
-/// [`positive`] that must also fit a `u32` (layout sizes, layer counts).
-pub(crate) fn positive_u32(problems: &mut Vec<Problem>, at: &str, key: &str, v: i64) -> u32 {
-    let x = positive(problems, at, key, v);
-    u32::try_from(x).unwrap_or_else(|_| {
-        problems.push(Problem::new(format!("{at}.{key}"), "too large"));
-        1
-    })
-}
-
 /// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 

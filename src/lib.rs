@@ -1,18 +1,58 @@
 #![doc = include_str!("../README.md")]
 
-pub mod calibration;
-pub mod cost;
-pub mod energy;
+mod calibration;
+mod cost;
+mod energy;
 pub mod error;
 pub mod hardware;
 pub mod io;
-pub mod network;
-pub mod parallelism;
-pub mod perf;
+mod measured;
+mod network;
+mod parallelism;
+mod perf;
+mod plan;
 pub mod report;
-pub mod scenario;
-pub mod sweep;
+mod request;
+mod scenario;
+mod sweep;
 pub mod units;
-pub mod validation;
+mod validation;
 pub mod workload;
-pub use error::{Error, Result};
+
+pub use calibration::{fit as calibrate, Calibration, GroupFit, Sample};
+pub use cost::{catalog_price, chip_hours_for_budget, cost, PriceUsed};
+pub use energy::Facility;
+pub use error::{Error, Problem, Result};
+pub use hardware::{Catalog, Chip, Cluster, Precision, System};
+pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
+pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
+pub use perf::{Bound, Efficiency, MemoryBreakdown, Prediction, StepBreakdown};
+pub use plan::{estimate, run, search, search_in, Answer, Estimate, Feasibility, Job, Search};
+pub use request::{
+    ClusterRequest, Economics, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
+};
+pub use scenario::{Case, CaseOutcome, Scenario};
+pub use sweep::SearchSpace;
+pub use validation::{compare, cross_validate, Comparison};
+pub use workload::{
+    model_from_table, parse_models, preset, presets, AttentionKernel, MainGrads, Model,
+    OptimizerStates, TrainingSetup,
+};
+
+/// Limits applied when requests are resolved (the largest cluster, sequence, batch...).
+pub mod limits {
+    pub use crate::request::{
+        GRID_KG_PER_KWH_RANGE, MAX_CHIPS, MAX_GLOBAL_BATCH, MAX_LAYOUT_SIZE, MAX_SEQ_LEN,
+        MAX_TOKENS, MAX_TOKENS_PER_STEP, PRICE_RANGE, PUE_RANGE, SCALE_OUT_GBIT_RANGE,
+    };
+    pub use crate::workload::{MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_WIDTH};
+}
+
+/// The types most programs need: `use xpusim::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        estimate, run, search, Calibration, Catalog, ClusterRequest, EconomicsRequest, Error,
+        Estimate, Job, Layout, LayoutConstraints, LayoutRequest, Model, Precision, Recompute,
+        Scenario, SetupRequest, TrainingSetup, ZeroStage,
+    };
+}

@@ -77,6 +77,7 @@ pub struct CommTime {
 impl CommTime {
     /// Total.
     #[must_use]
+    #[cfg(test)]
     pub fn total(&self) -> Seconds {
         self.scale_up + self.scale_out + self.scale_up_latency + self.scale_out_latency
     }

@@ -5,8 +5,9 @@
 //! inside it; with the scale-up domain size it decides which links a collective uses
 //! (see [`crate::network`]).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::hardware::Cluster;
+use crate::request::key;
 use crate::workload::{Model, TrainingSetup};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -14,6 +15,7 @@ use std::fmt;
 /// Activation recomputation (checkpointing) policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Recompute {
     /// Keep every activation.
     None,
@@ -51,32 +53,154 @@ impl Recompute {
     }
 }
 
-/// A parallel layout of one training job.
+/// ZeRO stage (Rajbhandari et al. 2020): what the data-parallel ranks shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "i64")]
+pub enum ZeroStage {
+    /// Nothing sharded: every rank holds all states (plain data parallelism).
+    Zero,
+    /// Optimizer states sharded (Megatron's distributed optimizer).
+    One,
+    /// Optimizer states and gradients sharded (FSDP `SHARD_GRAD_OP`).
+    Two,
+    /// Optimizer states, gradients and weights sharded (FSDP `FULL_SHARD`).
+    Three,
+}
+
+impl ZeroStage {
+    /// Every stage, in order.
+    pub const ALL: [ZeroStage; 4] = [Self::Zero, Self::One, Self::Two, Self::Three];
+
+    /// The stage number.
+    #[must_use]
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<ZeroStage> for u8 {
+    fn from(z: ZeroStage) -> u8 {
+        z.as_u8()
+    }
+}
+
+impl TryFrom<i64> for ZeroStage {
+    type Error = String;
+    fn try_from(v: i64) -> std::result::Result<Self, String> {
+        match v {
+            0 => Ok(Self::Zero),
+            1 => Ok(Self::One),
+            2 => Ok(Self::Two),
+            3 => Ok(Self::Three),
+            _ => Err(format!("ZeRO stage must be 0, 1, 2 or 3, got {v}")),
+        }
+    }
+}
+
+/// Layout knobs that are pinned (`Some`) or free (`None`): the validated form of a
+/// [`crate::request::LayoutRequest`], each size in `1..`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct LayoutConstraints {
+    pub tp: Option<u32>,
+    pub pp: Option<u32>,
+    pub dp: Option<u32>,
+    pub cp: Option<u32>,
+    pub ep: Option<u32>,
+    pub microbatch: Option<u32>,
+    pub virtual_stages: Option<u32>,
+    pub recompute: Option<Recompute>,
+    pub sequence_parallel: Option<bool>,
+    pub zero: Option<ZeroStage>,
+    pub zero_group: Option<u32>,
+    /// Let a tensor-parallel group span scale-up domains.
+    pub allow_tp_scale_out: bool,
+}
+
+impl LayoutConstraints {
+    /// Whether `layout` agrees with every pinned knob.
+    #[must_use]
+    pub fn admits(&self, l: &Layout) -> bool {
+        let eq = |c: Option<u32>, v: u32| c.map_or(true, |c| c == v);
+        eq(self.tp, l.tp)
+            && eq(self.pp, l.pp)
+            && eq(self.dp, l.dp)
+            && eq(self.cp, l.cp)
+            && eq(self.ep, l.ep)
+            && eq(self.microbatch, l.microbatch)
+            && eq(self.virtual_stages, l.virtual_stages)
+            && self.recompute.map_or(true, |r| r == l.recompute)
+            && self
+                .sequence_parallel
+                .map_or(true, |s| s == l.sequence_parallel)
+            && self.zero.map_or(true, |z| z.as_u8() == l.zero)
+            && eq(self.zero_group, l.zero_group_size())
+    }
+}
+
+/// A parallel layout of one training job, valid for the cluster, model and setup it was made
+/// for (built by [`crate::request::LayoutChoice::fixed`] or the search; read it with the
+/// accessors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "LayoutRecord")]
 pub struct Layout {
-    /// Tensor-parallel size.
-    pub tp: u32,
-    /// Pipeline-parallel size.
-    pub pp: u32,
-    /// Data-parallel size.
-    pub dp: u32,
-    /// Context-parallel size.
-    pub cp: u32,
-    /// Expert-parallel size (drawn from the data x context x tensor ranks, as in Megatron-Core).
-    pub ep: u32,
-    /// Sequences per micro-batch.
-    pub microbatch: u32,
-    /// Interleaved pipeline chunks per rank (1 = plain 1F1B).
-    pub virtual_stages: u32,
-    /// Activation recomputation.
-    pub recompute: Recompute,
-    /// Megatron sequence parallelism (norms and dropout split across the TP group).
-    pub sequence_parallel: bool,
-    /// ZeRO stage: 0 none, 1 optimizer states, 2 + gradients, 3 + weights (FSDP full shard).
-    pub zero: u8,
-    /// Ranks that shard the ZeRO state, from the dp x cp ranks; the others hold replicas
-    /// (hybrid sharding: PyTorch HSDP, MiCS, MaxText multislice). 0 means all dp x cp ranks.
-    pub zero_group: u32,
+    pub(crate) tp: u32,
+    pub(crate) pp: u32,
+    pub(crate) dp: u32,
+    pub(crate) cp: u32,
+    pub(crate) ep: u32,
+    pub(crate) microbatch: u32,
+    pub(crate) virtual_stages: u32,
+    pub(crate) recompute: Recompute,
+    pub(crate) sequence_parallel: bool,
+    pub(crate) zero: u8,
+    /// 0 means all dp x cp ranks.
+    pub(crate) zero_group: u32,
+}
+
+/// The serialized form of a [`Layout`], checked on the way in (sizes at least 1, ZeRO 0..3, the
+/// ZeRO group dividing dp x cp).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutRecord {
+    tp: u32,
+    pp: u32,
+    dp: u32,
+    cp: u32,
+    ep: u32,
+    microbatch: u32,
+    virtual_stages: u32,
+    recompute: Recompute,
+    sequence_parallel: bool,
+    zero: u8,
+    zero_group: u32,
+}
+
+impl TryFrom<LayoutRecord> for Layout {
+    type Error = String;
+    fn try_from(r: LayoutRecord) -> std::result::Result<Self, String> {
+        let l = Layout {
+            tp: r.tp,
+            pp: r.pp,
+            dp: r.dp,
+            cp: r.cp,
+            ep: r.ep,
+            microbatch: r.microbatch,
+            virtual_stages: r.virtual_stages,
+            recompute: r.recompute,
+            sequence_parallel: r.sequence_parallel,
+            zero: r.zero,
+            zero_group: r.zero_group,
+        };
+        let sizes = [l.tp, l.pp, l.dp, l.cp, l.ep, l.microbatch, l.virtual_stages];
+        if sizes.contains(&0) || l.zero > 3 {
+            return Err("layout sizes must be at least 1 and zero 0..3".into());
+        }
+        if l.zero_group != 0 && (u64::from(l.dp) * u64::from(l.cp)) % u64::from(l.zero_group) != 0 {
+            return Err("zero_group must divide dp x cp".into());
+        }
+        Ok(l)
+    }
 }
 
 impl fmt::Display for Layout {
@@ -93,7 +217,7 @@ impl fmt::Display for Layout {
             self.virtual_stages,
             self.recompute.as_str(),
             self.zero,
-            if self.zero_group == 0 || self.zero_group == self.dp * self.cp {
+            if self.zero_group == 0 || self.zero_group == self.dp.saturating_mul(self.cp) {
                 String::new()
             } else {
                 format!("/{}", self.zero_group)
@@ -104,25 +228,58 @@ impl fmt::Display for Layout {
 }
 
 impl Layout {
-    /// Pure data parallelism over `chips` chips with micro-batch 1 and no recompute.
+    /// Tensor-parallel size.
     #[must_use]
-    pub fn data_parallel(chips: u32) -> Self {
-        Self {
-            tp: 1,
-            pp: 1,
-            dp: chips.max(1),
-            cp: 1,
-            ep: 1,
-            microbatch: 1,
-            virtual_stages: 1,
-            recompute: Recompute::None,
-            sequence_parallel: false,
-            zero: 1,
-            zero_group: 0,
-        }
+    pub fn tp(&self) -> u32 {
+        self.tp
+    }
+    /// Pipeline-parallel size.
+    #[must_use]
+    pub fn pp(&self) -> u32 {
+        self.pp
+    }
+    /// Data-parallel size.
+    #[must_use]
+    pub fn dp(&self) -> u32 {
+        self.dp
+    }
+    /// Context-parallel size.
+    #[must_use]
+    pub fn cp(&self) -> u32 {
+        self.cp
+    }
+    /// Expert-parallel size (drawn from the data x context x tensor ranks, as in Megatron-Core).
+    #[must_use]
+    pub fn ep(&self) -> u32 {
+        self.ep
+    }
+    /// Sequences per micro-batch.
+    #[must_use]
+    pub fn microbatch(&self) -> u32 {
+        self.microbatch
+    }
+    /// Interleaved pipeline chunks per rank (1 = plain 1F1B).
+    #[must_use]
+    pub fn virtual_stages(&self) -> u32 {
+        self.virtual_stages
+    }
+    /// Activation recomputation.
+    #[must_use]
+    pub fn recompute(&self) -> Recompute {
+        self.recompute
+    }
+    /// Megatron sequence parallelism (norms and dropout split across the TP group).
+    #[must_use]
+    pub fn sequence_parallel(&self) -> bool {
+        self.sequence_parallel
+    }
+    /// ZeRO stage.
+    #[must_use]
+    pub fn zero(&self) -> ZeroStage {
+        ZeroStage::ALL[usize::from(self.zero.min(3))]
     }
 
-    /// Ranks the ZeRO state is sharded over (`zero_group`, or all dp x cp ranks when 0).
+    /// Ranks the ZeRO state is sharded over (the ZeRO group, or all dp x cp ranks).
     #[must_use]
     pub fn zero_group_size(&self) -> u32 {
         if self.zero_group == 0 {
@@ -132,40 +289,71 @@ impl Layout {
         }
     }
 
-    /// Chips the layout occupies.
+    /// Chips the layout occupies (saturating; equal to the cluster's for a valid layout).
     #[must_use]
     pub fn chips(&self) -> u64 {
-        self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64
+        product(&[self.tp, self.pp, self.dp, self.cp]).unwrap_or(u64::MAX)
     }
 
     /// Micro-batches per pipeline per step.
     #[must_use]
     pub fn microbatches(&self, setup: &TrainingSetup) -> u64 {
-        setup.global_batch / (self.dp as u64 * self.microbatch as u64).max(1)
+        setup.global_batch / (u64::from(self.dp) * u64::from(self.microbatch)).max(1)
     }
 
     /// Layers on the most loaded pipeline rank (all its virtual chunks).
     #[must_use]
-    pub fn layers_per_stage(&self, model: &Model) -> u32 {
-        let chunks = self.pp * self.virtual_stages;
-        model.layers.div_ceil(chunks) * self.virtual_stages
+    pub fn layers_per_stage(&self, model: &Model) -> u64 {
+        let chunks = (u64::from(self.pp) * u64::from(self.virtual_stages)).max(1);
+        u64::from(model.layers).div_ceil(chunks) * u64::from(self.virtual_stages)
     }
 
-    /// Check the layout against the cluster, the model and the setup; every reason at once.
+    /// Every rule the layout breaks on this cluster, model and setup, keyed under `prefix`
+    /// (`layout.tp`, ...). Empty when the layout is valid.
     ///
     /// `allow_tp_scale_out` permits a tensor-parallel group to span scale-up domains.
-    ///
-    /// # Errors
-    /// [`Error::Input`] with all the reasons the layout is invalid.
-    pub fn validate(
+    #[must_use]
+    pub fn check(
         &self,
         model: &Model,
         cluster: &Cluster,
         setup: &TrainingSetup,
         allow_tp_scale_out: bool,
-    ) -> Result<()> {
-        let mut why = Vec::new();
-        for (name, v) in [
+        prefix: &str,
+    ) -> Vec<Problem> {
+        let mut out = Vec::new();
+        self.rules(model, cluster, setup, allow_tp_scale_out, &mut |k, why| {
+            out.push(Problem::new(key(prefix, k), why()));
+        });
+        out
+    }
+
+    /// Whether [`Layout::check`] finds nothing (no message is built: the search's fast path).
+    #[must_use]
+    pub fn is_valid(
+        &self,
+        model: &Model,
+        cluster: &Cluster,
+        setup: &TrainingSetup,
+        allow_tp_scale_out: bool,
+    ) -> bool {
+        let mut ok = true;
+        self.rules(model, cluster, setup, allow_tp_scale_out, &mut |_, _| {
+            ok = false
+        });
+        ok
+    }
+
+    /// The layout rules, in one place; `fail` gets the knob at fault and the reason, built lazily.
+    fn rules(
+        &self,
+        model: &Model,
+        cluster: &Cluster,
+        setup: &TrainingSetup,
+        allow_tp_scale_out: bool,
+        fail: &mut dyn FnMut(&'static str, &dyn Fn() -> String),
+    ) {
+        let sizes = [
             ("tp", self.tp),
             ("pp", self.pp),
             ("dp", self.dp),
@@ -173,116 +361,144 @@ impl Layout {
             ("ep", self.ep),
             ("microbatch", self.microbatch),
             ("virtual_stages", self.virtual_stages),
-        ] {
+        ];
+        let mut zero_size = false;
+        for (name, v) in sizes {
             if v == 0 {
-                why.push(format!("{name} must be at least 1"));
+                zero_size = true;
+                fail(name, &|| "must be at least 1".to_string());
             }
         }
-        if !why.is_empty() {
-            return Err(Error::input("layout", why.join("; ")));
+        if zero_size {
+            return;
         }
+        let (tp, pp, dp, cp, ep) = (
+            u64::from(self.tp),
+            u64::from(self.pp),
+            u64::from(self.dp),
+            u64::from(self.cp),
+            u64::from(self.ep),
+        );
         if self.zero > 3 {
-            why.push(format!("zero stage must be 0..3, got {}", self.zero));
+            fail("zero", &|| format!("must be 0..3, got {}", self.zero));
         }
-        let replicas = self.dp as u64 * self.cp as u64;
-        if self.zero_group != 0 && replicas % self.zero_group as u64 != 0 {
-            why.push(format!(
-                "zero_group {} does not divide dp x cp = {replicas}",
-                self.zero_group
-            ));
+        let replicas = dp * cp;
+        if self.zero_group != 0 && replicas % u64::from(self.zero_group) != 0 {
+            fail("zero_group", &|| {
+                format!("{} does not divide dp x cp = {replicas}", self.zero_group)
+            });
         }
-        if self.chips() != cluster.chips {
-            why.push(format!(
-                "tp x pp x dp x cp = {} x {} x {} x {} = {} does not equal the cluster's {} chips",
-                self.tp,
-                self.pp,
-                self.dp,
-                self.cp,
-                self.chips(),
-                cluster.chips
-            ));
+        if product(&[self.tp, self.pp, self.dp, self.cp]) != Some(cluster.chips) {
+            fail("dp", &|| {
+                format!(
+                    "tp x pp x dp x cp = {} x {} x {} x {} does not equal the cluster's {} chips",
+                    self.tp, self.pp, self.dp, self.cp, cluster.chips
+                )
+            });
         }
-        if model.heads % self.tp != 0 {
-            why.push(format!(
-                "{} attention heads do not divide by tp {}",
-                model.heads, self.tp
-            ));
+        if u64::from(model.heads) % tp != 0 {
+            fail("tp", &|| {
+                format!("{} attention heads do not divide by tp {tp}", model.heads)
+            });
         }
-        if model.kv_heads % self.tp != 0 && self.tp % model.kv_heads != 0 {
-            why.push(format!(
-                "{} key/value heads and tp {} do not divide either way",
-                model.kv_heads, self.tp
-            ));
+        let kv = u64::from(model.kv_heads);
+        if kv % tp != 0 && tp % kv != 0 {
+            fail("tp", &|| {
+                format!("{kv} key/value heads and tp {tp} do not divide either way")
+            });
         }
-        if model.ffn % self.tp as u64 != 0 {
-            why.push(format!(
-                "ffn {} does not divide by tp {}",
-                model.ffn, self.tp
-            ));
+        if model.ffn % tp != 0 {
+            fail("tp", &|| {
+                format!("ffn {} does not divide by tp {tp}", model.ffn)
+            });
         }
-        let chunks = self.pp * self.virtual_stages;
-        if model.layers < chunks {
-            why.push(format!(
-                "{} layers cannot fill pp x virtual_stages = {chunks} pipeline chunks",
-                model.layers
-            ));
+        let chunks = pp * u64::from(self.virtual_stages);
+        if u64::from(model.layers) < chunks {
+            fail("pp", &|| {
+                format!(
+                    "{} layers cannot fill pp x virtual_stages = {chunks} pipeline chunks",
+                    model.layers
+                )
+            });
         }
         if self.virtual_stages > 1 && self.pp == 1 {
-            why.push("virtual_stages > 1 needs pp > 1".into());
+            fail("virtual_stages", &|| {
+                "virtual_stages > 1 needs pp > 1".into()
+            });
+        } else if self.virtual_stages > 1 && u64::from(model.layers) % chunks != 0 {
+            // Megatron-LM's interleaved schedule asserts this (`num_layers % (pp x v) == 0`).
+            fail("virtual_stages", &|| {
+                format!(
+                    "the interleaved schedule needs the {} layers divisible by pp x virtual_stages = {chunks}",
+                    model.layers
+                )
+            });
         }
-        let per_step = self.dp as u64 * self.microbatch as u64;
+        let per_step = dp * u64::from(self.microbatch);
         if setup.global_batch % per_step != 0 {
-            why.push(format!(
-                "global batch {} is not a multiple of dp x microbatch = {per_step}",
-                setup.global_batch
-            ));
-        } else if self.virtual_stages > 1 && self.microbatches(setup) % self.pp as u64 != 0 {
-            why.push(format!(
-                "the interleaved schedule needs micro-batches per pipeline ({}) divisible by pp ({})",
-                self.microbatches(setup),
-                self.pp
-            ));
+            fail("microbatch", &|| {
+                format!(
+                    "global batch {} is not a multiple of dp x microbatch = {per_step}",
+                    setup.global_batch
+                )
+            });
+        } else if self.virtual_stages > 1 && (setup.global_batch / per_step) % pp != 0 {
+            fail("virtual_stages", &|| {
+                format!(
+                    "the interleaved schedule needs micro-batches per pipeline ({}) divisible by pp ({pp})",
+                    setup.global_batch / per_step
+                )
+            });
         }
-        if setup.seq_len % self.cp as u64 != 0 {
-            why.push(format!(
-                "sequence length {} does not divide by cp {}",
-                setup.seq_len, self.cp
-            ));
+        if setup.seq_len % cp != 0 {
+            fail("cp", &|| {
+                format!(
+                    "sequence length {} does not divide by cp {cp}",
+                    setup.seq_len
+                )
+            });
         }
         match &model.moe {
-            None if self.ep > 1 => {
-                why.push(format!("ep {} needs a mixture-of-experts model", self.ep))
-            }
+            None if ep > 1 => fail("ep", &|| {
+                format!("ep {ep} needs a mixture-of-experts model")
+            }),
             Some(m) => {
-                if m.experts % self.ep != 0 {
-                    why.push(format!(
-                        "{} experts do not divide by ep {}",
-                        m.experts, self.ep
-                    ));
+                if u64::from(m.experts) % ep != 0 {
+                    fail("ep", &|| {
+                        format!("{} experts do not divide by ep {ep}", m.experts)
+                    });
                 }
-                let pool = self.dp as u64 * self.cp as u64 * self.tp as u64;
-                if pool % self.ep as u64 != 0 {
-                    why.push(format!("ep {} must divide dp x cp x tp = {pool}", self.ep));
+                let pool = dp * cp * tp;
+                if pool % ep != 0 {
+                    fail("ep", &|| {
+                        format!("ep {ep} must divide dp x cp x tp = {pool}")
+                    });
                 }
             }
             None => {}
         }
         if self.sequence_parallel && self.tp == 1 {
-            why.push("sequence_parallel needs tp > 1".into());
+            fail("sequence_parallel", &|| {
+                "sequence_parallel needs tp > 1".into()
+            });
         }
-        if !allow_tp_scale_out && self.tp > 1 {
+        if !allow_tp_scale_out && tp > 1 {
             let d = cluster.domain_chips;
-            if self.tp as u64 > d || d % self.tp as u64 != 0 {
-                why.push(format!(
-                    "tp {} does not fit inside the {}-chip scale-up domain of {} (allow it explicitly to span the scale-out network)",
-                    self.tp, d, cluster.system.id
-                ));
+            if tp > d || d % tp != 0 {
+                fail("tp", &|| {
+                    format!(
+                        "tp {tp} does not fit inside the {d}-chip scale-up domain of {} (allow it explicitly to span the scale-out network)",
+                        cluster.system.id
+                    )
+                });
             }
         }
-        if why.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::input("layout", why.join("; ")))
-        }
     }
+}
+
+/// The product of sizes, or `None` when it overflows `u64`.
+fn product(sizes: &[u32]) -> Option<u64> {
+    sizes
+        .iter()
+        .try_fold(1u64, |acc, &x| acc.checked_mul(u64::from(x)))
 }

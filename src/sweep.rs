@@ -1,15 +1,11 @@
-//! Layout search and parameter sweeps, parallel with rayon.
+//! The layout search's candidates (evaluated in parallel by [`crate::plan::search`]).
 //!
 //! Candidates are generated in a fixed order, evaluated with `par_iter` and collected in input
 //! order, then reduced sequentially, so results are bitwise identical at any thread count.
 
-use crate::calibration::Calibration;
-use crate::error::{Error, Result};
 use crate::hardware::Cluster;
-use crate::parallelism::{Layout, Recompute};
-use crate::perf::{evaluate, Efficiency, Machine, Prediction, Shape};
+use crate::parallelism::{Layout, LayoutConstraints, Recompute};
 use crate::workload::{AttentionKernel, Model, TrainingSetup};
-use rayon::prelude::*;
 
 /// Limits of the layout search.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,74 +34,105 @@ impl Default for SearchSpace {
     }
 }
 
-/// The layouts the search considers for this cluster, model and setup (all valid), in a fixed order.
+/// The layouts the search considers for this cluster, model and setup that agree with the
+/// pinned knobs (all valid), in a fixed order. Candidates are built so that they divide the
+/// cluster, batch and sequence; [`Layout::is_valid`] (the same rules as a user's layout, without
+/// building messages) keeps only the valid ones.
 #[must_use]
 pub fn candidates(
     model: &Model,
     cluster: &Cluster,
     setup: &TrainingSetup,
+    pinned: &LayoutConstraints,
     space: &SearchSpace,
 ) -> Vec<Layout> {
     let chips = cluster.chips;
     let divides = |a: u64, b: u64| a != 0 && b % a == 0;
-    let pow2 = |max: u64| (0..).map(|i| 1u64 << i).take_while(move |x| *x <= max);
+    let pow2 = |max: u64| (0..63).map(|i| 1u64 << i).take_while(move |x| *x <= max);
+    let pick = |pin: Option<u32>, free: Vec<u64>| match pin {
+        Some(x) => vec![u64::from(x)],
+        None => free,
+    };
+    let allow = pinned.allow_tp_scale_out;
+    let tp_max = if allow {
+        chips
+    } else {
+        cluster.domain_chips.min(64)
+    };
+    let experts = model.moe.as_ref().map_or(1, |m| u64::from(m.experts));
+    let recompute: Vec<Recompute> = match pinned.recompute {
+        Some(r) => vec![r],
+        // With fused attention, selective recompute recomputes nothing.
+        None => space
+            .recompute
+            .iter()
+            .copied()
+            .filter(|r| !(*r == Recompute::Selective && setup.attention == AttentionKernel::Flash))
+            .collect(),
+    };
+    let zeros: Vec<u8> = match pinned.zero {
+        Some(z) => vec![z.as_u8()],
+        None => space.zero.clone(),
+    };
     let mut out = Vec::new();
-    let experts = model.moe.as_ref().map_or(1, |m| m.experts as u64);
-    for tp in pow2(cluster.domain_chips.min(64)) {
-        if !divides(tp, chips) || !divides(tp, cluster.domain_chips) || model.heads as u64 % tp != 0
-        {
+    for tp in pick(pinned.tp, pow2(tp_max).collect()) {
+        if !divides(tp, chips) || (!allow && !divides(tp, cluster.domain_chips)) {
             continue;
         }
-        for pp in 1..=(model.layers as u64).min(chips / tp) {
+        let pps = (1..=u64::from(model.layers).min(chips / tp)).collect();
+        for pp in pick(pinned.pp, pps) {
             if !divides(tp * pp, chips) {
                 continue;
             }
-            for cp in pow2(space.max_cp as u64) {
-                if !divides(tp * pp * cp, chips) || setup.seq_len % cp != 0 {
+            for cp in pick(pinned.cp, pow2(u64::from(space.max_cp)).collect()) {
+                if !divides(tp * pp * cp, chips) || !divides(cp, setup.seq_len) {
                     continue;
                 }
                 let dp = chips / (tp * pp * cp);
-                if dp > setup.global_batch {
+                if dp > setup.global_batch || pinned.dp.is_some_and(|d| u64::from(d) != dp) {
                     continue;
                 }
-                for v in pow2(space.max_virtual as u64) {
-                    if v > 1 && (pp == 1 || model.layers as u64 % (pp * v) != 0) {
+                for v in pick(
+                    pinned.virtual_stages,
+                    pow2(u64::from(space.max_virtual)).collect(),
+                ) {
+                    if v > 1 && (pp == 1 || !divides(pp * v, u64::from(model.layers))) {
                         continue;
                     }
-                    for &mb in &space.microbatches {
-                        let per = dp * mb as u64;
-                        if setup.global_batch % per != 0 {
+                    let mbs = space.microbatches.iter().map(|&m| u64::from(m)).collect();
+                    for mb in pick(pinned.microbatch, mbs) {
+                        if !divides(dp * mb, setup.global_batch) {
                             continue;
                         }
-                        if v > 1 && (setup.global_batch / per) % pp != 0 {
-                            continue;
-                        }
-                        for ep in pow2(experts) {
+                        for ep in pick(pinned.ep, pow2(experts).collect()) {
                             if !divides(ep, experts) || !divides(ep, dp * cp * tp) {
                                 continue;
                             }
-                            for &rc in &space.recompute {
-                                // With fused attention, selective recompute recomputes nothing.
-                                if rc == Recompute::Selective
-                                    && setup.attention == AttentionKernel::Flash
-                                {
-                                    continue;
-                                }
-                                for &zero in &space.zero {
-                                    let l = Layout {
-                                        tp: tp as u32,
-                                        pp: pp as u32,
-                                        dp: dp as u32,
-                                        cp: cp as u32,
-                                        ep: ep as u32,
-                                        microbatch: mb,
-                                        virtual_stages: v as u32,
-                                        recompute: rc,
-                                        sequence_parallel: tp > 1,
-                                        zero,
-                                        zero_group: 0,
+                            for &rc in &recompute {
+                                for &zero in &zeros {
+                                    let Ok(sizes) = [tp, pp, dp, cp, ep, mb, v]
+                                        .map(u32::try_from)
+                                        .into_iter()
+                                        .collect::<std::result::Result<Vec<u32>, _>>()
+                                    else {
+                                        continue;
                                     };
-                                    if l.validate(model, cluster, setup, false).is_ok() {
+                                    let l = Layout {
+                                        tp: sizes[0],
+                                        pp: sizes[1],
+                                        dp: sizes[2],
+                                        cp: sizes[3],
+                                        ep: sizes[4],
+                                        microbatch: sizes[5],
+                                        virtual_stages: sizes[6],
+                                        recompute: rc,
+                                        sequence_parallel: pinned
+                                            .sequence_parallel
+                                            .unwrap_or(tp > 1),
+                                        zero,
+                                        zero_group: pinned.zero_group.unwrap_or(0),
+                                    };
+                                    if l.is_valid(model, cluster, setup, allow) {
                                         out.push(l);
                                     }
                                 }
@@ -119,71 +146,106 @@ pub fn candidates(
     out
 }
 
-/// Evaluate candidates in parallel; results in the candidates' order.
-#[must_use]
-pub fn evaluate_all(
-    model: &Model,
-    setup: &TrainingSetup,
-    machine: &Machine,
-    eff: &Efficiency,
-    layouts: &[Layout],
-) -> Vec<Prediction> {
-    layouts
-        .par_iter()
-        .map(|l| evaluate(&Shape::new(model, setup, l), machine).predict(eff))
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::Catalog;
+    use crate::request::{LayoutRequest, SetupRequest};
 
-/// The fastest layout that fits in memory.
-///
-/// # Errors
-/// [`Error::Input`] when no layout is valid or none fits.
-pub fn best_layout(
-    model: &Model,
-    cluster: &Cluster,
-    setup: &TrainingSetup,
-    calibration: &Calibration,
-    space: &SearchSpace,
-) -> Result<(Layout, Prediction, usize)> {
-    let layouts = candidates(model, cluster, setup, space);
-    if layouts.is_empty() {
-        return Err(Error::input(
-            "layout",
-            format!(
-                "no valid layout of {} chips for {} with a global batch of {} sequences (dp x microbatch must divide the batch; try another batch or chip count)",
-                cluster.chips, model.id, setup.global_batch
-            ),
-        ));
+    /// Every layout of a small cluster, enumerated by brute force over all sizes, ranks the
+    /// same as the search's candidates: the generator's shortcuts lose no valid layout.
+    #[test]
+    fn candidates_equal_brute_force_on_small_cases() {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset("llama2-7b").unwrap_or_else(|e| panic!("{e}"));
+        let setup = SetupRequest {
+            global_batch: Some(32),
+            tokens: Some(1e9),
+            ..Default::default()
+        }
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        for chips in [1u64, 8, 16, 24] {
+            let cluster = catalog
+                .cluster("h100", chips)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let space = SearchSpace::default();
+            let got = candidates(
+                &model,
+                &cluster,
+                &setup,
+                &LayoutConstraints::default(),
+                &space,
+            );
+            let mut want = Vec::new();
+            let n = chips as u32;
+            for tp in (1..=n).filter(|x| x.is_power_of_two() && *x <= 64) {
+                for pp in 1..=n {
+                    for cp in (1..=space.max_cp).filter(|x| x.is_power_of_two()) {
+                        for dp in 1..=n {
+                            for v in (1..=space.max_virtual).filter(|x| x.is_power_of_two()) {
+                                for &mb in &space.microbatches {
+                                    for rc in [Recompute::None, Recompute::Full] {
+                                        for &zero in &space.zero {
+                                            let l = Layout {
+                                                tp,
+                                                pp,
+                                                dp,
+                                                cp,
+                                                ep: 1,
+                                                microbatch: mb,
+                                                virtual_stages: v,
+                                                recompute: rc,
+                                                sequence_parallel: tp > 1,
+                                                zero,
+                                                zero_group: 0,
+                                            };
+                                            if l.is_valid(&model, &cluster, &setup, false) {
+                                                want.push(l);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let key = |l: &Layout| format!("{l}");
+            let mut a: Vec<String> = got.iter().map(key).collect();
+            let mut b: Vec<String> = want.iter().map(key).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{chips} chips");
+            assert!(!a.is_empty());
+        }
     }
-    let machine = Machine::new(cluster, setup.precision)?;
-    let (_, eff) = calibration.for_chip(&cluster.chip);
-    let preds = evaluate_all(model, setup, &machine, &eff, &layouts);
-    let mut best: Option<usize> = None;
-    for (i, p) in preds.iter().enumerate() {
-        if !p.fits_memory || !p.step_time.is_finite() {
-            continue;
+
+    #[test]
+    fn pinned_knobs_are_kept() {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset("llama2-7b").unwrap_or_else(|e| panic!("{e}"));
+        let setup = SetupRequest {
+            global_batch: Some(64),
+            tokens: Some(1e9),
+            ..Default::default()
         }
-        match best {
-            Some(b) if preds[b].step_time <= p.step_time => {}
-            _ => best = Some(i),
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let cluster = catalog
+            .cluster("h100", 64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let crate::request::LayoutChoice::Search(pinned) = LayoutRequest {
+            tp: Some(2),
+            search_rest: Some(true),
+            ..Default::default()
         }
-    }
-    match best {
-        Some(b) => Ok((layouts[b], preds[b], layouts.len())),
-        None => {
-            let least = preds
-                .iter()
-                .map(|p| p.memory.total())
-                .fold(f64::INFINITY, |m, b| m.min(b.gb()));
-            Err(Error::input(
-                "layout",
-                format!(
-                    "none of {} layouts fits in memory: the smallest needs {least:.1} GB per chip, {} has {:.1} GB",
-                    layouts.len(),
-                    cluster.chip.id,
-                    machine.hbm_capacity.gb()
-                ),
-            ))
-        }
+        .resolve("")
+        .unwrap_or_else(|e| panic!("{e:?}")) else {
+            panic!("expected a search")
+        };
+        let c = candidates(&model, &cluster, &setup, &pinned, &SearchSpace::default());
+        assert!(!c.is_empty());
+        assert!(c.iter().all(|l| l.tp == 2 && pinned.admits(l)));
     }
 }

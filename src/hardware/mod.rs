@@ -18,6 +18,7 @@ use std::fmt;
 /// A number format a chip computes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Precision {
     /// IEEE single precision (vector units).
     Fp32,

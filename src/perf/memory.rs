@@ -13,7 +13,7 @@ use super::Shape;
 use crate::parallelism::Recompute;
 use crate::units::Bytes;
 use crate::workload::AttentionKernel;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bytes per parameter of each kind of model state under mixed-precision Adam.
 pub const WEIGHT_BYTES: f64 = 2.0;
@@ -22,7 +22,7 @@ pub const WEIGHT_BYTES: f64 = 2.0;
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
 
 /// Memory needed per chip, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBreakdown {
     /// Model weights held.
     pub weights: Bytes,

@@ -23,10 +23,8 @@
 //! excess over the compute window is exposed, and never less than `overlap_exposure` of it.
 
 mod memory;
-mod train;
 
-pub use memory::{MemoryBreakdown, RUNTIME_RESERVE_GB, WEIGHT_BYTES};
-pub use train::{estimate, estimate_with, Estimate, Feasibility};
+pub use memory::{MemoryBreakdown, WEIGHT_BYTES};
 
 use crate::error::Result;
 use crate::hardware::{Cluster, Precision};
@@ -377,7 +375,7 @@ pub struct StepTerms {
 }
 
 /// What limits the step most.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bound {
     /// Matmul throughput.
@@ -410,7 +408,7 @@ impl Bound {
 }
 
 /// Where the time of one step goes (all on the critical path; they add up to `step`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepBreakdown {
     /// Matmul time (forward, backward, recompute) outside the bubble.
     pub matmul: Seconds,
@@ -770,7 +768,7 @@ pub struct Evaluation {
 }
 
 /// A prediction for one configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// Time breakdown.
     pub breakdown: StepBreakdown,
@@ -878,11 +876,15 @@ mod tests {
             .cluster("h100-sxm", chips)
             .unwrap_or_else(|e| panic!("{e}"));
         let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
-        let setup =
-            TrainingSetup::new(512, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
-        layout
-            .validate(&model, &cluster, &setup, false)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let setup = crate::request::SetupRequest {
+            global_batch: Some(512),
+            seq_len: Some(2048),
+            tokens: Some(1e12),
+            ..Default::default()
+        }
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(layout.check(&model, &cluster, &setup, false, "").is_empty());
         (
             Shape::new(&model, &setup, &layout),
             Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}")),

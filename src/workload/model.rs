@@ -5,9 +5,19 @@
 //! (no causal halving), the convention of Megatron-LM, PaLM and the NVIDIA recipes for *model*
 //! FLOPs; the time model separately knows that fused (flash) kernels skip the masked half.
 
-use crate::error::{parse_toml, positive, Error, Problem, Result};
+use crate::error::{positive, Problem};
 use crate::units::Flops;
 use serde::{Deserialize, Serialize};
+
+/// Most layers accepted (100x today's deepest published models).
+pub const MAX_LAYERS: u64 = 10_000;
+/// Most attention heads accepted.
+pub const MAX_HEADS: u64 = 1 << 16;
+/// Widest hidden size, head, FFN, vocabulary or latent rank accepted (2^24; today's widest FFNs
+/// are about 2^17).
+pub const MAX_WIDTH: u64 = 1 << 24;
+/// Most experts per layer accepted.
+pub const MAX_EXPERTS: u64 = 1 << 16;
 
 /// The multi-layer perceptron form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,9 +223,9 @@ impl Model {
                 ));
             }
             Moe {
-                experts: experts.min(u32::MAX as u64) as u32,
-                active: active.min(u32::MAX as u64) as u32,
-                shared: m.shared.clamp(0, u32::MAX as i64) as u32,
+                experts: experts.min(MAX_EXPERTS + 1) as u32,
+                active: active.min(MAX_EXPERTS + 1) as u32,
+                shared: m.shared.clamp(0, MAX_EXPERTS as i64 + 1) as u32,
                 expert_ffn: positive(&mut p, &at, "expert_ffn", m.expert_ffn),
                 dense_layers: m.dense_layers.clamp(0, u32::MAX as i64) as u32,
             }
@@ -238,9 +248,50 @@ impl Model {
                 "must be lowercase kebab-case",
             ));
         }
-        for (key, v) in [("layers", layers), ("heads", heads), ("kv_heads", kv_heads)] {
-            if v > u32::MAX as u64 {
-                p.push(Problem::new(format!("{at}.{key}"), "too large"));
+        for (key, v, max) in [
+            ("layers", layers, MAX_LAYERS),
+            ("heads", heads, MAX_HEADS),
+            ("kv_heads", kv_heads, MAX_HEADS),
+            ("d_model", d_model, MAX_WIDTH),
+            ("head_dim", head_dim, MAX_WIDTH),
+            ("ffn", ffn, MAX_WIDTH),
+            ("vocab", vocab, MAX_WIDTH),
+            ("seq_len", seq_len, crate::request::MAX_SEQ_LEN),
+        ] {
+            if v > max {
+                p.push(Problem::new(
+                    format!("{at}.{key}"),
+                    format!("{v} is larger than the largest accepted, {max}"),
+                ));
+            }
+        }
+        if let Some(m) = &moe {
+            for (key, v, max) in [
+                ("experts", u64::from(m.experts), MAX_EXPERTS),
+                ("expert_ffn", m.expert_ffn, MAX_WIDTH),
+                ("shared", u64::from(m.shared), MAX_EXPERTS),
+            ] {
+                if v > max {
+                    p.push(Problem::new(
+                        format!("{at}.moe.{key}"),
+                        format!("{v} is larger than the largest accepted, {max}"),
+                    ));
+                }
+            }
+        }
+        if let Some(m) = &mla {
+            for (key, v) in [
+                ("q_lora_rank", m.q_lora_rank),
+                ("kv_lora_rank", m.kv_lora_rank),
+                ("qk_rope_head_dim", m.qk_rope_head_dim),
+                ("v_head_dim", m.v_head_dim),
+            ] {
+                if v > MAX_WIDTH {
+                    p.push(Problem::new(
+                        format!("{at}.mla.{key}"),
+                        format!("{v} is larger than the largest accepted, {MAX_WIDTH}"),
+                    ));
+                }
             }
         }
         if !p.is_empty() {
@@ -250,10 +301,10 @@ impl Model {
             name: f.name.unwrap_or_else(|| f.id.clone()),
             source: f.source.unwrap_or_else(|| "user-defined".into()),
             id: f.id,
-            layers: layers as u32,
+            layers: layers.min(MAX_LAYERS) as u32,
             d_model,
-            heads: heads as u32,
-            kv_heads: kv_heads as u32,
+            heads: heads.min(MAX_HEADS) as u32,
+            kv_heads: kv_heads.min(MAX_HEADS) as u32,
             head_dim,
             ffn,
             mlp: f.mlp,
@@ -426,130 +477,17 @@ impl Model {
     }
 }
 
-fn is_id(id: &str) -> bool {
+pub(crate) fn is_id(id: &str) -> bool {
     !id.is_empty()
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresetFile {
-    schema_version: u32,
-    family: String,
-    models: Vec<ModelFile>,
-}
-
-const PRESETS: [(&str, &str); 9] = [
-    ("gpt.toml", include_str!("presets/gpt.toml")),
-    ("megatron.toml", include_str!("presets/megatron.toml")),
-    ("llama.toml", include_str!("presets/llama.toml")),
-    ("bloom.toml", include_str!("presets/bloom.toml")),
-    ("nemotron.toml", include_str!("presets/nemotron.toml")),
-    ("grok.toml", include_str!("presets/grok.toml")),
-    ("mpt.toml", include_str!("presets/mpt.toml")),
-    ("mixtral.toml", include_str!("presets/mixtral.toml")),
-    ("deepseek.toml", include_str!("presets/deepseek.toml")),
-];
-
-/// Parse a list of `[[models]]` from TOML text (a preset or user file).
-///
-/// # Errors
-/// Parse errors and every invalid field, naming `file` and the key.
-pub fn parse_models(file: &str, text: &str) -> Result<Vec<Model>> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct UserFile {
-        schema_version: Option<u32>,
-        family: Option<String>,
-        models: Vec<ModelFile>,
-    }
-    let f: UserFile = parse_toml(file, text)?;
-    let _ = (f.schema_version, f.family);
-    validate_models(file, f.models)
-}
-
-pub(crate) fn validate_models(file: &str, models: Vec<ModelFile>) -> Result<Vec<Model>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for m in models {
-        let at = format!("models[{}]", m.id);
-        if out.iter().any(|o: &Model| o.id == m.id) {
-            problems.push(Problem::new(
-                format!("{at}.id"),
-                format!("duplicate model id `{}`", m.id),
-            ));
-        }
-        match Model::from_file(m, &at) {
-            Ok(m) => out.push(m),
-            Err(mut p) => problems.append(&mut p),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::Invalid {
-            file: file.to_string(),
-            problems,
-        })
-    }
-}
-
-/// The built-in model presets.
-///
-/// # Errors
-/// Only if an embedded preset is broken, which the tests rule out.
-pub fn presets() -> Result<Vec<Model>> {
-    let mut all: Vec<Model> = Vec::new();
-    for (name, text) in PRESETS {
-        let file = format!("<built-in>/{name}");
-        let f: PresetFile = parse_toml(&file, text)?;
-        let stem = name.trim_end_matches(".toml");
-        if f.family != stem || f.schema_version != 1 {
-            return Err(Error::Invalid {
-                file,
-                problems: vec![Problem::new(
-                    "family",
-                    format!("must equal `{stem}` with schema_version 1"),
-                )],
-            });
-        }
-        for m in validate_models(&file, f.models)? {
-            if all.iter().any(|o| o.id == m.id) {
-                return Err(Error::Invalid {
-                    file,
-                    problems: vec![Problem::new(
-                        format!("models[{}].id", m.id),
-                        "duplicate preset id",
-                    )],
-                });
-            }
-            all.push(m);
-        }
-    }
-    Ok(all)
-}
-
-/// A preset by id.
-///
-/// # Errors
-/// [`Error::UnknownId`] listing the presets.
-pub fn preset(id: &str) -> Result<Model> {
-    let all = presets()?;
-    match all.iter().position(|m| m.id == id) {
-        Some(i) => Ok(all[i].clone()),
-        None => Err(Error::unknown(
-            "model",
-            id,
-            all.iter().map(|m| m.id.as_str()),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::preset;
     use approx::assert_relative_eq;
 
     fn gpt3() -> Model {
@@ -597,6 +535,7 @@ mod tests {
 #[cfg(test)]
 mod mla_tests {
     use super::*;
+    use crate::workload::preset;
     use approx::assert_relative_eq;
 
     /// DeepSeek-V3 (arXiv:2412.19437): 671B parameters, 37B activated per token (the published

@@ -1,17 +1,13 @@
 //! The training model end to end: required answers, bad input, invariants (proptest),
 //! determinism across thread counts.
 
+use crate::{estimate, setup_new, L};
 use approx::assert_relative_eq;
 use proptest::prelude::*;
-use xpusim::calibration::Calibration;
-use xpusim::hardware::{Catalog, Precision};
-use xpusim::parallelism::{Layout, Recompute};
-use xpusim::perf::{estimate, Feasibility};
 use xpusim::report::Row;
-use xpusim::scenario::Scenario;
-use xpusim::sweep::{candidates, SearchSpace};
-use xpusim::workload::{preset, Model, TrainingSetup};
-use xpusim::Error;
+use xpusim::{
+    preset, Calibration, Catalog, Error, Feasibility, Model, Precision, Recompute, Scenario,
+};
 
 fn catalog() -> Catalog {
     Catalog::builtin().unwrap_or_else(|e| panic!("{e}"))
@@ -22,8 +18,8 @@ fn cal() -> Calibration {
 fn model(id: &str) -> Model {
     preset(id).unwrap_or_else(|e| panic!("{e}"))
 }
-fn layout(tp: u32, pp: u32, dp: u32) -> Layout {
-    Layout {
+fn layout(tp: u32, pp: u32, dp: u32) -> L {
+    L {
         tp,
         pp,
         dp,
@@ -70,8 +66,7 @@ fn gpt3_on_1024_a100_llama405b_on_16k_h100_and_a_million_trn3() {
     for (m, hw, chips, l, gbs, prec) in cases {
         let model = model(m);
         let cluster = c.cluster(hw, chips).unwrap_or_else(|e| panic!("{e}"));
-        let setup =
-            TrainingSetup::new(gbs, model.seq_len, 1e12, prec).unwrap_or_else(|e| panic!("{e}"));
+        let setup = setup_new(gbs, model.seq_len, 1e12, prec).unwrap_or_else(|e| panic!("{e}"));
         let e = estimate(&model, &l, &cluster, &setup, &cal())
             .unwrap_or_else(|e| panic!("{m} on {hw}: {e}"));
         let p = &e.prediction;
@@ -124,12 +119,12 @@ fn single_chip_matmul_time_is_flops_over_efficient_peak() {
     small.ffn = 4096;
     small.vocab = 1000;
     let cluster = c.cluster("h100-sxm", 1).unwrap_or_else(|e| panic!("{e}"));
-    let setup = TrainingSetup::new(8, 512, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(8, 512, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let mut l = layout(1, 1, 1);
     l.recompute = Recompute::None;
     let e = estimate(&small, &l, &cluster, &setup, &Calibration::prior())
         .unwrap_or_else(|e| panic!("{e}"));
-    let b = e.breakdown();
+    let b = &e.prediction.breakdown;
     // flash attention skips the masked half of QK^T and AV and does 2.5x forward in backward.
     let tokens = 8.0 * 512.0;
     let lin = (2.0 * 4.0 * 1024.0 * 1024.0 + 2.0 * 2.0 * 1024.0 * 4096.0) * 2.0 * tokens;
@@ -151,8 +146,7 @@ fn a_layout_that_does_not_divide_the_cluster_is_an_error() {
     let cluster = c
         .cluster("h100-sxm", 1000)
         .unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(1024, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(1024, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let err = estimate(
         &model("gpt3-175b"),
         &layout(8, 8, 16),
@@ -173,8 +167,7 @@ fn a_layout_that_does_not_divide_the_cluster_is_an_error() {
 fn tp_outside_the_scale_up_domain_is_refused_unless_allowed() {
     let c = catalog();
     let cluster = c.cluster("h100-sxm", 256).unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(256, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(256, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let l = layout(16, 1, 16);
     let err = estimate(&model("gpt3-175b"), &l, &cluster, &setup, &cal())
         .err()
@@ -184,10 +177,7 @@ fn tp_outside_the_scale_up_domain_is_refused_unless_allowed() {
             .is_some_and(|e| e.contains("scale-up domain")),
         "{err:?}"
     );
-    assert!(
-        xpusim::perf::estimate_with(&model("gpt3-175b"), &l, &cluster, &setup, &cal(), true)
-            .is_ok()
-    );
+    assert!(crate::estimate_with(&model("gpt3-175b"), &l, &cluster, &setup, &cal(), true).is_ok());
 }
 
 #[test]
@@ -196,8 +186,7 @@ fn model_divisibility_and_batch_errors_are_reported_together() {
     let cluster = c
         .cluster("h100-sxm", 7 * 8)
         .unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(100, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(100, 2048, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let mut l = layout(7, 1, 8);
     l.sequence_parallel = true;
     let err = estimate(&model("gpt3-175b"), &l, &cluster, &setup, &cal())
@@ -212,7 +201,7 @@ fn model_divisibility_and_batch_errors_are_reported_together() {
 fn a_format_the_chip_lacks_is_an_error() {
     let c = catalog();
     let cluster = c.cluster("a100-80gb", 8).unwrap_or_else(|e| panic!("{e}"));
-    let setup = TrainingSetup::new(8, 2048, 1e9, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(8, 2048, 1e9, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));
     let err = estimate(
         &model("llama3-8b"),
         &layout(8, 1, 1),
@@ -232,7 +221,7 @@ fn a_format_the_chip_lacks_is_an_error() {
 fn a_model_that_does_not_fit_is_a_result_not_an_error() {
     let c = catalog();
     let cluster = c.cluster("h100-sxm", 8).unwrap_or_else(|e| panic!("{e}"));
-    let setup = TrainingSetup::new(8, 8192, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(8, 8192, 1e9, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let e = estimate(
         &model("llama3-405b"),
         &layout(8, 1, 1),
@@ -250,11 +239,11 @@ fn a_model_that_does_not_fit_is_a_result_not_an_error() {
 #[test]
 fn zero_sizes_are_refused() {
     assert!(matches!(
-        TrainingSetup::new(0, 2048, 1e9, Precision::Bf16),
+        setup_new(0, 2048, 1e9, Precision::Bf16),
         Err(Error::Input { .. })
     ));
     assert!(matches!(
-        TrainingSetup::new(8, 2048, -1.0, Precision::Bf16),
+        setup_new(8, 2048, -1.0, Precision::Bf16),
         Err(Error::Input { .. })
     ));
     assert!(catalog().cluster("trn3", 0).is_err());
@@ -308,7 +297,7 @@ fn scenario_bad_input_names_file_key_and_reason() {
 fn scenario_rows_keep_file_order_and_report_unrunnable_cases() {
     let text = format!("{SCENARIO}\n[layout]\ntp = 8\npp = 1\n");
     let s = Scenario::parse("s.toml", &text, &catalog()).unwrap_or_else(|e| panic!("{e}"));
-    let rows = s.run(&cal());
+    let rows = s.run(&cal(), &Default::default());
     assert_eq!(
         rows.iter()
             .map(|(c, _)| c.cluster.chips)
@@ -318,27 +307,30 @@ fn scenario_rows_keep_file_order_and_report_unrunnable_cases() {
     assert!(rows.iter().all(|(_, r)| r.is_ok()));
 }
 
-/// Sweeps give bitwise-identical rows with 1, 2 and 8 threads.
+/// Searches give bitwise-identical results with 1, 2 and 8 threads.
 #[test]
 fn layout_search_is_deterministic_across_thread_counts() {
-    let c = catalog();
     let m = model("llama3-70b");
-    let cluster = c.cluster("h100-sxm", 512).unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(512, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
-    let machine =
-        xpusim::perf::Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
-    let layouts = candidates(&m, &cluster, &setup, &SearchSpace::default());
-    assert!(layouts.len() > 100);
-    let (_, eff) = cal().for_chip(&cluster.chip);
+    let cluster = crate::cluster("h100-sxm", 512).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(512, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let job = xpusim::Job::new(m, setup, cluster);
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        pool.install(|| xpusim::sweep::evaluate_all(&m, &setup, &machine, &eff, &layouts))
-            .iter()
-            .map(|p| p.step_time.seconds().to_bits())
+        let s = pool
+            .install(|| xpusim::search(&job, &Default::default(), &cal()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.considered > 100);
+        std::iter::once(&s.best)
+            .chain(&s.runner_ups)
+            .map(|e| {
+                (
+                    e.layout.to_string(),
+                    e.prediction.step_time.seconds().to_bits(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let one = run(1);
@@ -383,12 +375,14 @@ proptest! {
         let chips = 1_u64 << chips_log;
         let c = catalog();
         let cluster = c.cluster(hw, chips).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let setup = TrainingSetup::new(chips * gbs_mult, 1 << seq_log, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let space = SearchSpace { max_virtual: 2, ..SearchSpace::default() };
-        let ls = candidates(&m, &cluster, &setup, &space);
-        prop_assume!(!ls.is_empty());
-        let l = ls[idx % ls.len()];
-        let e = estimate(&m, &l, &cluster, &setup, &cal()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let setup = setup_new(chips * gbs_mult, 1 << seq_log, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let space = xpusim::SearchSpace { max_virtual: 2, ..Default::default() };
+        let job = xpusim::Job::new(m, setup, cluster);
+        let found = xpusim::search_in(&job, &Default::default(), &cal(), &space);
+        prop_assume!(found.is_ok());
+        let found = found.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let e = found.runner_ups.get(idx % (found.runner_ups.len() + 1)).unwrap_or(&found.best).clone();
+        let l = e.layout;
         let p = e.prediction;
         prop_assert!(p.step_time.is_finite() && p.step_time.seconds() > 0.0, "{l}: {}", p.step_time);
         prop_assert!(p.mfu > 0.0 && p.mfu <= 1.0, "{l}: mfu {}", p.mfu);
@@ -404,7 +398,7 @@ proptest! {
         let tp = 1_u32 << tp_log;
         let tput = |dp: u32| -> Result<f64, TestCaseError> {
             let cluster = c.cluster("h100-sxm", (tp * dp) as u64).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let setup = TrainingSetup::new(dp as u64 * 4, 8192, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let setup = setup_new(dp as u64 * 4, 8192, 1e12, Precision::Bf16).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut l = layout(tp, 1, dp);
             l.microbatch = 1;
             estimate(&m, &l, &cluster, &setup, &cal()).map(|e| e.prediction.tokens_per_second).map_err(|e| TestCaseError::fail(e.to_string()))
@@ -419,14 +413,17 @@ proptest! {
         watts in 1.0_f64..5000.0, chips in 1_u64..2_000_000, hours in 0.0_f64..1e5, pue in 1.0_f64..2.0,
         price in 0.0_f64..100.0, chip_hours in -1e9_f64..1e12,
     ) {
-        use xpusim::energy::Facility;
         use xpusim::units::{Seconds, UsdPerChipHour, Watts};
-        let f = Facility::new(pue, 0.4).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let t = Seconds::new(hours * 3600.0);
-        let e = f.energy(Watts::new(watts), chips, t);
-        let expect = f.power(Watts::new(watts), chips) * t;
-        prop_assert!((e.joules() - expect.joules()).abs() <= 1e-9 * expect.joules().abs().max(1.0));
-        prop_assert!(xpusim::cost::cost(chip_hours, UsdPerChipHour::new(price)).usd() >= 0.0);
+        let f = xpusim::Facility { pue, grid_kg_co2_per_kwh: 0.4 };
+        let e = f.energy(Watts::new(watts), chips, Seconds::new(hours * 3600.0));
+        // Independently: kW x hours = kWh; x PUE; in joules (3.6e6 J per kWh).
+        let expect_j = watts / 1e3 * chips as f64 * hours * pue * 3.6e6;
+        prop_assert!((e.joules() - expect_j).abs() <= 1e-9 * expect_j.max(1.0));
+        let c = xpusim::cost(chip_hours, UsdPerChipHour::new(price)).usd();
+        prop_assert!(c >= 0.0);
+        if chip_hours > 0.0 {
+            prop_assert!((c - chip_hours * price).abs() <= 1e-9 * (chip_hours * price).max(1.0));
+        }
     }
 
     /// A calibration survives a TOML round trip.
@@ -452,8 +449,7 @@ fn zero_group_shards_memory_within_the_group_only() {
     let c = catalog();
     let m = model("llama3-70b");
     let cluster = c.cluster("h100-sxm", 256).unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(256, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(256, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let mut full = layout(1, 1, 256);
     full.zero = 3;
     let mut hybrid = full;
@@ -461,12 +457,12 @@ fn zero_group_shards_memory_within_the_group_only() {
     let a = estimate(&m, &full, &cluster, &setup, &cal()).unwrap_or_else(|e| panic!("{e}"));
     let b = estimate(&m, &hybrid, &cluster, &setup, &cal()).unwrap_or_else(|e| panic!("{e}"));
     assert_relative_eq!(
-        b.memory().optimizer.bytes() / a.memory().optimizer.bytes(),
+        b.prediction.memory.optimizer.bytes() / a.prediction.memory.optimizer.bytes(),
         256.0 / 8.0,
         max_relative = 1e-12
     );
     assert_relative_eq!(
-        b.memory().weights.bytes() / a.memory().weights.bytes(),
+        b.prediction.memory.weights.bytes() / a.prediction.memory.weights.bytes(),
         256.0 / 8.0,
         max_relative = 1e-12
     );

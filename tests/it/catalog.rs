@@ -211,12 +211,15 @@ fn user(text: &str) -> Result<Catalog, Error> {
     for (name, t) in [
         (
             "trainium.toml",
-            include_str!("../src/hardware/catalog/trainium.toml"),
+            include_str!("../../src/hardware/catalog/trainium.toml"),
         ),
-        ("tpu.toml", include_str!("../src/hardware/catalog/tpu.toml")),
+        (
+            "tpu.toml",
+            include_str!("../../src/hardware/catalog/tpu.toml"),
+        ),
         (
             "nvidia.toml",
-            include_str!("../src/hardware/catalog/nvidia.toml"),
+            include_str!("../../src/hardware/catalog/nvidia.toml"),
         ),
     ] {
         files.push((format!("<built-in>/{name}"), t.to_string(), false));
@@ -396,9 +399,9 @@ fn shares_of_instance_figures_are_computed_and_marked_derived() {
 /// The deployment facts of the seed list, as derived quantities (example 04 prints them).
 #[test]
 fn seed_deployments_are_derived_quantities() {
-    use xpusim::cost::{catalog_price, chip_hours_for_budget};
-    use xpusim::energy::Facility;
     use xpusim::units::{Usd, Watts};
+    use xpusim::Facility;
+    use xpusim::{catalog_price, chip_hours_for_budget};
     let c = catalog();
     let trn2 = c.chip("trn2").unwrap_or_else(|e| panic!("{e}"));
     let rainier = totals(trn2, 500_000, Precision::Fp8).unwrap_or_else(|e| panic!("{e}"));

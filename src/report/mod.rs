@@ -2,11 +2,11 @@
 //! ([`crate::io::OutputPath::write`]).
 
 use crate::cost::{catalog_price, cost, PriceUsed};
-use crate::energy::Facility;
 use crate::error::{Error, Result};
 use crate::hardware::Chip;
 use crate::parallelism::Layout;
-use crate::perf::{Estimate, Feasibility};
+use crate::plan::{Estimate, Feasibility};
+use crate::request::Economics;
 use crate::units::UsdPerChipHour;
 use serde::Serialize;
 
@@ -96,12 +96,12 @@ pub struct Row {
     /// Breakdown.
     pub breakdown: BreakdownRow,
     /// Energy, carbon and cost, when the chip has a power figure or a price.
-    pub economics: Economics,
+    pub economics: EconomicsRow,
 }
 
 /// Facility power, energy, location-based carbon and rental cost of the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Economics {
+pub struct EconomicsRow {
     /// Power usage effectiveness applied.
     pub pue: f64,
     /// Facility power of the cluster at chip TDP, MW (absent without a power figure).
@@ -122,7 +122,7 @@ impl Row {
     /// From an estimate.
     #[must_use]
     pub fn new(hardware: &str, e: &Estimate) -> Self {
-        let b = e.breakdown();
+        let b = &e.prediction.breakdown;
         let p = &e.prediction;
         Self {
             hardware: hardware.to_string(),
@@ -151,7 +151,7 @@ impl Row {
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
             expected_error: e.expected_error,
-            economics: Economics::default(),
+            economics: EconomicsRow::default(),
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),
                 memory_bound_s: b.memory_bound.seconds(),
@@ -175,13 +175,9 @@ impl Row {
     /// Add energy, carbon and cost: chip TDP x chips x time x PUE, and chip-hours x `price` (the
     /// chip's latest on-demand catalog price when `price` is `None`).
     #[must_use]
-    pub fn with_economics(
-        mut self,
-        e: &Estimate,
-        chip: &Chip,
-        facility: &Facility,
-        price: Option<UsdPerChipHour>,
-    ) -> Self {
+    pub fn with_economics(mut self, e: &Estimate, chip: &Chip, economics: &Economics) -> Self {
+        let Economics { facility, price } = economics;
+        let price: Option<UsdPerChipHour> = *price;
         let energy = chip
             .tdp
             .as_ref()
@@ -195,7 +191,7 @@ impl Row {
             }),
             None => catalog_price(chip, "on-demand"),
         };
-        self.economics = Economics {
+        self.economics = EconomicsRow {
             pue: facility.pue,
             facility_power_mw: chip
                 .tdp
@@ -219,6 +215,7 @@ impl Row {
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// Aligned text for a terminal.
     Table,
@@ -472,3 +469,24 @@ pub fn table<const N: usize>(head: &[String; N], body: &[[String; N]], markdown:
     out.extend(body.iter().map(|r| line(r)));
     out.join("\n") + "\n"
 }
+
+mod hardware;
+pub use hardware::{hardware_list, hardware_show, models};
+
+/// Formats of the listing commands (`hardware`, `models`, `validate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum TextFormat {
+    /// Aligned text for a terminal.
+    Table,
+    /// JSON.
+    Json,
+    /// Markdown tables.
+    Markdown,
+}
+
+mod validation;
+pub use validation::{calibration_table, comparison_table, residual_table, summarise};
+
+mod estimate;
+pub use estimate::estimate_details;

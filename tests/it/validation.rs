@@ -11,9 +11,9 @@
 //! software version and unpublished settings; the calibration has six parameters per chip family.
 
 use std::path::PathBuf;
-use xpusim::calibration::{fit, Calibration};
 use xpusim::hardware::Catalog;
-use xpusim::validation::{compare, load_runs, Run};
+use xpusim::{calibrate as fit, Calibration};
+use xpusim::{compare, load_runs, Run};
 
 /// No run may be predicted worse than this relative step-time error.
 const PER_RUN: f64 = 0.35;
@@ -103,7 +103,11 @@ fn korthikanti_2022_selene_runs_match_closely() {
 fn shipped_calibration_regenerates() {
     let runs = runs();
     let shipped = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
-    let fresh = fit(&runs, &shipped.generated_by).unwrap_or_else(|e| panic!("{e}"));
+    let fresh = fit(
+        &runs.iter().map(Run::sample).collect::<Vec<_>>(),
+        &shipped.generated_by,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         fresh.groups.keys().collect::<Vec<_>>(),
         shipped.groups.keys().collect::<Vec<_>>()
@@ -147,7 +151,7 @@ fn fitted_parameters_are_physical() {
 /// itself at known efficiencies are fitted back to those efficiencies.
 #[test]
 fn the_fit_recovers_known_parameters_from_synthetic_runs() {
-    use xpusim::perf::Efficiency;
+    use xpusim::Efficiency;
     let truth = Efficiency {
         matmul: 0.55,
         matmul_low: 0.45,
@@ -164,7 +168,11 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
     for r in &mut synthetic {
         r.measured_step = r.evaluation.predict(&truth).step_time;
     }
-    let cal = fit(&synthetic, "synthetic").unwrap_or_else(|e| panic!("{e}"));
+    let cal = fit(
+        &synthetic.iter().map(Run::sample).collect::<Vec<_>>(),
+        "synthetic",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let got = cal.groups["nvidia-hopper"].efficiency;
     println!("fitted {got:?}");
     // Well-determined by these runs: the matmul efficiencies (most of every step).
@@ -232,7 +240,7 @@ fn held_out_studies_are_predicted_within_tolerance() {
     /// Mean |error| over all runs when every study is held out in turn.
     const HELD_OUT_MEAN: f64 = 0.15;
     let runs = runs();
-    let cmp = xpusim::validation::cross_validate(&runs).unwrap_or_else(|e| panic!("{e}"));
+    let cmp = xpusim::cross_validate(&runs).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cmp.len(), runs.len());
     let mean = cmp.iter().map(|c| c.error.abs()).sum::<f64>() / cmp.len() as f64;
     println!("held-out mean |error| {:.2}%", 100.0 * mean);

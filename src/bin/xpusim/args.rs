@@ -1,0 +1,229 @@
+//! The command line: clap definitions only.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use xpusim::report::{Format, TextFormat};
+use xpusim::{AttentionKernel, MainGrads, OptimizerStates, Precision, Recompute};
+
+#[derive(Parser)]
+#[command(
+    name = "xpusim",
+    version,
+    about = "Simulate the time, cost and energy of training large models on accelerator clusters",
+    after_help = "Exit status: 0 success; 1 bad input or I/O error (the message names the file, key or flag); \
+                  2 bad command line; 3 a scenario ran but some cases could not (the others are written)."
+)]
+pub struct Cli {
+    /// Extra catalog files (chips and systems) to add to the built-in catalog.
+    #[arg(long, global = true)]
+    pub catalog: Vec<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// The hardware catalog.
+    Hardware {
+        #[command(subcommand)]
+        command: HardwareCommand,
+    },
+    /// Built-in model presets.
+    Models {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: TextFormat,
+    },
+    /// Estimate one training run.
+    Estimate(Box<EstimateArgs>),
+    /// Run a scenario file.
+    Run {
+        /// The scenario TOML file.
+        scenario: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the output to this file (whole or not at all) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Calibration file (default: the shipped one).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        #[command(flatten)]
+        economics: EconomicsArgs,
+    },
+    /// Fit the efficiency parameters to measured runs and write a calibration file.
+    Calibrate {
+        /// Run files or folders (the format of tests/data/validation/*.toml).
+        runs: Vec<PathBuf>,
+        /// Where to write the calibration.
+        #[arg(long, short, default_value = "calibration.toml")]
+        output: PathBuf,
+    },
+    /// Compare predictions with measured runs (the README's error table).
+    Validate {
+        /// Run files or folders (default: tests/data/validation).
+        runs: Vec<PathBuf>,
+        /// Calibration file (default: the shipped one).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: TextFormat,
+        /// Leave-one-study-out: predict each file with a calibration fitted on the other files.
+        #[arg(long)]
+        holdout: bool,
+        /// Write the Markdown tables into this file between its `<!-- validation:begin/end -->`
+        /// (or, with --holdout, `<!-- holdout:begin/end -->`) markers.
+        #[arg(long)]
+        update_readme: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HardwareCommand {
+    /// List chips and systems.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: TextFormat,
+    },
+    /// Every figure of a chip or system, with source and status.
+    Show {
+        /// Chip id, alias or system id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: TextFormat,
+    },
+}
+
+/// `estimate`'s options. Sizes are read as signed numbers so that a negative one is answered
+/// with the flag and the reason (the resolver checks every value).
+#[derive(Args)]
+pub struct EstimateArgs {
+    /// Model preset id or a model TOML file.
+    #[arg(long)]
+    pub model: String,
+    /// Chip or system id.
+    #[arg(long)]
+    pub hardware: String,
+    /// Number of chips.
+    #[arg(long, allow_negative_numbers = true)]
+    pub chips: i64,
+    /// Tensor parallel (omit all layout options to search for the best layout).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tp: Option<i64>,
+    /// Pipeline parallel.
+    #[arg(long, allow_negative_numbers = true)]
+    pub pp: Option<i64>,
+    /// Data parallel (default: chips / (tp x pp x cp)).
+    #[arg(long, allow_negative_numbers = true)]
+    pub dp: Option<i64>,
+    /// Context parallel.
+    #[arg(long, allow_negative_numbers = true)]
+    pub cp: Option<i64>,
+    /// Expert parallel.
+    #[arg(long, allow_negative_numbers = true)]
+    pub ep: Option<i64>,
+    /// Micro-batch size in sequences.
+    #[arg(long, allow_negative_numbers = true)]
+    pub microbatch: Option<i64>,
+    /// Interleaved pipeline stages per rank.
+    #[arg(long, allow_negative_numbers = true)]
+    pub virtual_stages: Option<i64>,
+    /// Activation recomputation.
+    #[arg(long, value_enum)]
+    pub recompute: Option<Recompute>,
+    /// ZeRO stage 0..3.
+    #[arg(long, allow_negative_numbers = true)]
+    pub zero: Option<i64>,
+    /// Ranks that shard the ZeRO state (hybrid sharding); default all data-parallel ranks.
+    #[arg(long, allow_negative_numbers = true)]
+    pub zero_group: Option<i64>,
+    /// Let tensor parallelism span scale-up domains.
+    #[arg(long)]
+    pub allow_tp_scale_out: bool,
+    /// Pin the layout options given and search the others (default: the others take defaults).
+    #[arg(long)]
+    pub search_rest: bool,
+    /// Global batch in sequences (default 1024).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        conflicts_with = "global_batch_tokens"
+    )]
+    pub global_batch: Option<i64>,
+    /// Global batch in tokens (instead of --global-batch): a whole number of sequences.
+    #[arg(long, allow_negative_numbers = true)]
+    pub global_batch_tokens: Option<i64>,
+    /// Precision of the Adam moments (fp32: 12 bytes/param with the master weights; bf16: 8).
+    #[arg(long, value_enum)]
+    pub optimizer_states: Option<OptimizerStates>,
+    /// Precision of the accumulated gradients.
+    #[arg(long, value_enum)]
+    pub main_grads: Option<MainGrads>,
+    /// Sequence length (default: the model's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub seq_len: Option<i64>,
+    /// Number format of the linear layers.
+    #[arg(long, value_enum, default_value = "bf16")]
+    pub precision: Precision,
+    /// Tokens to train.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e12)]
+    pub tokens: f64,
+    /// Attention kernel.
+    #[arg(long, value_enum)]
+    pub attention: Option<AttentionKernel>,
+    /// Tensor-parallel communication is not overlapped with compute (older frameworks).
+    #[arg(long)]
+    pub no_tp_overlap: bool,
+    /// Data-parallel communication is not overlapped with the backward pass.
+    #[arg(long)]
+    pub no_dp_overlap: bool,
+    /// Collectives spanning scale-up domains do not aggregate inside a domain first.
+    #[arg(long)]
+    pub flat_collectives: bool,
+    /// Scale-out bandwidth per chip, Gbit/s per direction (default: the system's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub scale_out_gbps: Option<f64>,
+    /// Chips per scale-up domain actually used (default: the system's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub domain_chips: Option<i64>,
+    /// Calibration file (default: the shipped one).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the output to this file (whole or not at all) instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub economics: EconomicsArgs,
+}
+
+/// Energy and cost settings.
+#[derive(Args, Clone)]
+pub struct EconomicsArgs {
+    /// Power usage effectiveness of the facility (default 1.15, AWS 2024).
+    #[arg(long, allow_negative_numbers = true)]
+    pub pue: Option<f64>,
+    /// Grid carbon intensity, kg CO2e per kWh (default 0.39, US average 2022).
+    #[arg(long, allow_negative_numbers = true)]
+    pub grid_kg_per_kwh: Option<f64>,
+    /// Price in USD per chip-hour (default: the chip's latest on-demand catalog price).
+    #[arg(long, allow_negative_numbers = true)]
+    pub price: Option<f64>,
+}
+
+impl EconomicsArgs {
+    /// The raw request these flags make.
+    pub fn request(&self) -> xpusim::EconomicsRequest {
+        xpusim::EconomicsRequest {
+            pue: self.pue,
+            grid_kg_co2_per_kwh: self.grid_kg_per_kwh,
+            price_usd_per_chip_hour: self.price,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `xpusim estimate`: one training run from command-line flags.
+
+use crate::args::EstimateArgs;
+use crate::{calibration, emit, flagged};
+use anyhow::{bail, Result};
+use std::path::Path;
+use xpusim::io::{read_input, OutputPath};
+use xpusim::report::{self, Format, Row};
+use xpusim::{
+    parse_models, preset, run as plan, Catalog, ClusterRequest, Error, Job, LayoutRequest, Model,
+    SetupRequest,
+};
+
+/// Batch when neither `--global-batch` nor `--global-batch-tokens` is given.
+const DEFAULT_GLOBAL_BATCH: i64 = 1024;
+
+fn model(spec: &str) -> Result<Model> {
+    let path = Path::new(spec);
+    if path.is_file() || spec.ends_with(".toml") {
+        let mut v = parse_models(spec, &read_input(path)?)?;
+        if v.len() != 1 {
+            bail!(
+                "{spec}: define exactly one [[models]] entry, found {}",
+                v.len()
+            );
+        }
+        return Ok(v.remove(0));
+    }
+    preset(spec).map_err(|e| anyhow::anyhow!("--model: {e}"))
+}
+
+pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
+    let output = match &a.output {
+        Some(p) => Some(OutputPath::check(p, &[Path::new(&a.model)])?),
+        None => None,
+    };
+    let model = model(&a.model)?;
+    let mut problems = Vec::new();
+    let cluster = ClusterRequest {
+        hardware: a.hardware.clone(),
+        chips: Some(a.chips),
+        scale_out_gbit_per_chip: a.scale_out_gbps,
+        domain_chips: a.domain_chips,
+    }
+    .resolve("", catalog)
+    .map_err(|p| problems.extend(p))
+    .ok();
+    let setup = SetupRequest {
+        global_batch: a.global_batch.or(if a.global_batch_tokens.is_none() {
+            Some(DEFAULT_GLOBAL_BATCH)
+        } else {
+            None
+        }),
+        global_batch_tokens: a.global_batch_tokens,
+        seq_len: a.seq_len,
+        tokens: Some(a.tokens),
+        precision: Some(a.precision),
+        attention: a.attention,
+        tp_comm_overlap: Some(!a.no_tp_overlap),
+        dp_comm_overlap: Some(!a.no_dp_overlap),
+        hierarchical_collectives: Some(!a.flat_collectives),
+        optimizer_states: a.optimizer_states,
+        main_grads: a.main_grads,
+    }
+    .resolve("", &model)
+    .map_err(|p| problems.extend(p))
+    .ok();
+    let layout = LayoutRequest {
+        tp: a.tp,
+        pp: a.pp,
+        dp: a.dp,
+        cp: a.cp,
+        ep: a.ep,
+        microbatch: a.microbatch,
+        virtual_stages: a.virtual_stages,
+        recompute: a.recompute,
+        sequence_parallel: None,
+        zero: a.zero,
+        zero_group: a.zero_group,
+        allow_tp_scale_out: Some(a.allow_tp_scale_out),
+        search_rest: Some(a.search_rest),
+    }
+    .resolve("")
+    .map_err(|p| problems.extend(p))
+    .ok();
+    let economics = a
+        .economics
+        .request()
+        .resolve("")
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let (Some(cluster), Some(setup), Some(layout), Some(economics)) =
+        (cluster, setup, layout, economics)
+    else {
+        return Err(flagged(problems));
+    };
+    let cal = calibration(a.calibration.as_deref())?;
+    let chip = cluster.chip.clone();
+    let job = Job::new(model, setup, cluster);
+    let answer = plan(&job, &layout, &cal).map_err(|e| match e {
+        Error::Input { problems } => flagged(problems),
+        e => e.into(),
+    })?;
+    let e = &answer.estimate;
+    let row = Row::new(&a.hardware, e).with_economics(e, &chip, &economics);
+    let text = match a.format {
+        Format::Table => {
+            let mut t = report::render(&[Ok(row.clone())], a.format)?;
+            t.push_str(&report::estimate_details(
+                &row,
+                e,
+                answer.search.as_ref(),
+                &chip.calibration_group,
+            ));
+            t
+        }
+        f => report::render(&[Ok(row)], f)?,
+    };
+    emit(&text, output.as_ref())
+}

@@ -1,0 +1,350 @@
+//! Measured training runs: the file format `xpusim calibrate` and `xpusim validate` read,
+//! resolved through the same requests as every other front end.
+
+use crate::calibration::Sample;
+use crate::error::{parse_toml, read_file, Error, Problem, Result};
+use crate::hardware::{Catalog, Cluster, Precision};
+use crate::parallelism::{Layout, Recompute};
+use crate::perf::{evaluate, Evaluation, Machine, Shape};
+use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequest};
+use crate::units::Seconds;
+use crate::workload::{
+    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, TrainingSetup,
+};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsFile {
+    schema_version: u32,
+    #[serde(default)]
+    models: Vec<ModelFile>,
+    runs: Vec<RunFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    id: String,
+    citation: String,
+    locator: String,
+    verif: String,
+    model: String,
+    hardware: String,
+    chips: i64,
+    scale_out_gbit_per_chip: Option<f64>,
+    domain_chips: Option<i64>,
+    tp: i64,
+    pp: i64,
+    dp: i64,
+    #[serde(default = "one")]
+    cp: i64,
+    #[serde(default = "one")]
+    ep: i64,
+    microbatch: i64,
+    #[serde(default = "one")]
+    virtual_stages: i64,
+    recompute: Recompute,
+    #[serde(default)]
+    sequence_parallel: bool,
+    zero: i64,
+    zero_group: Option<i64>,
+    global_batch: i64,
+    seq_len: i64,
+    precision: Precision,
+    #[serde(default = "flash")]
+    attention: AttentionKernel,
+    #[serde(default = "yes")]
+    tp_comm_overlap: bool,
+    #[serde(default = "yes")]
+    dp_comm_overlap: bool,
+    #[serde(default = "yes")]
+    hierarchical_collectives: bool,
+    main_grads: Option<MainGrads>,
+    #[serde(default)]
+    assumptions: Vec<String>,
+    measured: MeasuredFile,
+}
+
+impl Run {
+    /// The run as a calibration sample.
+    #[must_use]
+    pub fn sample(&self) -> Sample {
+        Sample {
+            study: self.file.clone(),
+            group: self.cluster.chip.calibration_group.clone(),
+            family: self.cluster.chip.family.clone(),
+            terms: self.evaluation.terms,
+            measured: self.measured_step,
+        }
+    }
+}
+
+fn one() -> i64 {
+    1
+}
+fn flash() -> AttentionKernel {
+    AttentionKernel::Flash
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeasuredFile {
+    step_time_s: Option<f64>,
+    tokens_per_s: Option<f64>,
+    tflops_per_chip: Option<f64>,
+    flops_convention: Option<FlopsConvention>,
+}
+
+/// How a published TFLOP/s-per-chip figure counts FLOPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlopsConvention {
+    /// Narayanan et al. 2021 eq. 3: `96·B·s·l·h²·(1 + s/6h + V/16lh)` (recompute included).
+    #[serde(rename = "megatron-2021")]
+    Megatron2021,
+    /// Model FLOPs without recompute, attention included.
+    Model,
+    /// Model FLOPs plus recompute.
+    Hardware,
+    /// `6 · N · tokens`.
+    #[serde(rename = "6nd")]
+    SixNd,
+}
+
+impl FlopsConvention {
+    /// The kebab-case name used in files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Megatron2021 => "megatron-2021",
+            Self::Model => "model",
+            Self::Hardware => "hardware",
+            Self::SixNd => "6nd",
+        }
+    }
+}
+
+/// One measured run, validated and ready to predict.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Run id of the compilation.
+    pub id: String,
+    /// Paper or repository.
+    pub citation: String,
+    /// Table and row.
+    pub locator: String,
+    /// Verification code (P or D).
+    pub verif: String,
+    /// The file it came from.
+    pub file: String,
+    /// The model.
+    pub model: Model,
+    /// The cluster.
+    pub cluster: Cluster,
+    /// The layout.
+    pub layout: Layout,
+    /// The setup.
+    pub setup: TrainingSetup,
+    /// Values not in the source.
+    pub assumptions: Vec<String>,
+    /// The measured step time (converted from the published quantity).
+    pub measured_step: Seconds,
+    /// The published quantity, as text.
+    pub published: String,
+    /// Precomputed evaluation (θ-independent).
+    pub evaluation: Evaluation,
+}
+
+/// Read runs from files (all problems of a file reported together).
+///
+/// # Errors
+/// I/O, parse and validation errors naming the file and key.
+pub fn load_runs(paths: &[impl AsRef<Path>], catalog: &Catalog) -> Result<Vec<Run>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        out.extend(parse_runs(
+            &p.display().to_string(),
+            &read_file(p)?,
+            catalog,
+        )?);
+    }
+    if out.is_empty() {
+        return Err(Error::input("runs", "no runs given"));
+    }
+    Ok(out)
+}
+
+/// Parse runs from TOML text.
+///
+/// # Errors
+/// Parse and validation errors naming `file` and the key.
+pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>> {
+    let f: RunsFile = parse_toml(file, text)?;
+    let mut problems = Vec::new();
+    if f.schema_version != 1 {
+        problems.push(Problem::new("schema_version", "expected 1"));
+    }
+    let local = validate_models(file, f.models)?;
+    let mut runs = Vec::new();
+    for r in f.runs {
+        let at = format!("runs[{}]", r.id);
+        let model = match local.iter().find(|m| m.id == r.model) {
+            Some(m) => m.clone(),
+            None => match preset(&r.model) {
+                Ok(m) => m,
+                Err(e) => {
+                    problems.push(Problem::new(format!("{at}.model"), e.to_string()));
+                    continue;
+                }
+            },
+        };
+        let cluster = ClusterRequest {
+            hardware: r.hardware.clone(),
+            chips: Some(r.chips),
+            scale_out_gbit_per_chip: r.scale_out_gbit_per_chip,
+            domain_chips: r.domain_chips,
+        }
+        .resolve(&at, catalog);
+        let setup = SetupRequest {
+            global_batch: Some(r.global_batch),
+            seq_len: Some(r.seq_len),
+            // Runs are compared step by step; the token count only scales time to train.
+            tokens: Some(1e12),
+            precision: Some(r.precision),
+            attention: Some(r.attention),
+            tp_comm_overlap: Some(r.tp_comm_overlap),
+            dp_comm_overlap: Some(r.dp_comm_overlap),
+            hierarchical_collectives: Some(r.hierarchical_collectives),
+            main_grads: r.main_grads,
+            ..Default::default()
+        }
+        .resolve(&at, &model);
+        let layout = LayoutRequest {
+            tp: Some(r.tp),
+            pp: Some(r.pp),
+            dp: Some(r.dp),
+            cp: Some(r.cp),
+            ep: Some(r.ep),
+            microbatch: Some(r.microbatch),
+            virtual_stages: Some(r.virtual_stages),
+            recompute: Some(r.recompute),
+            sequence_parallel: Some(r.sequence_parallel),
+            zero: Some(r.zero),
+            zero_group: r.zero_group,
+            ..Default::default()
+        }
+        .resolve(&at);
+        let (cluster, setup, choice) = match (cluster, setup, layout) {
+            (Ok(c), Ok(s), Ok(l)) => (c, s, l),
+            (c, s, l) => {
+                for e in [c.err(), s.err(), l.err()].into_iter().flatten() {
+                    problems.extend(e);
+                }
+                continue;
+            }
+        };
+        let (LayoutChoice::Fixed(c) | LayoutChoice::Search(c)) = choice;
+        let layout = match LayoutChoice::fixed(&c, &at, &model, &cluster, &setup) {
+            Ok(l) => l,
+            Err(e) => {
+                problems.extend(e.problems());
+                continue;
+            }
+        };
+        let (chips, gbs, seq) = (cluster.chips, setup.global_batch, setup.seq_len);
+        let machine = match Machine::new(&cluster, setup.precision) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(Problem::new(key(&at, "precision"), e.to_string()));
+                continue;
+            }
+        };
+        let shape = Shape::new(&model, &setup, &layout);
+        let evaluation = evaluate(&shape, &machine);
+        let m = &r.measured;
+        let given = [
+            m.step_time_s.is_some(),
+            m.tokens_per_s.is_some(),
+            m.tflops_per_chip.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if given != 1 {
+            problems.push(Problem::new(
+                format!("{at}.measured"),
+                "give exactly one of step_time_s, tokens_per_s, tflops_per_chip",
+            ));
+            continue;
+        }
+        let (step, published) = if let Some(t) = m.step_time_s {
+            (t, format!("{t} s/step"))
+        } else if let Some(tps) = m.tokens_per_s {
+            (setup.tokens_per_step() / tps, format!("{tps} tokens/s"))
+        } else {
+            let x = m.tflops_per_chip.unwrap_or(f64::NAN);
+            let Some(conv) = m.flops_convention else {
+                problems.push(Problem::new(
+                    format!("{at}.measured.flops_convention"),
+                    "needed with tflops_per_chip",
+                ));
+                continue;
+            };
+            let flops = match conv {
+                FlopsConvention::Megatron2021 => {
+                    let (b, s, l, h, v) = (
+                        gbs as f64,
+                        seq as f64,
+                        model.layers as f64,
+                        model.d_model as f64,
+                        model.vocab as f64,
+                    );
+                    96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
+                }
+                FlopsConvention::Model => evaluation.model_flops.flops(),
+                FlopsConvention::Hardware => evaluation.hardware_flops.flops(),
+                FlopsConvention::SixNd => 6.0 * model.active_params() * setup.tokens_per_step(),
+            };
+            (
+                flops / (chips as f64 * x * 1e12),
+                format!("{x} TFLOP/s/chip ({})", conv.as_str()),
+            )
+        };
+        if !(step.is_finite() && step > 0.0) {
+            problems.push(Problem::new(
+                format!("{at}.measured"),
+                "measured value must be positive and finite",
+            ));
+            continue;
+        }
+        runs.push(Run {
+            id: r.id,
+            citation: r.citation,
+            locator: r.locator,
+            verif: r.verif,
+            file: file.to_string(),
+            model,
+            cluster,
+            layout,
+            setup,
+            assumptions: r.assumptions,
+            measured_step: Seconds::new(step),
+            published,
+            evaluation,
+        });
+    }
+    if problems.is_empty() {
+        Ok(runs)
+    } else {
+        Err(Error::Invalid {
+            file: file.to_string(),
+            problems,
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! The one entry to the model: a validated [`Job`] is estimated with a given layout
+//! ([`estimate`]) or searched for the best layout ([`search`]); both give an [`Estimate`].
+//! [`run`] does whichever a resolved [`LayoutChoice`] asks for.
+//!
+//! ```
+//! use xpusim::prelude::*;
+//! let catalog = Catalog::builtin()?;
+//! let model = xpusim::preset("llama3-8b")?;
+//! let cluster = ClusterRequest { hardware: "h100".into(), chips: Some(64), ..Default::default() }
+//!     .resolve("", &catalog).map_err(|problems| Error::Input { problems })?;
+//! let setup = SetupRequest { global_batch: Some(512), tokens: Some(1e12), ..Default::default() }
+//!     .resolve("", &model).map_err(|problems| Error::Input { problems })?;
+//! let job = Job::new(model, setup, cluster);
+//! let found = search(&job, &LayoutConstraints::default(), &Calibration::shipped()?)?;
+//! assert!(found.best.prediction.fits_memory);
+//! assert!(found.runner_ups.iter().all(|r| r.prediction.step_time >= found.best.prediction.step_time));
+//! // The same layout, estimated directly, gives the same answer.
+//! let again = estimate(&job, &found.best.layout, &Calibration::shipped()?)?;
+//! assert_eq!(again.prediction.step_time, found.best.prediction.step_time);
+//! # Ok::<(), xpusim::Error>(())
+//! ```
+
+use crate::calibration::Calibration;
+use crate::error::{Error, Result};
+use crate::hardware::Cluster;
+use crate::parallelism::{Layout, LayoutConstraints};
+use crate::perf::{evaluate, Efficiency, Machine, Prediction, Shape};
+use crate::request::LayoutChoice;
+use crate::sweep::{candidates, SearchSpace};
+use crate::units::{Flops, Seconds};
+use crate::workload::{Model, TrainingSetup};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Runner-ups kept by a search.
+pub const RUNNER_UPS: usize = 5;
+
+/// A validated training job: the model, the setup and the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    model: Model,
+    setup: TrainingSetup,
+    cluster: Cluster,
+}
+
+impl Job {
+    /// A job from its validated parts.
+    #[must_use]
+    pub fn new(model: Model, setup: TrainingSetup, cluster: Cluster) -> Self {
+        Self {
+            model,
+            setup,
+            cluster,
+        }
+    }
+    /// The model.
+    #[must_use]
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    /// The training setup.
+    #[must_use]
+    pub fn setup(&self) -> &TrainingSetup {
+        &self.setup
+    }
+    /// The cluster.
+    #[must_use]
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+/// Whether a configuration can run: infeasibility is a result, not an error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "reason", rename_all = "kebab-case")]
+pub enum Feasibility {
+    /// Fits in memory.
+    Feasible,
+    /// Does not fit; the reason says by how much.
+    Infeasible(String),
+}
+
+/// The estimate of one training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Chip id.
+    pub chip: String,
+    /// System id.
+    pub system: String,
+    /// Chips.
+    pub chips: u64,
+    /// Model id.
+    pub model: String,
+    /// Layout.
+    pub layout: Layout,
+    /// Calibration fit used.
+    pub calibration_group: String,
+    /// Whether that fit is not the chip's own group (a family, global or prior stand-in).
+    pub calibration_fallback: bool,
+    /// Relative step-time error to expect (rms over the fit's studies, each predicted without
+    /// itself), when the calibration knows it.
+    pub expected_error: Option<f64>,
+    /// Efficiency parameters applied.
+    pub efficiency: Efficiency,
+    /// Memory feasibility.
+    pub feasibility: Feasibility,
+    /// Step prediction.
+    pub prediction: Prediction,
+    /// Optimizer steps to train the tokens.
+    pub steps: f64,
+    /// Wall-clock time to train (no failures).
+    pub train_time: Seconds,
+    /// Chip-hours.
+    pub chip_hours: f64,
+    /// Model FLOPs per token (exact count).
+    pub flops_per_token: Flops,
+    /// The 6·N approximation per token, for comparison.
+    pub six_n_flops_per_token: Flops,
+}
+
+/// The result of a layout search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    /// The fastest layout that fits.
+    pub best: Estimate,
+    /// The next fastest layouts that fit, fastest first (at most [`RUNNER_UPS`]).
+    pub runner_ups: Vec<Estimate>,
+    /// Valid layouts evaluated.
+    pub considered: usize,
+    /// Of those, layouts that fit in memory.
+    pub fitting: usize,
+}
+
+/// What [`run`] did: an estimate, with the search's record when the layout was searched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The estimate (the search's best when searched).
+    pub estimate: Estimate,
+    /// The search, when the layout was searched.
+    pub search: Option<Search>,
+}
+
+/// The calibration's efficiencies for the job's chip, and what they are.
+struct Fit {
+    group: String,
+    fallback: bool,
+    expected_error: Option<f64>,
+    efficiency: Efficiency,
+}
+
+fn fit_for(cluster: &Cluster, calibration: &Calibration) -> Fit {
+    let (group, efficiency) = calibration.for_chip(&cluster.chip);
+    Fit {
+        fallback: group != cluster.chip.calibration_group,
+        expected_error: calibration.expected_error(&group),
+        group,
+        efficiency,
+    }
+}
+
+fn assemble(
+    job: &Job,
+    layout: Layout,
+    prediction: Prediction,
+    fit: &Fit,
+    machine: &Machine,
+) -> Estimate {
+    let Job {
+        model,
+        setup,
+        cluster,
+    } = job;
+    let feasibility = if prediction.fits_memory {
+        Feasibility::Feasible
+    } else {
+        let m = &prediction.memory;
+        Feasibility::Infeasible(format!(
+            "needs {:.1} GB per chip (weights {:.1}, gradients {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}) but {} has {:.1} GB of HBM",
+            m.total().gb(),
+            m.weights.gb(),
+            m.gradients.gb(),
+            m.optimizer.gb(),
+            m.activations.gb(),
+            m.buffers.gb(),
+            cluster.chip.id,
+            machine.hbm_capacity.gb()
+        ))
+    };
+    let steps = setup.tokens / setup.tokens_per_step();
+    let train_time = prediction.step_time * steps;
+    Estimate {
+        chip: cluster.chip.id.clone(),
+        system: cluster.system.id.clone(),
+        chips: cluster.chips,
+        model: model.id.clone(),
+        layout,
+        calibration_group: fit.group.clone(),
+        calibration_fallback: fit.fallback,
+        expected_error: fit.expected_error,
+        efficiency: fit.efficiency,
+        feasibility,
+        prediction,
+        steps,
+        train_time,
+        chip_hours: train_time.hours() * cluster.chips as f64,
+        flops_per_token: model.training_flops_per_token(setup.seq_len),
+        six_n_flops_per_token: model.six_n_flops_per_token(),
+    }
+}
+
+fn machine(job: &Job) -> Result<Machine> {
+    Machine::new(&job.cluster, job.setup.precision)
+        .map_err(|e| Error::input("precision", e.to_string()))
+}
+
+/// Estimate the job with one layout (checked against the job first).
+///
+/// # Errors
+/// [`Error::Input`] listing every rule the layout breaks on this job (a tensor-parallel group
+/// spanning scale-up domains is allowed here: the layout was made by the caller), or a number
+/// format the chip lacks.
+pub fn estimate(job: &Job, layout: &Layout, calibration: &Calibration) -> Result<Estimate> {
+    let problems = layout.check(&job.model, &job.cluster, &job.setup, true, "layout");
+    if !problems.is_empty() {
+        return Err(Error::Input { problems });
+    }
+    let machine = machine(job)?;
+    let fit = fit_for(&job.cluster, calibration);
+    let prediction =
+        evaluate(&Shape::new(&job.model, &job.setup, layout), &machine).predict(&fit.efficiency);
+    Ok(assemble(job, *layout, prediction, &fit, &machine))
+}
+
+/// Search every valid layout that agrees with `pinned` (in parallel; deterministic at any thread
+/// count) and return the fastest that fits in memory, with its runner-ups.
+///
+/// # Errors
+/// [`Error::Input`] when no layout is valid or none fits (saying by how much the smallest misses).
+pub fn search(job: &Job, pinned: &LayoutConstraints, calibration: &Calibration) -> Result<Search> {
+    search_in(job, pinned, calibration, &SearchSpace::default())
+}
+
+/// [`search`] within explicit limits.
+///
+/// # Errors
+/// As [`search`].
+pub fn search_in(
+    job: &Job,
+    pinned: &LayoutConstraints,
+    calibration: &Calibration,
+    space: &SearchSpace,
+) -> Result<Search> {
+    let layouts = candidates(&job.model, &job.cluster, &job.setup, pinned, space);
+    if layouts.is_empty() {
+        return Err(Error::input(
+            "layout",
+            format!(
+                "no valid layout of {} chips for {} with a global batch of {} sequences{} (dp x microbatch must divide the batch; try another batch or chip count)",
+                job.cluster.chips,
+                job.model.id,
+                job.setup.global_batch,
+                if *pinned == LayoutConstraints::default() { "" } else { " and the pinned knobs" }
+            ),
+        ));
+    }
+    let machine = machine(job)?;
+    let fit = fit_for(&job.cluster, calibration);
+    let preds: Vec<Prediction> = layouts
+        .par_iter()
+        .map(|l| {
+            evaluate(&Shape::new(&job.model, &job.setup, l), &machine).predict(&fit.efficiency)
+        })
+        .collect();
+    // Fitting layouts by step time; ties keep the candidates' order (a stable sort).
+    let mut order: Vec<usize> = (0..preds.len()).filter(|&i| preds[i].fits_memory).collect();
+    order.sort_by(|&a, &b| {
+        preds[a]
+            .step_time
+            .seconds()
+            .total_cmp(&preds[b].step_time.seconds())
+    });
+    let Some(&best) = order.first() else {
+        let least = preds
+            .iter()
+            .map(|p| p.memory.total().gb())
+            .fold(f64::INFINITY, f64::min);
+        return Err(Error::input(
+            "layout",
+            format!(
+                "none of {} layouts fits in memory: the smallest needs {least:.1} GB per chip, {} has {:.1} GB",
+                layouts.len(),
+                job.cluster.chip.id,
+                machine.hbm_capacity.gb()
+            ),
+        ));
+    };
+    let make = |i: usize| assemble(job, layouts[i], preds[i], &fit, &machine);
+    Ok(Search {
+        best: make(best),
+        runner_ups: order
+            .iter()
+            .skip(1)
+            .take(RUNNER_UPS)
+            .map(|&i| make(i))
+            .collect(),
+        considered: layouts.len(),
+        fitting: order.len(),
+    })
+}
+
+/// Estimate the job as the resolved layout request asks: place a fixed layout, or search.
+///
+/// # Errors
+/// As [`estimate`] and [`search`]; a fixed layout's problems are keyed under `layout.`.
+pub fn run(job: &Job, choice: &LayoutChoice, calibration: &Calibration) -> Result<Answer> {
+    match choice {
+        LayoutChoice::Fixed(c) => {
+            let layout = LayoutChoice::fixed(c, "layout", &job.model, &job.cluster, &job.setup)?;
+            Ok(Answer {
+                estimate: estimate(job, &layout, calibration)?,
+                search: None,
+            })
+        }
+        LayoutChoice::Search(c) => {
+            let s = search(job, c, calibration)?;
+            Ok(Answer {
+                estimate: s.best.clone(),
+                search: Some(s),
+            })
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The human rendering of one estimate: the row, then where the step time, energy, cost and
+//! memory go, and the runner-ups of a search.
+
+use super::{table, Row};
+use crate::plan::{Estimate, Search};
+use std::fmt::Write;
+
+/// The lines `xpusim estimate` prints under the result row.
+#[must_use]
+pub fn estimate_details(
+    row: &Row,
+    e: &Estimate,
+    search: Option<&Search>,
+    chip_group: &str,
+) -> String {
+    let mut s = String::new();
+    let b = &row.breakdown;
+    let how = match search {
+        Some(x) => format!(
+            "searched layout (fastest that fits, of {} valid layouts, {} fitting)",
+            x.considered, x.fitting
+        ),
+        None => "given layout".into(),
+    };
+    let _ = writeln!(
+        s,
+        "\n{} on {} x {} ({}), {how}",
+        e.model, row.chips, row.chip, row.system
+    );
+    let _ = writeln!(
+        s,
+        "FLOPs per token: {:.4e} exact, {:.4e} by 6N ({:+.1}%)",
+        row.flops_per_token,
+        row.six_n_flops_per_token,
+        100.0 * (row.six_n_flops_per_token / row.flops_per_token - 1.0)
+    );
+    let _ = writeln!(
+        s,
+        "step breakdown (s): matmul {:.4}  memory-bound {:.4}  kernel overhead {:.4}  (recompute {:.4})",
+        b.matmul_s, b.memory_bound_s, b.kernel_overhead_s, b.recompute_s
+    );
+    let _ = writeln!(
+        s,
+        "  exposed comm: TP {:.4}  CP {:.4}  EP {:.4}  PP {:.4}  DP {:.4}  (scale-up {:.4}, scale-out {:.4})",
+        b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s
+    );
+    let _ = writeln!(
+        s,
+        "  bubble {:.4}  optimizer {:.4}  total {:.4}{}",
+        b.bubble_s,
+        b.optimizer_s,
+        row.step_time_s,
+        row.expected_error.map_or_else(String::new, |x| format!(
+            "  (expected error ±{:.0}%: held-out studies of fit `{}`)",
+            100.0 * x,
+            row.calibration
+        ))
+    );
+    let _ = writeln!(
+        s,
+        "bound by {} ({:.0}% of the step); calibration: {}{}",
+        row.bound_by,
+        100.0 * row.bound_share,
+        row.calibration,
+        if row.calibration_fallback {
+            format!(
+                " (stand-in: no measured run of group `{chip_group}` was fitted; expect errors above the fitted \
+                 groups' 4-9% held-out error, up to the ~25% of a family never measured; see README)"
+            )
+        } else {
+            String::new()
+        }
+    );
+    let x = &row.economics;
+    let _ = writeln!(
+        s,
+        "energy: {} MWh at PUE {} ({} MW facility, chip TDP), {} t CO2e; cost: {}",
+        x.energy_mwh
+            .map_or_else(|| "n/p (no power figure)".into(), |v| format!("{v:.1}")),
+        x.pue,
+        x.facility_power_mw
+            .map_or_else(|| "n/p".into(), |v| format!("{v:.2}")),
+        x.co2_tonnes
+            .map_or_else(|| "n/p".into(), |v| format!("{v:.0}")),
+        match (x.cost_usd, &x.price_basis) {
+            (Some(c), Some(b)) => format!("${c:.4e} ({b})"),
+            _ => "n/p (no price in the catalog; give --price)".into(),
+        }
+    );
+    let m = &e.prediction.memory;
+    let _ = writeln!(
+        s,
+        "memory per chip: {:.1} GB = weights {:.1} + gradients {:.1} + optimizer {:.1} + activations {:.1} + buffers {:.1}",
+        m.total().gb(),
+        m.weights.gb(),
+        m.gradients.gb(),
+        m.optimizer.gb(),
+        m.activations.gb(),
+        m.buffers.gb()
+    );
+    if let Some(x) = search.filter(|x| !x.runner_ups.is_empty()) {
+        let body: Vec<[String; 5]> = x
+            .runner_ups
+            .iter()
+            .map(|r| {
+                [
+                    r.layout.to_string(),
+                    format!("{:.3}", r.prediction.step_time.seconds()),
+                    format!(
+                        "{:+.1}%",
+                        100.0 * (r.prediction.step_time / e.prediction.step_time - 1.0)
+                    ),
+                    format!("{:.1}%", 100.0 * r.prediction.mfu),
+                    format!("{:.1}", r.prediction.memory.total().gb()),
+                ]
+            })
+            .collect();
+        let _ = writeln!(s, "\nrunner-ups:");
+        s.push_str(&table(
+            &["layout", "step s", "vs best", "MFU", "mem GB"].map(String::from),
+            &body,
+            false,
+        ));
+    }
+    s
+}

@@ -1,0 +1,665 @@
+//! Raw requests, as any front end writes them (command line, scenario file, run file, library
+//! caller), and the one function per concept that resolves them into validated types.
+//!
+//! Every front end fills the same raw structs (all fields optional, integers signed so that a
+//! negative value gets a clear message rather than a parse error) and calls `resolve`, which
+//! returns the validated value or **every** problem at once, each with its dotted key under the
+//! prefix the front end gives (`layout.tp`, `training.seq_len`, `hardware[2].chips`). The command
+//! line turns keys into flags (`layout.virtual_stages` → `--virtual-stages`).
+//!
+//! ```
+//! use xpusim::prelude::*;
+//! let catalog = Catalog::builtin()?;
+//! let model = xpusim::preset("gpt3-175b")?;
+//! let setup = SetupRequest { global_batch: Some(1536), tokens: Some(300e9), ..Default::default() }
+//!     .resolve("training", &model)
+//!     .map_err(|p| Error::Input { problems: p })?;
+//! assert_eq!(setup.seq_len(), 2048);
+//! let bad = LayoutRequest { tp: Some(-8), pp: Some(0), ..Default::default() }.resolve("layout");
+//! let keys: Vec<String> = bad.unwrap_err().into_iter().map(|p| p.key).collect();
+//! assert_eq!(keys, ["layout.tp", "layout.pp"]);
+//! # Ok::<(), xpusim::Error>(())
+//! ```
+
+use crate::energy::Facility;
+use crate::error::{Error, Problem};
+use crate::hardware::{Catalog, Cluster, Precision};
+use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
+use crate::units::{BytesPerSecond, UsdPerChipHour};
+use crate::workload::{AttentionKernel, MainGrads, Model, OptimizerStates, TrainingSetup};
+use serde::{Deserialize, Serialize};
+
+/// Largest cluster accepted: a thousand times the million-chip campuses the tool is built for.
+pub const MAX_CHIPS: u64 = 1_000_000_000;
+/// Largest size of one parallel dimension, micro-batch or interleaving factor.
+pub const MAX_LAYOUT_SIZE: u64 = MAX_CHIPS;
+/// Largest sequence length: 16 Mi tokens (a hundred times today's longest pre-training context).
+pub const MAX_SEQ_LEN: u64 = 1 << 24;
+/// Largest global batch in sequences (2^32; published batches are below 2^16).
+pub const MAX_GLOBAL_BATCH: u64 = 1 << 32;
+/// Largest tokens per step: 2^44 (keeps token counts exact in `f64`).
+pub const MAX_TOKENS_PER_STEP: u64 = 1 << 44;
+/// Largest training run in tokens (1e17, four orders of magnitude above today's largest).
+pub const MAX_TOKENS: f64 = 1e17;
+/// Scale-out bandwidth per chip accepted on the command line or in files, Gbit/s per direction
+/// (0.001 Gbit/s for a starved-fabric what-if up to 1 Pbit/s).
+pub const SCALE_OUT_GBIT_RANGE: (f64, f64) = (1e-3, 1e6);
+/// PUE accepted: from a perfect 1.0 to 5 (a very old facility).
+pub const PUE_RANGE: (f64, f64) = (1.0, 5.0);
+/// Grid intensity accepted, kg CO2e per kWh (0 for carbon-free power; coal is about 1.0).
+pub const GRID_KG_PER_KWH_RANGE: (f64, f64) = (0.0, 3.0);
+/// Price accepted, USD per chip-hour (0 for sunk cost; a thousand times today's on-demand prices).
+pub const PRICE_RANGE: (f64, f64) = (0.0, 10_000.0);
+
+/// The key `name` under `prefix` (`""` gives the bare name).
+#[must_use]
+pub fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// A whole number in `1..=max`, or a problem.
+fn count(p: &mut Vec<Problem>, prefix: &str, name: &str, v: Option<i64>, max: u64) -> Option<u64> {
+    let v = v?;
+    if v < 1 {
+        p.push(Problem::new(
+            key(prefix, name),
+            format!("must be a whole number of at least 1, got {v}"),
+        ));
+        return None;
+    }
+    let v = v as u64;
+    if v > max {
+        p.push(Problem::new(
+            key(prefix, name),
+            format!("{v} is larger than the largest accepted, {max}"),
+        ));
+        return None;
+    }
+    Some(v)
+}
+
+/// A number as a person reads it: plain when moderate, scientific when huge or tiny.
+fn show(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e9).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A finite number in `lo..=hi`, or a problem.
+fn bounded(
+    p: &mut Vec<Problem>,
+    k: String,
+    v: f64,
+    (lo, hi): (f64, f64),
+    what: &str,
+) -> Option<f64> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Some(v)
+    } else {
+        p.push(Problem::new(
+            k,
+            format!("must be {what} between {lo} and {hi}, got {}", show(v)),
+        ));
+        None
+    }
+}
+
+/// A parallel layout as asked: every knob optional.
+///
+/// Without any knob the layout is searched. With some knobs and `search_rest` unset, the others
+/// take their defaults (TP, PP, CP, EP, micro-batch and interleaving 1, selective recompute,
+/// ZeRO-1, sequence parallelism when TP > 1, DP from the chip count). With `search_rest = true`,
+/// the given knobs are pinned and the others searched.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutRequest {
+    /// Tensor parallel.
+    pub tp: Option<i64>,
+    /// Pipeline parallel.
+    pub pp: Option<i64>,
+    /// Data parallel (default: chips / (tp · pp · cp)).
+    pub dp: Option<i64>,
+    /// Context parallel.
+    pub cp: Option<i64>,
+    /// Expert parallel.
+    pub ep: Option<i64>,
+    /// Sequences per micro-batch.
+    pub microbatch: Option<i64>,
+    /// Interleaved pipeline chunks per rank.
+    pub virtual_stages: Option<i64>,
+    /// Activation recomputation.
+    pub recompute: Option<Recompute>,
+    /// Megatron sequence parallelism.
+    pub sequence_parallel: Option<bool>,
+    /// ZeRO stage, 0 to 3.
+    pub zero: Option<i64>,
+    /// Ranks sharding the ZeRO state (hybrid sharding).
+    pub zero_group: Option<i64>,
+    /// Let a tensor-parallel group span scale-up domains.
+    pub allow_tp_scale_out: Option<bool>,
+    /// Search the knobs not given instead of taking their defaults.
+    pub search_rest: Option<bool>,
+}
+
+impl LayoutRequest {
+    /// Whether no knob is given.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        let LayoutRequest {
+            tp,
+            pp,
+            dp,
+            cp,
+            ep,
+            microbatch,
+            virtual_stages,
+            recompute,
+            sequence_parallel,
+            zero,
+            zero_group,
+            allow_tp_scale_out: _,
+            search_rest: _,
+        } = self;
+        [
+            tp,
+            pp,
+            dp,
+            cp,
+            ep,
+            microbatch,
+            virtual_stages,
+            zero,
+            zero_group,
+        ]
+        .iter()
+        .all(|x| x.is_none())
+            && recompute.is_none()
+            && sequence_parallel.is_none()
+    }
+
+    /// Check each knob on its own (sizes, ZeRO stage): the rules that need the cluster, model
+    /// and setup are applied when the layout is placed ([`LayoutChoice::fixed`],
+    /// [`Layout::check`]).
+    ///
+    /// # Errors
+    /// Every problem, keyed under `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<LayoutChoice, Vec<Problem>> {
+        let mut p = Vec::new();
+        let mut size = |name: &str, v: Option<i64>| {
+            count(&mut p, prefix, name, v, MAX_LAYOUT_SIZE).map(|x| x as u32)
+        };
+        let c = LayoutConstraints {
+            tp: size("tp", self.tp),
+            pp: size("pp", self.pp),
+            dp: size("dp", self.dp),
+            cp: size("cp", self.cp),
+            ep: size("ep", self.ep),
+            microbatch: size("microbatch", self.microbatch),
+            virtual_stages: size("virtual_stages", self.virtual_stages),
+            zero_group: size("zero_group", self.zero_group),
+            recompute: self.recompute,
+            sequence_parallel: self.sequence_parallel,
+            zero: self.zero.and_then(|z| match ZeroStage::try_from(z) {
+                Ok(z) => Some(z),
+                Err(reason) => {
+                    p.push(Problem::new(key(prefix, "zero"), reason));
+                    None
+                }
+            }),
+            allow_tp_scale_out: self.allow_tp_scale_out.unwrap_or(false),
+        };
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(if self.is_empty() || self.search_rest == Some(true) {
+            LayoutChoice::Search(c)
+        } else {
+            LayoutChoice::Fixed(c)
+        })
+    }
+}
+
+/// A resolved layout request: a layout to place (missing knobs at their defaults) or the pinned
+/// knobs of a search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutChoice {
+    /// Evaluate this layout (knobs not given take their defaults).
+    Fixed(LayoutConstraints),
+    /// Search every valid layout that agrees with the pinned knobs.
+    Search(LayoutConstraints),
+}
+
+impl LayoutChoice {
+    /// The concrete layout of a [`LayoutChoice::Fixed`] request on `cluster` for `model` and
+    /// `setup`, checked against all of them.
+    ///
+    /// # Errors
+    /// [`Error::Input`] listing every rule the layout breaks (keys under `prefix`).
+    pub fn fixed(
+        c: &LayoutConstraints,
+        prefix: &str,
+        model: &Model,
+        cluster: &Cluster,
+        setup: &TrainingSetup,
+    ) -> Result<Layout, Error> {
+        let tp = c.tp.unwrap_or(1);
+        let pp = c.pp.unwrap_or(1);
+        let cp = c.cp.unwrap_or(1);
+        let dp = match c.dp {
+            Some(d) => d,
+            None => {
+                let inner = u64::from(tp) * u64::from(pp) * u64::from(cp);
+                if cluster.chips % inner != 0 {
+                    return Err(Error::input(
+                        key(prefix, "tp"),
+                        format!(
+                            "tp x pp x cp = {inner} does not divide {} chips",
+                            cluster.chips
+                        ),
+                    ));
+                }
+                u32::try_from(cluster.chips / inner).map_err(|_| {
+                    Error::input(key(prefix, "dp"), "chips / (tp x pp x cp) is too large")
+                })?
+            }
+        };
+        let layout = Layout {
+            tp,
+            pp,
+            dp,
+            cp,
+            ep: c.ep.unwrap_or(1),
+            microbatch: c.microbatch.unwrap_or(1),
+            virtual_stages: c.virtual_stages.unwrap_or(1),
+            recompute: c.recompute.unwrap_or(Recompute::Selective),
+            sequence_parallel: c.sequence_parallel.unwrap_or(tp > 1),
+            zero: c.zero.unwrap_or(ZeroStage::One).as_u8(),
+            zero_group: c.zero_group.unwrap_or(0),
+        };
+        let problems = layout.check(model, cluster, setup, c.allow_tp_scale_out, prefix);
+        if problems.is_empty() {
+            Ok(layout)
+        } else {
+            Err(Error::Input { problems })
+        }
+    }
+}
+
+/// The training setup as asked. `tokens` and one of `global_batch` / `global_batch_tokens` are
+/// required; the rest default to a modern stack (BF16, flash attention, TP and DP communication
+/// overlapped, hierarchical collectives, FP32 Adam states, BF16 gradients; sequence length of
+/// the model).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    /// Global batch in sequences.
+    pub global_batch: Option<i64>,
+    /// Global batch in tokens (a whole number of sequences), instead of `global_batch`.
+    pub global_batch_tokens: Option<i64>,
+    /// Sequence length (default: the model's).
+    pub seq_len: Option<i64>,
+    /// Tokens to train.
+    pub tokens: Option<f64>,
+    /// Number format of the linear layers (default BF16).
+    pub precision: Option<Precision>,
+    /// Attention kernel (default flash).
+    pub attention: Option<AttentionKernel>,
+    /// Tensor-parallel communication overlapped with GEMMs (default true).
+    pub tp_comm_overlap: Option<bool>,
+    /// Data-parallel communication overlapped with backward (default true).
+    pub dp_comm_overlap: Option<bool>,
+    /// Collectives aggregate inside a scale-up domain first (default true).
+    pub hierarchical_collectives: Option<bool>,
+    /// Precision of the Adam moments (default FP32).
+    pub optimizer_states: Option<OptimizerStates>,
+    /// Precision of the accumulated gradients (default BF16).
+    pub main_grads: Option<MainGrads>,
+}
+
+impl SetupRequest {
+    /// Resolve against the model (whose sequence length is the default).
+    ///
+    /// # Errors
+    /// Every problem, keyed under `prefix`.
+    pub fn resolve(&self, prefix: &str, model: &Model) -> Result<TrainingSetup, Vec<Problem>> {
+        let mut p = Vec::new();
+        let seq_len = match self.seq_len {
+            None => Some(model.seq_len),
+            s => count(&mut p, prefix, "seq_len", s, MAX_SEQ_LEN),
+        };
+        let batch = match (self.global_batch, self.global_batch_tokens) {
+            (Some(_), Some(_)) | (None, None) => {
+                p.push(Problem::new(
+                    key(prefix, "global_batch"),
+                    "give exactly one of global_batch (sequences) or global_batch_tokens",
+                ));
+                None
+            }
+            (g @ Some(_), None) => count(&mut p, prefix, "global_batch", g, MAX_GLOBAL_BATCH),
+            (None, t @ Some(_)) => {
+                let t = count(
+                    &mut p,
+                    prefix,
+                    "global_batch_tokens",
+                    t,
+                    MAX_TOKENS_PER_STEP,
+                );
+                match (t, seq_len) {
+                    (Some(t), Some(s)) if t % s == 0 => Some(t / s),
+                    (Some(t), Some(s)) => {
+                        p.push(Problem::new(
+                            key(prefix, "global_batch_tokens"),
+                            format!("{t} tokens is not a whole number of {s}-token sequences"),
+                        ));
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let (Some(b), Some(s)) = (batch, seq_len) {
+            if b.checked_mul(s).map_or(true, |x| x > MAX_TOKENS_PER_STEP) {
+                p.push(Problem::new(
+                    key(prefix, "global_batch"),
+                    format!(
+                        "{b} sequences x {s} tokens is more than {MAX_TOKENS_PER_STEP} tokens per step"
+                    ),
+                ));
+            }
+        }
+        let tokens = match self.tokens {
+            None => {
+                p.push(Problem::new(
+                    key(prefix, "tokens"),
+                    "missing: tokens to train",
+                ));
+                None
+            }
+            Some(t) => bounded(
+                &mut p,
+                key(prefix, "tokens"),
+                t,
+                (1.0, MAX_TOKENS),
+                "a number of tokens",
+            ),
+        };
+        let precision = self.precision.unwrap_or(Precision::Bf16);
+        if matches!(precision, Precision::Fp32 | Precision::Tf32) {
+            p.push(Problem::new(
+                key(prefix, "precision"),
+                "training precision must be bf16, fp8 or fp4",
+            ));
+        }
+        let (Some(global_batch), Some(seq_len), Some(tokens), true) =
+            (batch, seq_len, tokens, p.is_empty())
+        else {
+            return Err(p);
+        };
+        Ok(TrainingSetup {
+            global_batch,
+            seq_len,
+            tokens,
+            precision,
+            attention: self.attention.unwrap_or(AttentionKernel::Flash),
+            tp_comm_overlap: self.tp_comm_overlap.unwrap_or(true),
+            dp_comm_overlap: self.dp_comm_overlap.unwrap_or(true),
+            hierarchical_collectives: self.hierarchical_collectives.unwrap_or(true),
+            optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
+            main_grads: self.main_grads.unwrap_or(MainGrads::Bf16),
+        })
+    }
+}
+
+/// A cluster as asked: a chip or system id, a chip count and optional network overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRequest {
+    /// Chip id, alias or system id.
+    pub hardware: String,
+    /// Chips.
+    pub chips: Option<i64>,
+    /// Scale-out bandwidth per chip, Gbit/s per direction (default: the system's).
+    pub scale_out_gbit_per_chip: Option<f64>,
+    /// Chips per scale-up domain actually used (default: the system's).
+    pub domain_chips: Option<i64>,
+}
+
+impl ClusterRequest {
+    /// Resolve against the catalog.
+    ///
+    /// # Errors
+    /// Every problem, keyed under `prefix` (the id under `prefix.hardware`).
+    pub fn resolve(&self, prefix: &str, catalog: &Catalog) -> Result<Cluster, Vec<Problem>> {
+        let mut p = Vec::new();
+        let chips = match self.chips {
+            None => {
+                p.push(Problem::new(
+                    key(prefix, "chips"),
+                    "missing: number of chips",
+                ));
+                None
+            }
+            c => count(&mut p, prefix, "chips", c, MAX_CHIPS),
+        };
+        let scale_out = self.scale_out_gbit_per_chip.and_then(|g| {
+            bounded(
+                &mut p,
+                key(prefix, "scale_out_gbit_per_chip"),
+                g,
+                SCALE_OUT_GBIT_RANGE,
+                "Gbit/s per chip per direction",
+            )
+        });
+        let domain = count(&mut p, prefix, "domain_chips", self.domain_chips, MAX_CHIPS);
+        let Some(chips) = chips else {
+            return Err(p);
+        };
+        let mut cluster = match catalog.cluster(&self.hardware, chips) {
+            Ok(c) => c,
+            Err(e) => {
+                p.push(Problem::new(key(prefix, "hardware"), e.to_string()));
+                return Err(p);
+            }
+        };
+        if let Some(g) = scale_out {
+            match cluster
+                .clone()
+                .with_scale_out(BytesPerSecond::from_gbit_per_s(g))
+            {
+                Ok(c) => cluster = c,
+                Err(e) => p.push(Problem::new(
+                    key(prefix, "scale_out_gbit_per_chip"),
+                    e.to_string(),
+                )),
+            }
+        }
+        if let Some(d) = domain {
+            match cluster.clone().with_domain_chips(d) {
+                Ok(c) => cluster = c,
+                Err(e) => p.push(Problem::new(key(prefix, "domain_chips"), e.to_string())),
+            }
+        }
+        if p.is_empty() {
+            Ok(cluster)
+        } else {
+            Err(p)
+        }
+    }
+}
+
+/// Energy and cost settings as asked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EconomicsRequest {
+    /// Power usage effectiveness (default 1.15, AWS 2024).
+    pub pue: Option<f64>,
+    /// Grid intensity, kg CO2e per kWh (default 0.39, US 2022).
+    pub grid_kg_co2_per_kwh: Option<f64>,
+    /// Price, USD per chip-hour (default: the catalog's latest on-demand price).
+    pub price_usd_per_chip_hour: Option<f64>,
+}
+
+/// Resolved energy and cost settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Economics {
+    /// The facility.
+    pub facility: Facility,
+    /// A price given by the user, else `None` (the catalog's).
+    pub price: Option<UsdPerChipHour>,
+}
+
+impl EconomicsRequest {
+    /// These settings with `over`'s given values taking precedence (command line over file).
+    #[must_use]
+    pub fn overridden_by(&self, over: &EconomicsRequest) -> EconomicsRequest {
+        EconomicsRequest {
+            pue: over.pue.or(self.pue),
+            grid_kg_co2_per_kwh: over.grid_kg_co2_per_kwh.or(self.grid_kg_co2_per_kwh),
+            price_usd_per_chip_hour: over
+                .price_usd_per_chip_hour
+                .or(self.price_usd_per_chip_hour),
+        }
+    }
+
+    /// Resolve (defaults for what is not given).
+    ///
+    /// # Errors
+    /// Every problem, keyed under `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<Economics, Vec<Problem>> {
+        let mut p = Vec::new();
+        let d = Facility::default();
+        let pue = bounded(
+            &mut p,
+            key(prefix, "pue"),
+            self.pue.unwrap_or(d.pue),
+            PUE_RANGE,
+            "a power usage effectiveness",
+        );
+        let grid = bounded(
+            &mut p,
+            key(prefix, "grid_kg_co2_per_kwh"),
+            self.grid_kg_co2_per_kwh.unwrap_or(d.grid_kg_co2_per_kwh),
+            GRID_KG_PER_KWH_RANGE,
+            "kg CO2e per kWh",
+        );
+        let price = self.price_usd_per_chip_hour.and_then(|x| {
+            bounded(
+                &mut p,
+                key(prefix, "price_usd_per_chip_hour"),
+                x,
+                PRICE_RANGE,
+                "USD per chip-hour",
+            )
+        });
+        match (pue, grid) {
+            (Some(pue), Some(grid)) if p.is_empty() => Ok(Economics {
+                facility: Facility {
+                    pue,
+                    grid_kg_co2_per_kwh: grid,
+                },
+                price: price.map(UsdPerChipHour::new),
+            }),
+            _ => Err(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpt3() -> Model {
+        crate::workload::preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let r = SetupRequest {
+            global_batch: Some(-1),
+            seq_len: Some(0),
+            tokens: Some(f64::INFINITY),
+            precision: Some(Precision::Fp32),
+            ..Default::default()
+        };
+        let keys: Vec<String> = r
+            .resolve("training", &gpt3())
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "training.seq_len",
+                "training.global_batch",
+                "training.tokens",
+                "training.precision"
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_that_would_wrap_are_refused() {
+        let r = LayoutRequest {
+            virtual_stages: Some(2_147_483_648),
+            tp: Some(i64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(r.resolve("").unwrap_err().len(), 2);
+        let s = SetupRequest {
+            global_batch: Some(1 << 31),
+            seq_len: Some(1 << 20),
+            tokens: Some(1e12),
+            ..Default::default()
+        };
+        assert!(s.resolve("", &gpt3()).is_err());
+    }
+
+    #[test]
+    fn no_knob_means_search_and_search_rest_pins() {
+        let empty = LayoutRequest::default().resolve("");
+        assert!(matches!(empty, Ok(LayoutChoice::Search(_))));
+        let pinned = LayoutRequest {
+            tp: Some(8),
+            search_rest: Some(true),
+            ..Default::default()
+        }
+        .resolve("");
+        assert!(matches!(pinned, Ok(LayoutChoice::Search(c)) if c.tp == Some(8)));
+        let fixed = LayoutRequest {
+            tp: Some(8),
+            ..Default::default()
+        }
+        .resolve("");
+        assert!(matches!(fixed, Ok(LayoutChoice::Fixed(_))));
+    }
+
+    #[test]
+    fn economics_are_checked_after_defaults() {
+        let e = EconomicsRequest {
+            pue: Some(1e308),
+            price_usd_per_chip_hour: Some(1e308),
+            ..Default::default()
+        }
+        .resolve("");
+        assert_eq!(e.unwrap_err().len(), 2);
+        let cli = EconomicsRequest {
+            pue: Some(1.3),
+            ..Default::default()
+        };
+        let file = EconomicsRequest {
+            pue: Some(1.1),
+            grid_kg_co2_per_kwh: Some(0.2),
+            ..Default::default()
+        };
+        let both = file.overridden_by(&cli);
+        assert_eq!(both.pue, Some(1.3));
+        assert_eq!(both.grid_kg_co2_per_kwh, Some(0.2));
+    }
+}
