@@ -1,16 +1,29 @@
 //! The hardware catalog: built-in TOML files plus the user's own, validated in two stages
 //! (raw file structs, then resolved figures with every problem reported at once).
+//!
+//! This file loads and merges files; [`schema`] is what a file may hold, [`chip`] builds one chip,
+//! [`derive`] computes figures from other chips', [`system`] adds scale-up systems and [`lookup`]
+//! answers queries.
 
-use super::figure::{
-    bandwidth, flop_rate, memory, power, price, time, FigureFile, Kind, Resolver, Source,
-    TextFigureFile,
-};
-use super::{Chip, Cluster, Figure, Link, Precision, Provenance, Status, System};
+mod chip;
+mod derive;
+mod lookup;
+mod schema;
+mod system;
+#[cfg(test)]
+mod testing;
+
+use super::figure::Source;
+use super::limits::{check_id, check_name, check_source_key};
+use super::{Chip, Provenance, Status, System};
 use crate::error::{parse_toml, read_file, Error, Problem, Result};
 use crate::units::UsdPerChipHour;
-use serde::{Deserialize, Serialize};
+use derive::PendingDerive;
+use schema::{CatalogFile, SCHEMA_VERSION};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use system::PendingSystem;
 
 const BUILT_IN: [(&str, &str); 3] = [
     ("trainium.toml", include_str!("catalog/trainium.toml")),
@@ -18,121 +31,15 @@ const BUILT_IN: [(&str, &str); 3] = [
     ("nvidia.toml", include_str!("catalog/nvidia.toml")),
 ];
 
-const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogFile {
-    schema_version: u32,
-    family: String,
-    vendor: String,
-    #[serde(default)]
-    sources: BTreeMap<String, Source>,
-    #[serde(default)]
-    chips: Vec<ChipFile>,
-    #[serde(default)]
-    systems: Vec<SystemFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChipFile {
-    id: String,
-    name: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    calibration_group: String,
-    default_system: Option<String>,
-    #[serde(default, rename = "override")]
-    replace: bool,
-    release: Option<TextFigureFile>,
-    process_node: Option<TextFigureFile>,
-    peak_fp32: Option<FigureFile>,
-    peak_tf32: Option<FigureFile>,
-    peak_bf16: Option<FigureFile>,
-    peak_fp8: Option<FigureFile>,
-    peak_fp4: Option<FigureFile>,
-    hbm_capacity: Option<FigureFile>,
-    hbm_bandwidth: Option<FigureFile>,
-    sram: Option<FigureFile>,
-    scale_up_bandwidth: Option<FigureFile>,
-    scale_out_bandwidth: Option<FigureFile>,
-    tdp: Option<FigureFile>,
-    typical_power: Option<FigureFile>,
-    #[serde(default)]
-    prices: Vec<PriceFile>,
-    #[serde(default)]
-    derive: Vec<DeriveFile>,
-    #[serde(default)]
-    claims: Vec<ClaimFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PriceFile {
-    kind: String,
-    value: super::figure::Number,
-    unit: String,
-    date: String,
-    region: Option<String>,
-    instance: Option<String>,
-    source: String,
-    status: Status,
-    note: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeriveFile {
-    field: String,
-    from: String,
-    rule: DeriveRule,
-    factor: f64,
-    format: Option<Precision>,
-    source: String,
-    status: Status,
-    note: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum DeriveRule {
-    Scale,
-    PerfPerWatt,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClaimFile {
-    text: String,
-    source: String,
-    status: Status,
-    reading: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SystemFile {
-    id: String,
-    name: String,
-    chip: String,
-    #[serde(default, rename = "override")]
-    replace: bool,
-    domain_chips: FigureFile,
-    scale_up_bandwidth: Option<FigureFile>,
-    scale_out_bandwidth: Option<FigureFile>,
-    scale_up_latency: FigureFile,
-    scale_out_latency: FigureFile,
-}
-
 /// A price with its date and source.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Price {
-    /// `on-demand`, `capacity-block`, `reserved-1y`, `reserved-3y`, `spot` or `purchase`.
+    /// `on-demand`, `capacity-block`, `reserved-1y`, `reserved-3y`, `spot` or `purchase` (the
+    /// file's value is checked against this list).
     pub kind: String,
     /// Dollars per chip-hour.
     pub per_chip_hour: UsdPerChipHour,
-    /// When the price was read.
+    /// When the price was read (`YYYY-MM-DD` or `YYYY-MM`, so dates sort as text).
     pub date: String,
     /// Cloud region.
     pub region: Option<String>,
@@ -155,6 +62,14 @@ pub struct Claim {
     pub reading: String,
 }
 
+/// One parsed file, kept so that the catalog can be rebuilt when a file is added.
+#[derive(Clone, Debug)]
+struct Loaded {
+    name: String,
+    file: CatalogFile,
+    is_user: bool,
+}
+
 /// Chips and systems, built-in and user-supplied.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -162,30 +77,8 @@ pub struct Catalog {
     systems: Vec<System>,
     /// Which file each chip/system id came from, for duplicate messages.
     origin: BTreeMap<String, String>,
-}
-
-struct PendingDerive {
-    chip: usize,
-    file: String,
-    at: String,
-    spec: DeriveFile,
-    source: Source,
-}
-
-struct PendingSystem {
-    file: String,
-    at: String,
-    spec: SystemFile,
-    sources: BTreeMap<String, Source>,
-}
-
-fn is_kebab(id: &str) -> bool {
-    !id.is_empty()
-        && !id.starts_with('-')
-        && !id.ends_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    /// The files it was built from, in order.
+    files: Vec<Loaded>,
 }
 
 impl Catalog {
@@ -194,24 +87,70 @@ impl Catalog {
     /// # Errors
     /// Only if the embedded files are broken, which the test suite rules out.
     pub fn builtin() -> Result<Self> {
-        let none: [&Path; 0] = [];
-        Self::with_user_files(&none)
+        let files: Vec<(String, String, bool)> = BUILT_IN
+            .iter()
+            .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string(), false))
+            .collect();
+        Self::from_sources(&files)
     }
 
-    /// The built-in catalog extended (or overridden, with `override = true`) by user files.
+    /// The built-in catalog extended (or overridden, with `override = true`) by user files,
+    /// read with [`crate::io::read_input`]; each is added as by [`Catalog::with_toml_str`].
     ///
     /// # Errors
     /// I/O errors, parse errors and validation problems, each naming the file and key.
     pub fn with_user_files(paths: &[impl AsRef<Path>]) -> Result<Self> {
-        let mut files: Vec<(String, String, bool)> = BUILT_IN
-            .iter()
-            .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string(), false))
-            .collect();
+        let mut texts = Vec::with_capacity(paths.len());
         for p in paths {
             let p = p.as_ref();
-            files.push((p.display().to_string(), read_file(p)?, true));
+            texts.push((p.display().to_string(), read_file(p)?));
         }
-        Self::from_sources(&files)
+        Self::builtin()?.extend(texts)
+    }
+
+    /// This catalog extended by the TOML text of one user file called `name` (used in
+    /// messages), exactly as a user file is: new chips and systems are added, entries with
+    /// `override = true` replace those with the same id, and derivations and systems are
+    /// resolved again over the whole catalog so that they see the replacements.
+    ///
+    /// ```
+    /// use xpusim::hardware::Catalog;
+    /// let c = Catalog::builtin()?.with_toml_str("mine.toml", r#"
+    /// schema_version = 1
+    /// family = "acme"
+    /// vendor = "Acme"
+    /// [sources.A]
+    /// title = "Acme datasheet"
+    /// locator = "acme.example/x1"
+    /// kind = "official"
+    /// [[chips]]
+    /// id = "acme-x1"
+    /// name = "Acme X1"
+    /// calibration_group = "acme"
+    /// peak_bf16 = { value = 1000, unit = "TFLOP/s", source = "A", status = "official" }
+    /// "#)?;
+    /// assert!(c.chip("acme-x1").is_ok());
+    /// assert!(c.chip("trn3").is_ok());
+    /// # Ok::<(), xpusim::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Parse errors and validation problems, each naming `name` (or the file at fault) and key.
+    pub fn with_toml_str(self, name: &str, text: &str) -> Result<Self> {
+        self.extend(vec![(name.to_string(), text.to_string())])
+    }
+
+    /// This catalog with user files `(name, text)` added, rebuilt from all its files.
+    fn extend(self, texts: Vec<(String, String)>) -> Result<Self> {
+        let mut files = self.files;
+        for (name, text) in texts {
+            files.push(Loaded {
+                file: parse_toml(&name, &text)?,
+                name,
+                is_user: true,
+            });
+        }
+        Self::build(files)
     }
 
     /// Build from `(file name, TOML text, is_user)` triples.
@@ -219,28 +158,46 @@ impl Catalog {
     /// # Errors
     /// Parse errors and validation problems, each naming the file and key.
     pub fn from_sources(files: &[(String, String, bool)]) -> Result<Self> {
+        let mut loaded = Vec::with_capacity(files.len());
+        for (name, text, is_user) in files {
+            loaded.push(Loaded {
+                name: name.clone(),
+                file: parse_toml(name, text)?,
+                is_user: *is_user,
+            });
+        }
+        Self::build(loaded)
+    }
+
+    /// Add the files in order, then resolve derivations, then add systems.
+    fn build(files: Vec<Loaded>) -> Result<Self> {
         let mut cat = Catalog::default();
         let mut derives = Vec::new();
         let mut systems = Vec::new();
-        for (name, text, is_user) in files {
-            let file: CatalogFile = parse_toml(name, text)?;
-            cat.add_file(name, file, *is_user, &mut derives, &mut systems)?;
+        for f in &files {
+            cat.add_file(f, &mut derives, &mut systems)?;
         }
         cat.resolve_derivations(derives)?;
         for s in systems {
             cat.add_system(s)?;
         }
+        cat.check_default_systems()?;
+        cat.files = files;
         Ok(cat)
     }
 
+    /// Check a file's header and sources, build its chips and queue its derivations and systems.
     fn add_file(
         &mut self,
-        name: &str,
-        file: CatalogFile,
-        is_user: bool,
+        loaded: &Loaded,
         derives: &mut Vec<PendingDerive>,
         systems: &mut Vec<PendingSystem>,
     ) -> Result<()> {
+        let Loaded {
+            name,
+            file,
+            is_user,
+        } = loaded;
         let mut problems = Vec::new();
         if file.schema_version != SCHEMA_VERSION {
             problems.push(Problem::new(
@@ -251,9 +208,8 @@ impl Catalog {
                 ),
             ));
         }
-        if !is_kebab(&file.family) {
-            problems.push(Problem::new("family", "must be lowercase kebab-case"));
-        }
+        problems.extend(check_id(&file.family, "family"));
+        problems.extend(check_name(&file.vendor, "vendor"));
         if !is_user {
             let stem = name
                 .rsplit('/')
@@ -267,561 +223,168 @@ impl Catalog {
                 ));
             }
         }
-        let mut sources = file.sources;
+        let mut sources = file.sources.clone();
         for (k, s) in &mut sources {
+            problems.extend(check_source_key(k, &format!("sources.{k}")));
             s.key = k.clone();
         }
-        let mut new_chips = Vec::new();
-        for chip in file.chips {
-            let at = format!("chips[{}]", chip.id);
-            let mut r = Resolver {
-                sources: &sources,
-                problems: Vec::new(),
-            };
-            if !is_kebab(&chip.id) {
-                r.problems.push(Problem::new(
-                    format!("{at}.id"),
-                    "must be lowercase kebab-case (e.g. `my-chip`)",
-                ));
-            }
-            let built = build_chip(&chip, &file.family, &file.vendor, &at, &mut r);
-            problems.append(&mut r.problems);
-            new_chips.push((chip, built, at));
+        for (i, chip) in file.chips.iter().enumerate() {
+            self.add_chip(name, file, i, chip, &sources, derives, &mut problems);
         }
-        for s in file.systems {
-            let at = format!("systems[{}]", s.id);
-            if !is_kebab(&s.id) {
-                problems.push(Problem::new(
-                    format!("{at}.id"),
-                    "must be lowercase kebab-case",
-                ));
-            }
+        for (i, s) in file.systems.iter().enumerate() {
+            let at = entry_key("systems", i, &s.id);
+            problems.extend(check_id(&s.id, &format!("{at}.id")));
+            problems.extend(check_name(&s.name, &format!("{at}.name")));
             systems.push(PendingSystem {
-                file: name.to_string(),
+                file: name.clone(),
                 at,
-                spec: s,
+                spec: s.clone(),
                 sources: sources.clone(),
             });
         }
-        // Duplicate ids: within the file, across files, and against aliases.
-        for (spec, built, at) in new_chips {
-            let mut names = vec![spec.id.clone()];
-            names.extend(spec.aliases.iter().cloned());
-            for n in &names {
-                if let Some(prev) = self.origin.get(n) {
-                    if spec.replace && self.chips.iter().any(|c| &c.id == n) {
-                        continue;
-                    }
-                    problems.push(Problem::new(
-                        format!("{at}.id"),
-                        format!("duplicate id or alias `{n}` (already defined in {prev}); choose another id, or set `override = true` to replace it"),
-                    ));
-                }
-            }
-            if let Some(mut chip) = built {
-                if spec.replace {
-                    self.chips.retain(|c| c.id != chip.id);
-                }
-                for n in &names {
-                    self.origin.insert(n.clone(), name.to_string());
-                }
-                let idx = self.chips.len();
-                for d in spec.derive {
-                    let key = format!("{at}.derive[{}]", d.field);
-                    let source = match sources.get(&d.source) {
-                        Some(s) => s.clone(),
-                        None => {
-                            problems.push(Problem::new(
-                                format!("{key}.source"),
-                                format!("source key `{}` is not defined in [sources]", d.source),
-                            ));
-                            continue;
-                        }
-                    };
-                    derives.push(PendingDerive {
-                        chip: idx,
-                        file: name.to_string(),
-                        at: key,
-                        spec: d,
-                        source,
-                    });
-                }
-                chip.claims = spec
-                    .claims
-                    .iter()
-                    .filter_map(|c| {
-                        let s = sources.get(&c.source);
-                        if s.is_none() {
-                            problems.push(Problem::new(
-                                format!("{at}.claims"),
-                                format!("source key `{}` is not defined in [sources]", c.source),
-                            ));
-                        }
-                        s.map(|s| super::Claim {
-                            text: c.text.clone(),
-                            source: s.clone(),
-                            status: c.status,
-                            reading: c.reading.clone(),
-                        })
-                    })
-                    .collect();
-                self.chips.push(chip);
-            }
-        }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Error::Invalid {
-                file: name.to_string(),
+                file: name.clone(),
                 problems,
             })
         }
-    }
-
-    fn resolve_derivations(&mut self, pending: Vec<PendingDerive>) -> Result<()> {
-        // Derivations may chain (a user chip from trn4, itself from trn3): resolve in passes.
-        let mut pending = pending;
-        let mut errors: BTreeMap<String, Vec<Problem>> = BTreeMap::new();
-        loop {
-            let before = pending.len();
-            let mut waiting = Vec::new();
-            for d in pending {
-                let target_has_pending =
-                    |id: &str, field: &str, list: &[PendingDerive], chips: &[Chip]| {
-                        list.iter()
-                            .any(|o| chips[o.chip].id == id && o.spec.field == field)
-                    };
-                let Some(base) = self.chips.iter().position(|c| c.id == d.spec.from) else {
-                    errors.entry(d.file.clone()).or_default().push(Problem::new(
-                        format!("{}.from", d.at),
-                        format!("unknown chip `{}`", d.spec.from),
-                    ));
-                    continue;
-                };
-                if target_has_pending(&d.spec.from, &d.spec.field, &waiting, &self.chips) {
-                    waiting.push(d);
-                    continue;
-                }
-                match self.apply_derive(&d, base) {
-                    Ok(true) => {}
-                    Ok(false) => waiting.push(d),
-                    Err(p) => errors.entry(d.file.clone()).or_default().push(p),
-                }
-            }
-            if waiting.is_empty() {
-                break;
-            }
-            if waiting.len() == before {
-                for d in waiting {
-                    errors.entry(d.file.clone()).or_default().push(Problem::new(
-                        format!("{}.from", d.at),
-                        format!(
-                            "`{}.{}` is missing or derived in a cycle",
-                            d.spec.from, d.spec.field
-                        ),
-                    ));
-                }
-                break;
-            }
-            pending = waiting;
-        }
-        match errors.into_iter().next() {
-            None => Ok(()),
-            Some((file, problems)) => Err(Error::Invalid { file, problems }),
-        }
-    }
-
-    /// Apply one derivation. `Ok(false)`: the base figure is not there yet (try again later).
-    fn apply_derive(
-        &mut self,
-        d: &PendingDerive,
-        base: usize,
-    ) -> std::result::Result<bool, Problem> {
-        let s = &d.spec;
-        if !(s.factor.is_finite() && s.factor > 0.0) {
-            return Err(Problem::new(
-                format!("{}.factor", d.at),
-                format!("must be positive and finite, got {}", s.factor),
-            ));
-        }
-        let prov = |derivation: String| Provenance {
-            source: d.source.clone(),
-            status: s.status,
-            note: s.note.clone(),
-            derivation: Some(derivation),
-            alternatives: Vec::new(),
-        };
-        let from = self.chips[base].clone();
-        let target = &mut self.chips[d.chip];
-        let desc = format!("{} x {}.{}", s.factor, s.from, s.field);
-        // "144 GiB" scaled by 2 reads "288 GiB".
-        let written = |base: &str| -> String {
-            match base.split_once(' ') {
-                Some((n, unit)) => match n.parse::<f64>() {
-                    Ok(x) => format!("{} {unit}", x * s.factor),
-                    Err(_) => desc.clone(),
-                },
-                None => desc.clone(),
-            }
-        };
-        macro_rules! scale {
-            ($base:expr, $slot:expr) => {{
-                let Some(b) = $base.as_ref() else {
-                    return Ok(false);
-                };
-                $slot = Some(Figure {
-                    value: b.value * s.factor,
-                    as_written: written(&b.as_written),
-                    range: b.range.map(|(lo, hi)| (lo * s.factor, hi * s.factor)),
-                    provenance: prov(desc.clone()),
-                });
-            }};
-        }
-        macro_rules! scale_link {
-            ($base:expr, $slot:expr) => {{
-                let Some(b) = $base.as_ref() else {
-                    return Ok(false);
-                };
-                $slot = Some(Link {
-                    bandwidth: Figure {
-                        value: b.bandwidth.value * s.factor,
-                        as_written: written(&b.bandwidth.as_written),
-                        range: None,
-                        provenance: prov(desc.clone()),
-                    },
-                    direction: b.direction,
-                });
-            }};
-        }
-        match (s.rule, s.field.as_str()) {
-            (DeriveRule::Scale, f) if f.starts_with("peak_") => {
-                let p = Precision::parse(&f["peak_".len()..])
-                    .map_err(|_| Problem::new(format!("{}.field", d.at), format!("unknown field `{f}`")))?;
-                scale!(from.peaks[p.index()], target.peaks[p.index()]);
-            }
-            (DeriveRule::Scale, "hbm_capacity") => scale!(from.hbm_capacity, target.hbm_capacity),
-            (DeriveRule::Scale, "hbm_bandwidth") => scale!(from.hbm_bandwidth, target.hbm_bandwidth),
-            (DeriveRule::Scale, "sram") => scale!(from.sram, target.sram),
-            (DeriveRule::Scale, "tdp") => scale!(from.tdp, target.tdp),
-            (DeriveRule::Scale, "scale_up_bandwidth") => scale_link!(from.scale_up, target.scale_up),
-            (DeriveRule::Scale, "scale_out_bandwidth") => scale_link!(from.scale_out, target.scale_out),
-            (DeriveRule::PerfPerWatt, "tdp") => {
-                let Some(fmt) = s.format else {
-                    return Err(Problem::new(format!("{}.format", d.at), "the perf-per-watt rule needs `format` (e.g. \"fp8\")"));
-                };
-                let (Some(bp), Some(bt)) = (from.tdp.as_ref(), from.peak(fmt)) else { return Ok(false) };
-                let Some(own) = target.peak(fmt) else { return Ok(false) };
-                let ratio = own.value / bt.value;
-                let value = bp.value * ratio / s.factor;
-                let derivation = format!(
-                    "{}.tdp x ({}.peak_{fmt} / {}.peak_{fmt}) / {} = {:.0} W x {:.3} / {}",
-                    s.from, target.id, s.from, s.factor, bp.value.watts(), ratio, s.factor
-                );
-                target.tdp = Some(Figure {
-                    value,
-                    as_written: format!("{:.0} W", value.watts()),
-                    range: bp.range.map(|(lo, hi)| (lo * ratio / s.factor, hi * ratio / s.factor)),
-                    provenance: prov(derivation),
-                });
-            }
-            (rule, f) => {
-                return Err(Problem::new(
-                    format!("{}.field", d.at),
-                    format!("cannot derive `{f}` with rule {rule:?}; scale takes peak_*, hbm_capacity, hbm_bandwidth, sram, tdp, scale_up_bandwidth, scale_out_bandwidth; perf-per-watt takes tdp"),
-                ))
-            }
-        }
-        Ok(true)
-    }
-
-    fn add_system(&mut self, p: PendingSystem) -> Result<()> {
-        let s = &p.spec;
-        let at = &p.at;
-        let mut r = Resolver {
-            sources: &p.sources,
-            problems: Vec::new(),
-        };
-        let chip = self.chips.iter().find(|c| c.id == s.chip).cloned();
-        if chip.is_none() {
-            r.problems.push(Problem::new(
-                format!("{at}.chip"),
-                format!("unknown chip `{}`", s.chip),
-            ));
-        }
-        if let Some(prev) = self.origin.get(&s.id) {
-            if !(s.replace && self.systems.iter().any(|x| x.id == s.id)) {
-                r.problems.push(Problem::new(
-                    format!("{at}.id"),
-                    format!("duplicate id `{}` (already defined in {prev}); choose another id, or set `override = true` to replace it", s.id),
-                ));
-            }
-        }
-        let domain = r.count(&s.domain_chips, &format!("{at}.domain_chips"));
-        let up_override = s
-            .scale_up_bandwidth
-            .as_ref()
-            .and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
-        let out_override = s
-            .scale_out_bandwidth
-            .as_ref()
-            .and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
-        let up_lat = r
-            .number(
-                &s.scale_up_latency,
-                Kind::Time,
-                &format!("{at}.scale_up_latency"),
-            )
-            .map(time);
-        let out_lat = r
-            .number(
-                &s.scale_out_latency,
-                Kind::Time,
-                &format!("{at}.scale_out_latency"),
-            )
-            .map(time);
-        let mut problems = r.problems;
-        if let Some(chip) = &chip {
-            let up = up_override.or_else(|| chip.scale_up.clone());
-            let out = out_override.or_else(|| chip.scale_out.clone());
-            if up.is_none() {
-                problems.push(Problem::new(
-                    format!("{at}.scale_up_bandwidth"),
-                    format!(
-                        "chip `{}` has no scale-up bandwidth; give one here",
-                        chip.id
-                    ),
-                ));
-            }
-            if out.is_none() {
-                problems.push(Problem::new(
-                    format!("{at}.scale_out_bandwidth"),
-                    format!(
-                        "chip `{}` has no scale-out bandwidth; give one here",
-                        chip.id
-                    ),
-                ));
-            }
-            if let (true, Some(domain), Some(up), Some(out), Some(ul), Some(ol)) =
-                (problems.is_empty(), domain, up, out, up_lat, out_lat)
-            {
-                if s.replace {
-                    self.systems.retain(|x| x.id != s.id);
-                }
-                self.origin.insert(s.id.clone(), p.file.clone());
-                self.systems.push(System {
-                    id: s.id.clone(),
-                    name: s.name.clone(),
-                    chip: chip.id.clone(),
-                    domain_chips: domain,
-                    scale_up: up,
-                    scale_out: out,
-                    scale_up_latency: ul,
-                    scale_out_latency: ol,
-                });
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Invalid {
-                file: p.file,
-                problems,
-            })
-        }
-    }
-
-    /// All chips, in catalog order.
-    #[must_use]
-    pub fn chips(&self) -> &[Chip] {
-        &self.chips
-    }
-
-    /// All systems, in catalog order.
-    #[must_use]
-    pub fn systems(&self) -> &[System] {
-        &self.systems
-    }
-
-    /// A chip by id or alias (case-insensitive).
-    ///
-    /// # Errors
-    /// [`Error::UnknownId`] listing the known ids.
-    pub fn chip(&self, id: &str) -> Result<&Chip> {
-        let id = id.to_ascii_lowercase();
-        self.chips
-            .iter()
-            .find(|c| c.id == id || c.aliases.contains(&id))
-            .ok_or_else(|| Error::unknown("chip", &id, self.chips.iter().map(|c| c.id.as_str())))
-    }
-
-    /// A system by id.
-    ///
-    /// # Errors
-    /// [`Error::UnknownId`] listing the known ids.
-    pub fn system(&self, id: &str) -> Result<&System> {
-        let id = id.to_ascii_lowercase();
-        self.systems.iter().find(|s| s.id == id).ok_or_else(|| {
-            Error::unknown("system", &id, self.systems.iter().map(|s| s.id.as_str()))
-        })
-    }
-
-    /// Resolve a chip or system id into (chip, system): a chip id picks its default system.
-    ///
-    /// # Errors
-    /// [`Error::UnknownId`] when neither a chip nor a system has that id, or the chip has no system.
-    pub fn resolve(&self, id: &str) -> Result<(Chip, System)> {
-        if let Ok(system) = self.system(id) {
-            let chip = self.chip(&system.chip)?;
-            return Ok((chip.clone(), system.clone()));
-        }
-        let chip = self.chip(id).map_err(|_| {
-            Error::unknown(
-                "chip or system",
-                id,
-                self.chips
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .chain(self.systems.iter().map(|s| s.id.as_str())),
-            )
-        })?;
-        let system = match &chip.default_system {
-            Some(s) => self.system(s)?,
-            None => self
-                .systems
-                .iter()
-                .find(|s| s.chip == chip.id)
-                .ok_or_else(|| {
-                    Error::input(
-                        "hardware",
-                        format!("chip `{}` has no system in the catalog", chip.id),
-                    )
-                })?,
-        };
-        Ok((chip.clone(), system.clone()))
-    }
-
-    /// A cluster of `chips` chips of the chip or system `id`.
-    ///
-    /// # Errors
-    /// Unknown ids and zero chips.
-    pub fn cluster(&self, id: &str, chips: u64) -> Result<Cluster> {
-        let (chip, system) = self.resolve(id)?;
-        Cluster::new(chip, system, chips)
     }
 }
 
-fn build_chip(
-    c: &ChipFile,
-    family: &str,
-    vendor: &str,
-    at: &str,
-    r: &mut Resolver<'_>,
-) -> Option<Chip> {
-    let mut peaks: [Option<Figure<crate::units::FlopsPerSecond>>; 5] = Default::default();
-    for (p, f) in [
-        (Precision::Fp32, &c.peak_fp32),
-        (Precision::Tf32, &c.peak_tf32),
-        (Precision::Bf16, &c.peak_bf16),
-        (Precision::Fp8, &c.peak_fp8),
-        (Precision::Fp4, &c.peak_fp4),
-    ] {
-        if let Some(f) = f {
-            peaks[p.index()] = r
-                .number(f, Kind::FlopRate, &format!("{at}.peak_{p}"))
-                .map(flop_rate);
-        }
+/// The key of the `i`th entry of `table`: `chips[trn3]` by id, or `chips[0]` when the id is too
+/// long or odd to repeat in every message.
+fn entry_key(table: &str, i: usize, id: &str) -> String {
+    if check_id(id, "").is_none() {
+        format!("{table}[{id}]")
+    } else {
+        format!("{table}[{i}]")
     }
-    let num = |r: &mut Resolver<'_>, f: &Option<FigureFile>, kind: Kind, key: &str| {
-        f.as_ref()
-            .and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
-    };
-    let hbm_capacity = num(r, &c.hbm_capacity, Kind::Memory, "hbm_capacity").map(memory);
-    let hbm_bandwidth = num(r, &c.hbm_bandwidth, Kind::Bandwidth, "hbm_bandwidth").map(bandwidth);
-    let sram = num(r, &c.sram, Kind::Memory, "sram").map(memory);
-    let tdp = num(r, &c.tdp, Kind::Power, "tdp").map(power);
-    let typical_power = num(r, &c.typical_power, Kind::Power, "typical_power").map(power);
-    let scale_up = c
-        .scale_up_bandwidth
-        .as_ref()
-        .and_then(|f| r.link(f, &format!("{at}.scale_up_bandwidth")));
-    let scale_out = c
-        .scale_out_bandwidth
-        .as_ref()
-        .and_then(|f| r.link(f, &format!("{at}.scale_out_bandwidth")));
-    let release = c
-        .release
-        .as_ref()
-        .map(|f| r.text(f, &format!("{at}.release")));
-    let process_node = c
-        .process_node
-        .as_ref()
-        .map(|f| r.text(f, &format!("{at}.process_node")));
-    let mut prices = Vec::new();
-    for (i, p) in c.prices.iter().enumerate() {
-        let key = format!("{at}.prices[{i}]");
-        let ff = FigureFile {
-            value: p.value,
-            unit: Some(p.unit.clone()),
-            source: p.source.clone(),
-            status: p.status,
-            note: p.note.clone(),
-            range: None,
-            alternatives: Vec::new(),
-            direction: None,
-            divided_by: None,
-            multiplied_by: None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{keys, user, GOOD};
+    use super::*;
+
+    #[test]
+    fn every_builtin_figure_passes_the_range_checks() {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.chips().len() >= 14 && !c.systems().is_empty());
+    }
+
+    #[test]
+    fn with_toml_str_adds_a_chip() {
+        let c = Catalog::builtin()
+            .and_then(|c| c.with_toml_str("mine.toml", GOOD))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.chip("acme-x1").is_ok() && c.system("acme-rack").is_ok());
+        assert!(c.chip("trn3").is_ok());
+    }
+
+    #[test]
+    fn with_toml_str_overrides_a_chip_and_derivations_follow() {
+        let base = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let trn3 = base.chip("trn3").unwrap_or_else(|e| panic!("{e}")).clone();
+        let trn4_hbm = |c: &Catalog| {
+            c.chip("trn4")
+                .ok()
+                .and_then(|x| x.hbm_capacity.as_ref())
+                .map(|f| f.value.bytes())
         };
-        const KINDS: [&str; 6] = [
-            "on-demand",
-            "capacity-block",
-            "reserved-1y",
-            "reserved-3y",
-            "spot",
-            "purchase",
-        ];
-        if !KINDS.contains(&p.kind.as_str()) {
-            r.problems.push(Problem::new(
-                format!("{key}.kind"),
-                format!(
-                    "unknown price kind `{}`; expected one of {}",
-                    p.kind,
-                    KINDS.join(", ")
-                ),
-            ));
+        let text = r#"
+schema_version = 1
+family = "mine"
+vendor = "Me"
+[sources.A]
+title = "t"
+locator = "l"
+kind = "secondary"
+[[chips]]
+id = "trn3"
+override = true
+name = "Trainium3 (my reading)"
+aliases = ["trainium3"]
+calibration_group = "trainium"
+default_system = "trn3-ultraserver-gen2"
+peak_fp8 = { value = 2517, unit = "TFLOP/s", source = "A", status = "press" }
+peak_fp4 = { value = 2517, unit = "TFLOP/s", source = "A", status = "press" }
+hbm_capacity = { value = 100, unit = "GiB", source = "A", status = "press" }
+hbm_bandwidth = { value = 4, unit = "TB/s", source = "A", status = "press" }
+scale_up_bandwidth = { value = 1, unit = "TB/s", direction = "unstated", source = "A", status = "press" }
+scale_out_bandwidth = { value = 100, unit = "GB/s", direction = "unstated", source = "A", status = "press" }
+tdp = { value = 1000, unit = "W", source = "A", status = "press" }
+"#;
+        let c = base
+            .clone()
+            .with_toml_str("mine.toml", text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mine = c.chip("trn3").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mine.name, "Trainium3 (my reading)");
+        assert_ne!(mine.hbm_capacity, trn3.hbm_capacity);
+        // trn4 is derived from trn3 in the built-in files: it follows the replacement.
+        if let (Some(old), Some(new)) = (trn4_hbm(&base), trn4_hbm(&c)) {
+            approx::assert_relative_ne!(old, new);
         }
-        if let Some(f) = r.number(&ff, Kind::Price, &key) {
-            prices.push(Price {
-                kind: p.kind.clone(),
-                per_chip_hour: price(f.value),
-                date: p.date.clone(),
-                region: p.region.clone(),
-                instance: p.instance.clone(),
-                provenance: f.provenance,
-            });
+        assert_eq!(c.chips().len(), base.chips().len());
+        let dup = base.with_toml_str("mine.toml", &text.replace("override = true\n", ""));
+        assert!(keys(dup).contains(&"chips[trn3].id".to_string()));
+    }
+
+    #[test]
+    fn user_files_go_through_with_toml_str() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("acme.toml");
+        std::fs::write(&p, GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let c = Catalog::with_user_files(&[&p]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.chip("acme-x1").is_ok());
+        let missing = Catalog::with_user_files(&[dir.path().join("nope.toml")]);
+        assert!(matches!(missing, Err(Error::Io { .. })));
+    }
+
+    #[test]
+    fn over_long_ids_and_names_are_refused_by_key() {
+        let long_id = "a".repeat(65);
+        let k = keys(user(
+            &GOOD.replace("id = \"acme-x1\"", &format!("id = \"{long_id}\"")),
+        ));
+        assert!(k.contains(&"chips[0].id".to_string()), "{k:?}");
+        let long_name = "N".repeat(201);
+        let k = keys(user(&GOOD.replace("Acme rack", &long_name)));
+        assert!(k.contains(&"systems[acme-rack].name".to_string()), "{k:?}");
+        let k = keys(user(&GOOD.replace("[sources.A]", "[sources.\"A B\"]")));
+        assert!(k.contains(&"sources.A B".to_string()), "{k:?}");
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused_with_the_allowed_ones() {
+        for (from, to, key, allowed) in [
+            (
+                "status = \"official\" }\nhbm_capacity",
+                "status = \"rumour\" }\nhbm_capacity",
+                "peak_bf16",
+                "projection",
+            ),
+            (
+                "kind = \"official\"",
+                "kind = \"blog\"",
+                "sources",
+                "secondary",
+            ),
+            (
+                "direction = \"bidirectional\"",
+                "direction = \"both\"",
+                "scale_up_bandwidth",
+                "per-direction",
+            ),
+        ] {
+            let err = user(&GOOD.replacen(from, to, 1)).err();
+            let msg = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                msg.contains("my-chips.toml") && msg.contains(key) && msg.contains(allowed),
+                "{msg}"
+            );
         }
     }
-    if !r.problems.is_empty() {
-        return None;
-    }
-    Some(Chip {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        family: family.to_string(),
-        vendor: vendor.to_string(),
-        aliases: c.aliases.clone(),
-        calibration_group: c.calibration_group.clone(),
-        default_system: c.default_system.clone(),
-        release,
-        process_node,
-        peaks,
-        hbm_capacity,
-        hbm_bandwidth,
-        sram,
-        scale_up,
-        scale_out,
-        tdp,
-        typical_power,
-        prices,
-        claims: Vec::new(),
-    })
 }

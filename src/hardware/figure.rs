@@ -1,6 +1,5 @@
 //! Figures with provenance: a value, its source and how much to trust it.
 
-use crate::error::Problem;
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, UsdPerChipHour, Watts};
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +44,32 @@ pub struct Source {
     pub title: String,
     /// Where in it (repository path and commit, page, table).
     pub locator: String,
-    /// `official`, `press` or `secondary`.
-    pub kind: String,
+    /// Official, press or secondary.
+    pub kind: SourceKind,
+}
+
+/// What kind of document a source is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// The vendor's own documentation.
+    Official,
+    /// Press or analyst coverage.
+    Press,
+    /// A third party's summary (a blog, a comparison table, a cloud price list).
+    Secondary,
+}
+
+impl SourceKind {
+    /// The kebab-case name used in files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Official => "official",
+            Self::Press => "press",
+            Self::Secondary => "secondary",
+        }
+    }
 }
 
 /// A published value that conflicts with the chosen one.
@@ -138,324 +161,6 @@ impl Link {
     }
 }
 
-/// A number as written in a TOML file: integer or float.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Number {
-    Int(i64),
-    Float(f64),
-}
-
-impl Number {
-    pub(crate) fn get(self) -> f64 {
-        match self {
-            Self::Int(i) => i as f64,
-            Self::Float(f) => f,
-        }
-    }
-}
-
-/// A value in an `alternatives` list: a number or text.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum AltValue {
-    Number(Number),
-    Text(String),
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AlternativeFile {
-    pub value: AltValue,
-    pub unit: Option<String>,
-    pub source: String,
-    pub note: Option<String>,
-}
-
-/// A numeric figure as written in a catalog file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FigureFile {
-    pub value: Number,
-    pub unit: Option<String>,
-    pub source: String,
-    pub status: Status,
-    pub note: Option<String>,
-    pub range: Option<[Number; 2]>,
-    #[serde(default)]
-    pub alternatives: Vec<AlternativeFile>,
-    pub direction: Option<Direction>,
-    /// The published value covers this many chips (an instance, a rack): the chip's share is
-    /// computed as `value / divided_by`. Requires status `derived`.
-    pub divided_by: Option<Number>,
-    /// The published value is per link (or lane): the chip's figure is `value x multiplied_by`.
-    /// Requires status `derived`.
-    pub multiplied_by: Option<Number>,
-}
-
-/// A text figure (release date, process node).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TextFigureFile {
-    pub value: String,
-    pub source: String,
-    pub status: Status,
-    pub note: Option<String>,
-}
-
-/// The kinds of quantity a figure may hold, with the units each accepts (factor to SI).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Kind {
-    FlopRate,
-    Memory,
-    Bandwidth,
-    Power,
-    Time,
-    Price,
-}
-
-impl Kind {
-    fn units(self) -> &'static [(&'static str, f64)] {
-        match self {
-            Self::FlopRate => &[("GFLOP/s", 1e9), ("TFLOP/s", 1e12), ("PFLOP/s", 1e15)],
-            Self::Memory => &[
-                ("B", 1.0),
-                ("MB", 1e6),
-                ("GB", 1e9),
-                ("TB", 1e12),
-                ("MiB", 1_048_576.0),
-                ("GiB", 1_073_741_824.0),
-                ("TiB", 1_099_511_627_776.0),
-            ],
-            Self::Bandwidth => &[
-                ("GB/s", 1e9),
-                ("TB/s", 1e12),
-                ("GiB/s", 1_073_741_824.0),
-                ("TiB/s", 1_099_511_627_776.0),
-                ("Gbit/s", 1e9 / 8.0),
-                ("Tbit/s", 1e12 / 8.0),
-            ],
-            Self::Power => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6)],
-            Self::Time => &[("us", 1e-6), ("ms", 1e-3), ("s", 1.0)],
-            Self::Price => &[("USD/chip-hour", 1.0)],
-        }
-    }
-
-    /// SI factor of `unit`, or a problem naming the accepted units.
-    pub(crate) fn factor(self, unit: Option<&str>, key: &str) -> Result<f64, Problem> {
-        let units = self.units();
-        let accepted = units
-            .iter()
-            .map(|(u, _)| format!("`{u}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        match unit {
-            None => Err(Problem::new(
-                format!("{key}.unit"),
-                format!("missing unit; expected one of {accepted}"),
-            )),
-            Some(u) => units
-                .iter()
-                .find(|(name, _)| *name == u)
-                .map(|(_, f)| *f)
-                .ok_or_else(|| {
-                    Problem::new(
-                        format!("{key}.unit"),
-                        format!("cannot parse unit `{u}`; expected one of {accepted}"),
-                    )
-                }),
-        }
-    }
-}
-
-/// Context for turning file figures into typed figures: the file's sources.
-pub(crate) struct Resolver<'a> {
-    pub sources: &'a std::collections::BTreeMap<String, Source>,
-    pub problems: Vec<Problem>,
-}
-
-impl Resolver<'_> {
-    fn source(&mut self, key: &str, at: &str) -> Source {
-        match self.sources.get(key) {
-            Some(s) => s.clone(),
-            None => {
-                self.problems.push(Problem::new(
-                    format!("{at}.source"),
-                    format!("source key `{key}` is not defined in [sources]"),
-                ));
-                Source {
-                    key: key.to_string(),
-                    title: String::new(),
-                    locator: String::new(),
-                    kind: String::new(),
-                }
-            }
-        }
-    }
-
-    fn alternatives(&mut self, alts: &[AlternativeFile], at: &str) -> Vec<Alternative> {
-        alts.iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let key = format!("{at}.alternatives[{i}]");
-                let _ = self.source(&a.source, &key);
-                let value = match (&a.value, &a.unit) {
-                    (AltValue::Number(n), Some(u)) => format!("{} {u}", n.get()),
-                    (AltValue::Number(n), None) => format!("{}", n.get()),
-                    (AltValue::Text(t), _) => t.clone(),
-                };
-                Alternative {
-                    value,
-                    source: a.source.clone(),
-                    note: a.note.clone(),
-                }
-            })
-            .collect()
-    }
-
-    /// A positive, finite SI value from a numeric figure.
-    pub(crate) fn number(&mut self, f: &FigureFile, kind: Kind, at: &str) -> Option<Figure<f64>> {
-        let factor = match kind.factor(f.unit.as_deref(), at) {
-            Ok(x) => Some(x),
-            Err(p) => {
-                self.problems.push(p);
-                None
-            }
-        };
-        let published = f.value.get();
-        let div = f.divided_by.map_or(1.0, Number::get);
-        let mul = f.multiplied_by.map_or(1.0, Number::get);
-        for (key, x) in [("divided_by", div), ("multiplied_by", mul)] {
-            if !(x.is_finite() && x > 0.0) {
-                self.problems.push(Problem::new(
-                    format!("{at}.{key}"),
-                    format!("must be positive, got {x}"),
-                ));
-            }
-        }
-        if (f.divided_by.is_some() || f.multiplied_by.is_some()) && f.status != Status::Derived {
-            self.problems.push(Problem::new(
-                format!("{at}.status"),
-                "a figure computed with divided_by / multiplied_by has status `derived`",
-            ));
-        }
-        let raw = published * mul / div;
-        if !raw.is_finite() || raw <= 0.0 {
-            self.problems.push(Problem::new(
-                format!("{at}.value"),
-                format!("must be a positive finite number, got {published}"),
-            ));
-        }
-        let range = f.range.map(|[lo, hi]| (lo.get(), hi.get()));
-        if let Some((lo, hi)) = range {
-            if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= raw && raw <= hi) {
-                self.problems.push(Problem::new(
-                    format!("{at}.range"),
-                    format!("must be [low, high] with 0 < low <= value ({raw}) <= high, got [{lo}, {hi}]"),
-                ));
-            }
-        }
-        if f.status == Status::Official && range.is_some() {
-            self.problems.push(Problem::new(
-                format!("{at}.range"),
-                "an official figure carries no range; mark it press, derived, projection or assumed",
-            ));
-        }
-        let source = self.source(&f.source, at);
-        let alternatives = self.alternatives(&f.alternatives, at);
-        let factor = factor?;
-        if !raw.is_finite() || raw <= 0.0 {
-            return None;
-        }
-        let unit = f.unit.clone().unwrap_or_default();
-        let as_written = format!("{raw} {unit}");
-        let derivation = match (f.divided_by, f.multiplied_by) {
-            (None, None) => None,
-            (d, m) => Some(format!(
-                "{published} {unit}{}{}",
-                m.map_or_else(String::new, |m| format!(" x {}", m.get())),
-                d.map_or_else(String::new, |d| format!(" / {}", d.get()))
-            )),
-        };
-        Some(Figure {
-            value: raw * factor,
-            as_written,
-            range: range.map(|(lo, hi)| (lo * factor, hi * factor)),
-            provenance: Provenance {
-                source,
-                status: f.status,
-                note: f.note.clone(),
-                derivation,
-                alternatives,
-            },
-        })
-    }
-
-    /// A positive whole count (chips per domain), no unit.
-    pub(crate) fn count(&mut self, f: &FigureFile, at: &str) -> Option<Figure<u64>> {
-        if f.unit.is_some() {
-            self.problems
-                .push(Problem::new(format!("{at}.unit"), "a count takes no unit"));
-        }
-        let raw = f.value.get();
-        let ok = raw.is_finite() && raw >= 1.0 && raw.fract() == 0.0 && raw < 1e15;
-        if !ok {
-            self.problems.push(Problem::new(
-                format!("{at}.value"),
-                format!("must be a whole number >= 1, got {raw}"),
-            ));
-        }
-        let source = self.source(&f.source, at);
-        let alternatives = self.alternatives(&f.alternatives, at);
-        ok.then(|| Figure {
-            value: raw as u64,
-            as_written: format!("{raw}"),
-            range: None,
-            provenance: Provenance {
-                source,
-                status: f.status,
-                note: f.note.clone(),
-                derivation: None,
-                alternatives,
-            },
-        })
-    }
-
-    pub(crate) fn text(&mut self, f: &TextFigureFile, at: &str) -> Figure<String> {
-        let source = self.source(&f.source, at);
-        Figure {
-            value: f.value.clone(),
-            as_written: f.value.clone(),
-            range: None,
-            provenance: Provenance {
-                source,
-                status: f.status,
-                note: f.note.clone(),
-                derivation: None,
-                alternatives: Vec::new(),
-            },
-        }
-    }
-
-    pub(crate) fn link(&mut self, f: &FigureFile, at: &str) -> Option<Link> {
-        let direction = match f.direction {
-            Some(d) => d,
-            None => {
-                self.problems.push(Problem::new(
-                    format!("{at}.direction"),
-                    "a link bandwidth must say `per-direction`, `bidirectional` or `unstated`",
-                ));
-                Direction::Unstated
-            }
-        };
-        let fig = self.number(f, Kind::Bandwidth, at)?;
-        Some(Link {
-            bandwidth: fig.map(BytesPerSecond::new),
-            direction,
-        })
-    }
-}
-
 impl<T> Figure<T> {
     /// The same figure with its value (and range) mapped.
     pub fn map<U>(self, f: impl Fn(T) -> U) -> Figure<U> {
@@ -486,4 +191,61 @@ pub(crate) fn time(f: Figure<f64>) -> Figure<Seconds> {
 }
 pub(crate) fn price(f: f64) -> UsdPerChipHour {
     UsdPerChipHour::new(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    fn link(direction: Direction) -> Link {
+        Link {
+            bandwidth: Figure {
+                value: BytesPerSecond::new(800e9),
+                as_written: "800 GB/s".into(),
+                range: None,
+                provenance: Provenance {
+                    source: Source {
+                        key: "A".into(),
+                        title: "t".into(),
+                        locator: "l".into(),
+                        kind: SourceKind::Official,
+                    },
+                    status: Status::Official,
+                    note: None,
+                    derivation: None,
+                    alternatives: Vec::new(),
+                },
+            },
+            direction,
+        }
+    }
+
+    #[test]
+    fn aggregate_links_are_halved() {
+        assert_relative_eq!(
+            link(Direction::PerDirection)
+                .per_direction()
+                .bytes_per_second(),
+            800e9
+        );
+        for d in [Direction::Bidirectional, Direction::Unstated] {
+            assert_relative_eq!(link(d).per_direction().bytes_per_second(), 400e9);
+        }
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for k in [
+            SourceKind::Official,
+            SourceKind::Press,
+            SourceKind::Secondary,
+        ] {
+            let v: SourceKind = toml::Value::String(k.as_str().into())
+                .try_into()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v, k);
+        }
+        assert_eq!(Status::Projection.as_str(), "projection");
+    }
 }

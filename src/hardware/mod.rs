@@ -6,9 +6,11 @@
 
 mod catalog;
 mod figure;
+pub mod limits;
+mod resolver;
 
 pub use catalog::{Catalog, Claim, Price};
-pub use figure::{Alternative, Direction, Figure, Link, Provenance, Source, Status};
+pub use figure::{Alternative, Direction, Figure, Link, Provenance, Source, SourceKind, Status};
 
 use crate::error::{Error, Result};
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Watts};
@@ -224,10 +226,19 @@ impl Cluster {
     /// Build a cluster of `chips` chips of `system`.
     ///
     /// # Errors
-    /// [`Error::Input`] for zero chips.
+    /// [`Error::Input`] for zero chips or more than [`limits::MAX_CLUSTER_CHIPS`].
     pub fn new(chip: Chip, system: System, chips: u64) -> Result<Self> {
         if chips == 0 {
             return Err(Error::input("chips", "a cluster needs at least one chip"));
+        }
+        if chips > limits::MAX_CLUSTER_CHIPS {
+            return Err(Error::input(
+                "chips",
+                format!(
+                    "{chips} chips is more than the {} a cluster may have",
+                    limits::MAX_CLUSTER_CHIPS
+                ),
+            ));
         }
         let domain_chips = system.domain_chips.value.min(chips);
         Ok(Self {
@@ -290,9 +301,14 @@ impl Cluster {
 
 /// Totals of `chips` chips: every figure multiplied by the count (derived, not typed in).
 ///
+/// The products are floating point: with figures inside [`limits`] and any `u64` count they stay
+/// finite (at most about 2e38), so nothing wraps or overflows.
+///
 /// # Errors
 /// [`Error::Input`] when the chip lacks the format or its HBM figures.
 pub fn totals(chip: &Chip, chips: u64, precision: Precision) -> Result<Totals> {
+    // Exact up to 2^53 chips; beyond, the nearest double, which is all a total needs.
+    #[allow(clippy::cast_precision_loss)]
     let n = chips as f64;
     let hbm = chip.hbm_capacity.as_ref().ok_or_else(|| {
         Error::input(
