@@ -1,14 +1,9 @@
-//! Criterion benchmarks, one group per module: catalog loading, the step model (the hot path a
-//! sweep calls millions of times), and the parallel layout search.
+//! Criterion benchmarks, one group per stage of the path: catalog loading, one estimate (the
+//! step model plus assembling the result), and the parallel layout search.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use xpusim::calibration::Calibration;
-use xpusim::hardware::{Catalog, Precision};
-use xpusim::parallelism::{Layout, Recompute};
-use xpusim::perf::{evaluate, Machine, Shape};
-use xpusim::sweep::{best_layout, candidates, SearchSpace};
-use xpusim::workload::{preset, TrainingSetup};
+use xpusim::prelude::*;
 
 fn catalog(c: &mut Criterion) {
     c.bench_function("catalog/builtin", |b| {
@@ -16,40 +11,49 @@ fn catalog(c: &mut Criterion) {
     });
 }
 
+fn job(cat: &Catalog, hw: &str, chips: i64, gbs: i64, precision: Precision) -> Job {
+    let model = xpusim::preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
+    let cluster = ClusterRequest {
+        hardware: hw.into(),
+        chips: Some(chips),
+        ..Default::default()
+    }
+    .resolve("", cat)
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let setup = SetupRequest {
+        global_batch: Some(gbs),
+        seq_len: Some(8192),
+        tokens: Some(15.6e12),
+        precision: Some(precision),
+        ..Default::default()
+    }
+    .resolve("", &model)
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    Job::new(model, setup, cluster)
+}
+
 fn perf(c: &mut Criterion) {
     let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
-    let model = preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
-    let cluster = cat
-        .cluster("h100-sxm", 16384)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let setup =
-        TrainingSetup::new(2048, 8192, 15.6e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
-    let layout = Layout {
-        tp: 8,
-        pp: 16,
-        dp: 128,
-        cp: 1,
-        ep: 1,
-        microbatch: 1,
-        virtual_stages: 4,
-        recompute: Recompute::Full,
-        sequence_parallel: true,
-        zero: 1,
-        zero_group: 0,
-    };
-    let machine = Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
-    let (_, eff) = cal.for_chip(&cluster.chip);
+    let job = job(&cat, "h100-sxm", 16384, 2048, Precision::Bf16);
+    let layout = search(
+        &job,
+        &LayoutConstraints {
+            tp: Some(8),
+            pp: Some(16),
+            virtual_stages: Some(4),
+            recompute: Some(Recompute::Full),
+            ..Default::default()
+        },
+        &cal,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .best
+    .layout;
     let mut g = c.benchmark_group("perf");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("evaluate+predict llama3-405b 16k h100", |b| {
-        b.iter(|| {
-            evaluate(
-                &Shape::new(black_box(&model), &setup, black_box(&layout)),
-                &machine,
-            )
-            .predict(&eff)
-        })
+    g.bench_function("estimate llama3-405b 16k h100", |b| {
+        b.iter(|| estimate(black_box(&job), black_box(&layout), &cal))
     });
     g.finish();
 }
@@ -57,31 +61,16 @@ fn perf(c: &mut Criterion) {
 fn sweep(c: &mut Criterion) {
     let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
-    let model = preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
     let mut g = c.benchmark_group("sweep");
     g.sample_size(20);
-    for (hw, chips, gbs) in [
-        ("h100-sxm", 16384_u64, 2048_u64),
-        ("trn3", 1_000_000, 16000),
-    ] {
-        let cluster = cat.cluster(hw, chips).unwrap_or_else(|e| panic!("{e}"));
-        let setup = TrainingSetup::new(gbs, 8192, 15.6e12, Precision::Fp8)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let n = candidates(&model, &cluster, &setup, &SearchSpace::default()).len() as u64;
+    for (hw, chips, gbs) in [("h100-sxm", 16384, 2048), ("trn3", 1_000_000, 16000)] {
+        let job = job(&cat, hw, chips, gbs, Precision::Fp8);
+        let free = LayoutConstraints::default();
+        let n = search(&job, &free, &cal).map(|s| s.considered).unwrap_or(0) as u64;
         g.throughput(Throughput::Elements(n));
         g.bench_function(
-            format!("best_layout llama3-405b {chips} {hw} ({n} layouts)"),
-            |b| {
-                b.iter(|| {
-                    best_layout(
-                        black_box(&model),
-                        &cluster,
-                        &setup,
-                        &cal,
-                        &SearchSpace::default(),
-                    )
-                })
-            },
+            format!("search llama3-405b {chips} {hw} ({n} layouts)"),
+            |b| b.iter(|| search(black_box(&job), &free, &cal)),
         );
     }
     g.finish();

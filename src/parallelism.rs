@@ -228,6 +228,41 @@ impl fmt::Display for Layout {
 }
 
 impl Layout {
+    /// Pure data parallelism over `chips` chips, micro-batch 1, no recompute (unit tests).
+    #[cfg(test)]
+    pub(crate) fn data_parallel(chips: u32) -> Self {
+        Self {
+            tp: 1,
+            pp: 1,
+            dp: chips.max(1),
+            cp: 1,
+            ep: 1,
+            microbatch: 1,
+            virtual_stages: 1,
+            recompute: Recompute::None,
+            sequence_parallel: false,
+            zero: 1,
+            zero_group: 0,
+        }
+    }
+
+    /// [`Layout::check`] as a `Result` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn validate(
+        &self,
+        model: &Model,
+        cluster: &Cluster,
+        setup: &TrainingSetup,
+        allow_tp_scale_out: bool,
+    ) -> Result<()> {
+        let problems = self.check(model, cluster, setup, allow_tp_scale_out, "layout");
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Input { problems })
+        }
+    }
+
     /// Tensor-parallel size.
     #[must_use]
     pub fn tp(&self) -> u32 {

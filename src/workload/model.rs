@@ -534,7 +534,6 @@ mod tests {
 
 #[cfg(test)]
 mod mla_tests {
-    use super::*;
     use crate::workload::preset;
     use approx::assert_relative_eq;
 

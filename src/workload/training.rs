@@ -128,6 +128,28 @@ impl TrainingSetup {
         self.main_grads
     }
 
+    /// A setup with modern defaults, for unit tests (front ends resolve a
+    /// [`crate::request::SetupRequest`]).
+    #[cfg(test)]
+    pub(crate) fn new(
+        global_batch: u64,
+        seq_len: u64,
+        tokens: f64,
+        precision: Precision,
+    ) -> crate::error::Result<Self> {
+        let mut r = crate::request::SetupRequest {
+            global_batch: i64::try_from(global_batch).ok(),
+            seq_len: i64::try_from(seq_len).ok(),
+            tokens: Some(tokens),
+            precision: Some(precision),
+            ..Default::default()
+        };
+        r.seq_len = r.seq_len.or(Some(1));
+        let model = crate::workload::preset("llama3-8b")?;
+        r.resolve("", &model)
+            .map_err(|problems| crate::error::Error::Input { problems })
+    }
+
     /// Tokens in one optimizer step.
     #[must_use]
     pub fn tokens_per_step(&self) -> f64 {

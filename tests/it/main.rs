@@ -1,5 +1,6 @@
 //! The integration tests, one binary: the catalog, the command line, the model's invariants,
 //! validation against published runs, and bad input of every kind.
+#![allow(missing_docs)] // test helpers
 
 mod catalog;
 mod cli;

@@ -1,0 +1,213 @@
+//! The inputs of one step: the configuration reduced to numbers, and the hardware's peaks.
+
+use crate::error::Result;
+use crate::hardware::{Cluster, Precision};
+use crate::network::Fabric;
+use crate::parallelism::Layout;
+use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
+use crate::workload::{AttentionKernel, Model, TrainingSetup};
+
+/// Everything the step model needs, reduced to numbers (built once, evaluated many times).
+///
+/// Widths and parameter counts are whole-model (before any tensor-parallel split); MoE layers
+/// are averaged with dense layers by their share of the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shape {
+    pub(crate) layout: Layout,
+    pub(crate) d_model: f64,
+    pub(crate) heads: f64,
+    pub(crate) q_width: f64,
+    pub(crate) kv_width: f64,
+    /// Active MLP intermediate width per token (dense `ffn`, or active experts × expert width).
+    pub(crate) mlp_width: f64,
+    /// Up-projections per MLP: matrices less the down-projection (1 standard, 2 gated).
+    pub(crate) mlp_matrices: f64,
+    pub(crate) moe_fraction: f64,
+    /// Routed experts per token (top-k); 0 for dense models.
+    pub(crate) moe_active: f64,
+    pub(crate) vocab: f64,
+    pub(crate) seq: f64,
+    pub(crate) layers: f64,
+    pub(crate) layers_per_stage: f64,
+    pub(crate) microbatches: f64,
+    pub(crate) attention: AttentionKernel,
+    pub(crate) tp_overlap: bool,
+    pub(crate) dp_overlap: bool,
+    pub(crate) hierarchical: bool,
+    pub(crate) optimizer_bytes: f64,
+    pub(crate) grad_bytes: f64,
+    /// Forward FLOPs per token of one layer's linear layers (layer-averaged).
+    pub(crate) linear_per_token: f64,
+    /// Forward FLOPs per token of one layer's attention core (full square).
+    pub(crate) core_per_token: f64,
+    pub(crate) logit_per_token: f64,
+    pub(crate) attention_params: f64,
+    /// Dense-MLP parameters per layer, weighted by the share of dense layers.
+    pub(crate) mlp_params_avg: f64,
+    /// Expert parameters one EP rank holds per layer, weighted by the share of MoE layers.
+    pub(crate) expert_params_avg: f64,
+    pub(crate) embedding_params: f64,
+    pub(crate) model_flops_per_step: f64,
+    pub(crate) tokens_per_step: f64,
+    pub(crate) chips: f64,
+}
+
+impl Shape {
+    /// Build from validated parts (the layout is assumed valid).
+    #[must_use]
+    pub fn new(model: &Model, setup: &TrainingSetup, layout: &Layout) -> Self {
+        let layers = model.layers as f64;
+        let moe_fraction = model.moe_layers() as f64 / layers;
+        let dense = model.layer_flops_per_token(setup.seq_len, false);
+        let moe = model.layer_flops_per_token(setup.seq_len, true);
+        let avg = |a: f64, b: f64| a * (1.0 - moe_fraction) + b * moe_fraction;
+        let (mlp_width, moe_active, expert_params_avg, mlp_params_avg) = match &model.moe {
+            Some(m) => {
+                // Summed in f64: a u32 sum of expert counts could wrap.
+                let w = (m.active as f64 + m.shared as f64) * m.expert_ffn as f64;
+                let experts_per_rank = m.experts as f64 / layout.ep as f64 + m.shared as f64;
+                (
+                    avg(model.ffn as f64, w),
+                    m.active as f64,
+                    moe_fraction * experts_per_rank * model.expert_params(),
+                    (1.0 - moe_fraction) * model.dense_mlp_params(),
+                )
+            }
+            None => (model.ffn as f64, 0.0, 0.0, model.dense_mlp_params()),
+        };
+        let tokens_per_step = setup.tokens_per_step();
+        Self {
+            layout: *layout,
+            d_model: model.d_model as f64,
+            heads: model.heads as f64,
+            q_width: model.q_width(),
+            kv_width: model.kv_width(),
+            mlp_width,
+            mlp_matrices: model.mlp.matrices() - 1.0,
+            moe_fraction,
+            moe_active,
+            vocab: model.vocab as f64,
+            seq: setup.seq_len as f64,
+            layers,
+            layers_per_stage: layers_per_stage(model, layout) as f64,
+            microbatches: layout.microbatches(setup) as f64,
+            attention: setup.attention,
+            tp_overlap: setup.tp_comm_overlap,
+            dp_overlap: setup.dp_comm_overlap,
+            hierarchical: setup.hierarchical_collectives,
+            optimizer_bytes: setup.optimizer_states.bytes_per_param(),
+            grad_bytes: setup.main_grads.bytes_per_param(),
+            linear_per_token: avg(
+                (dense.attention_linear + dense.mlp).flops(),
+                (moe.attention_linear + moe.mlp).flops(),
+            ),
+            core_per_token: dense.attention_core.flops(),
+            logit_per_token: model.logit_flops_per_token().flops(),
+            attention_params: model.attention_params(),
+            mlp_params_avg,
+            expert_params_avg,
+            embedding_params: model.vocab as f64 * model.d_model as f64,
+            model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops()
+                * tokens_per_step,
+            tokens_per_step,
+            chips: layout.chips() as f64,
+        }
+    }
+
+    /// Tokens one rank processes per micro-batch (before the tensor-parallel split).
+    pub(crate) fn tokens_per_microbatch(&self) -> f64 {
+        self.layout.microbatch as f64 * self.seq / self.layout.cp as f64
+    }
+
+    /// Transformer-layer parameters held by one chip of the most loaded stage.
+    pub(crate) fn layer_params_per_chip(&self) -> f64 {
+        (self.attention_params + self.mlp_params_avg + self.expert_params_avg)
+            / self.layout.tp as f64
+    }
+
+    /// All parameters held by one chip of the most loaded stage (layers plus one embedding).
+    pub(crate) fn params_per_chip(&self) -> f64 {
+        self.layer_params_per_chip() * self.layers_per_stage
+            + self.embedding_params / self.layout.tp as f64
+    }
+}
+
+/// Layers on the most loaded pipeline rank (all its virtual chunks): as
+/// [`Layout::layers_per_stage`], with the chunk count `pp · v` computed in u64 so it cannot wrap.
+fn layers_per_stage(model: &Model, layout: &Layout) -> u64 {
+    let v = u64::from(layout.virtual_stages);
+    let chunks = u64::from(layout.pp) * v;
+    u64::from(model.layers).div_ceil(chunks.max(1)) * v
+}
+
+/// Hardware numbers the step model needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Machine {
+    /// Peak of the linear layers' number format.
+    pub peak_linear: FlopsPerSecond,
+    /// BF16 peak (attention core, logits).
+    pub peak_bf16: FlopsPerSecond,
+    /// HBM bandwidth.
+    pub hbm_bandwidth: BytesPerSecond,
+    /// HBM capacity.
+    pub hbm_capacity: Bytes,
+    /// The network.
+    pub fabric: Fabric,
+    /// Whether the linear layers run in a low-precision format (FP8/FP4).
+    pub low_precision: bool,
+}
+
+impl Machine {
+    /// From a cluster and the training format.
+    ///
+    /// # Errors
+    /// When the chip lacks the format or HBM figures.
+    pub fn new(cluster: &Cluster, precision: Precision) -> Result<Self> {
+        let chip = &cluster.chip;
+        let peak_linear = chip.peak_flops(precision)?;
+        let peak_bf16 = chip.peak_flops(Precision::Bf16).unwrap_or(peak_linear);
+        let totals = crate::hardware::totals(chip, 1, precision)?;
+        Ok(Self {
+            peak_linear,
+            peak_bf16,
+            hbm_bandwidth: totals.hbm_bandwidth,
+            hbm_capacity: totals.hbm_capacity,
+            fabric: Fabric {
+                domain_chips: cluster.domain_chips,
+                scale_up: cluster.scale_up_per_chip,
+                scale_up_latency: cluster.system.scale_up_latency.value,
+                scale_out: cluster.scale_out_per_chip,
+                scale_out_latency: cluster.system.scale_out_latency.value,
+                hierarchical: true,
+            },
+            low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallelism::Recompute;
+    use crate::workload::preset;
+
+    /// The u64 chunk count agrees with the layout's own, and does not wrap where u32 would.
+    #[test]
+    fn layers_per_stage_agrees_and_does_not_wrap() {
+        let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
+        let mut l = Layout::data_parallel(8);
+        l.recompute = Recompute::Selective;
+        for (pp, v) in [(1, 1), (8, 1), (8, 3), (16, 2), (5, 1)] {
+            l.pp = pp;
+            l.virtual_stages = v;
+            assert_eq!(
+                layers_per_stage(&model, &l),
+                u64::from(l.layers_per_stage(&model))
+            );
+        }
+        l.pp = 1 << 16;
+        l.virtual_stages = 1 << 16;
+        // 2^32 chunks: one layer in each of the 2^16 chunks of the first rank.
+        assert_eq!(layers_per_stage(&model, &l), 1 << 16);
+    }
+}

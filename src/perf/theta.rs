@@ -1,0 +1,153 @@
+//! The seven efficiency parameters and their linear coordinates θ.
+
+use serde::{Deserialize, Serialize};
+
+/// Number of efficiency parameters.
+pub const PARAMS: usize = 7;
+/// Names of the efficiency parameters, in [`Efficiency::to_theta`] order.
+pub const PARAM_NAMES: [&str; PARAMS] = [
+    "matmul",
+    "matmul_low",
+    "memory",
+    "kernel_overhead_us",
+    "network",
+    "overlap_exposure",
+    "latency_scale",
+];
+
+/// Index of each parameter in θ (and in a [`super::Terms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Param {
+    /// `1 / matmul`: seconds of BF16 matmul at peak.
+    Matmul = 0,
+    /// `1 / matmul_low`: seconds of FP8/FP4 matmul at peak.
+    MatmulLow = 1,
+    /// `1 / memory`: seconds of HBM traffic at peak bandwidth.
+    Memory = 2,
+    /// `kernel_overhead_us`: microseconds per kernel, coefficient in kernels × 1e-6.
+    Kernel = 3,
+    /// `1 / network`: seconds of exposed link traffic at link rate.
+    Network = 4,
+    /// `overlap_exposure`: seconds of overlappable link traffic at link rate.
+    Overlap = 5,
+    /// `latency_scale`: seconds of catalog collective latency.
+    Latency = 6,
+}
+
+impl Param {
+    /// Position in θ.
+    pub(super) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Efficiency parameters of one calibration group (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Efficiency {
+    /// Achieved fraction of BF16 matmul peak.
+    pub matmul: f64,
+    /// Achieved fraction of FP8/FP4 matmul peak.
+    pub matmul_low: f64,
+    /// Achieved fraction of HBM bandwidth in memory-bound kernels.
+    pub memory: f64,
+    /// Fixed cost per kernel, microseconds.
+    pub kernel_overhead_us: f64,
+    /// Achieved fraction of link bandwidth in exposed collectives.
+    pub network: f64,
+    /// Fraction of overlappable communication left exposed (bandwidth-normalised).
+    pub overlap_exposure: f64,
+    /// Achieved per-step collective latency as a multiple of the catalog's (assumed) link latency.
+    pub latency_scale: f64,
+}
+
+impl Efficiency {
+    /// The prior used when nothing is fitted, and as the centre of the fit's regularisation:
+    /// vendor-typical GEMM efficiency (~80% BF16, ~65% FP8), STREAM-like HBM efficiency (~70%),
+    /// a few microseconds per kernel, NCCL bus bandwidth ~70% of link rate, a third of
+    /// overlappable traffic exposed.
+    pub const PRIOR: Efficiency = Efficiency {
+        matmul: 0.80,
+        matmul_low: 0.65,
+        memory: 0.70,
+        kernel_overhead_us: 4.0,
+        network: 0.70,
+        overlap_exposure: 0.30,
+        latency_scale: 1.0,
+    };
+
+    /// Prior standard deviations in θ space (see [`Efficiency::to_theta`]).
+    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0];
+
+    /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure, latency scale.
+    #[must_use]
+    pub fn to_theta(&self) -> [f64; PARAMS] {
+        let mut t = [0.0; PARAMS];
+        t[Param::Matmul.index()] = 1.0 / self.matmul;
+        t[Param::MatmulLow.index()] = 1.0 / self.matmul_low;
+        t[Param::Memory.index()] = 1.0 / self.memory;
+        t[Param::Kernel.index()] = self.kernel_overhead_us;
+        t[Param::Network.index()] = 1.0 / self.network;
+        t[Param::Overlap.index()] = self.overlap_exposure;
+        t[Param::Latency.index()] = self.latency_scale;
+        t
+    }
+
+    /// Inverse of [`Efficiency::to_theta`].
+    #[must_use]
+    pub fn from_theta(t: &[f64; PARAMS]) -> Self {
+        Self {
+            matmul: 1.0 / t[Param::Matmul.index()],
+            matmul_low: 1.0 / t[Param::MatmulLow.index()],
+            memory: 1.0 / t[Param::Memory.index()],
+            kernel_overhead_us: t[Param::Kernel.index()],
+            network: 1.0 / t[Param::Network.index()],
+            overlap_exposure: t[Param::Overlap.index()],
+            latency_scale: t[Param::Latency.index()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    /// θ and the efficiencies are the same point in two coordinates.
+    #[test]
+    fn theta_round_trips() {
+        let e = Efficiency {
+            matmul: 0.55,
+            matmul_low: 0.42,
+            memory: 0.63,
+            kernel_overhead_us: 7.5,
+            network: 0.81,
+            overlap_exposure: 0.12,
+            latency_scale: 2.5,
+        };
+        for e in [Efficiency::PRIOR, e] {
+            let back = Efficiency::from_theta(&e.to_theta());
+            assert_relative_eq!(back.matmul, e.matmul, max_relative = 1e-15);
+            assert_relative_eq!(back.matmul_low, e.matmul_low, max_relative = 1e-15);
+            assert_relative_eq!(back.memory, e.memory, max_relative = 1e-15);
+            assert_relative_eq!(back.kernel_overhead_us, e.kernel_overhead_us);
+            assert_relative_eq!(back.network, e.network, max_relative = 1e-15);
+            assert_relative_eq!(back.overlap_exposure, e.overlap_exposure);
+            assert_relative_eq!(back.latency_scale, e.latency_scale);
+        }
+    }
+
+    /// The enum indices follow [`PARAM_NAMES`].
+    #[test]
+    fn param_indices_follow_the_names() {
+        let theta = Efficiency::PRIOR.to_theta();
+        assert_relative_eq!(theta[Param::Matmul.index()], 1.0 / 0.80);
+        assert_relative_eq!(theta[Param::Kernel.index()], 4.0);
+        assert_eq!(PARAM_NAMES[Param::MatmulLow.index()], "matmul_low");
+        assert_eq!(PARAM_NAMES[Param::Memory.index()], "memory");
+        assert_eq!(PARAM_NAMES[Param::Network.index()], "network");
+        assert_eq!(PARAM_NAMES[Param::Overlap.index()], "overlap_exposure");
+        assert_eq!(PARAM_NAMES[Param::Latency.index()], "latency_scale");
+        assert_eq!(Param::Latency.index(), PARAMS - 1);
+    }
+}
