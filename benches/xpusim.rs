@@ -36,20 +36,20 @@ fn perf(c: &mut Criterion) {
     let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let job = job(&cat, "h100-sxm", 16384, 2048, Precision::Bf16);
-    let layout = search(
-        &job,
-        &LayoutConstraints {
-            tp: Some(8),
-            pp: Some(16),
-            virtual_stages: Some(4),
-            recompute: Some(Recompute::Full),
-            ..Default::default()
-        },
-        &cal,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .best
-    .layout;
+    // Meta's Llama 3 layout (uneven interleaved stages: 126 layers on PP16 x v4).
+    let choice = LayoutRequest {
+        tp: Some(8),
+        pp: Some(16),
+        virtual_stages: Some(4),
+        recompute: Some(Recompute::Full),
+        ..Default::default()
+    }
+    .resolve("layout")
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let layout = run(&job, &choice, &cal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .estimate
+        .layout;
     let mut g = c.benchmark_group("perf");
     g.throughput(Throughput::Elements(1));
     g.bench_function("estimate llama3-405b 16k h100", |b| {

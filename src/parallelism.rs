@@ -460,14 +460,6 @@ impl Layout {
             fail("virtual_stages", &|| {
                 "virtual_stages > 1 needs pp > 1".into()
             });
-        } else if self.virtual_stages > 1 && u64::from(model.layers) % chunks != 0 {
-            // Megatron-LM's interleaved schedule asserts this (`num_layers % (pp x v) == 0`).
-            fail("virtual_stages", &|| {
-                format!(
-                    "the interleaved schedule needs the {} layers divisible by pp x virtual_stages = {chunks}",
-                    model.layers
-                )
-            });
         }
         let per_step = dp * u64::from(self.microbatch);
         if setup.global_batch % per_step != 0 {

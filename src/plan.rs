@@ -330,3 +330,98 @@ pub fn run(job: &Job, choice: &LayoutChoice, calibration: &Calibration) -> Resul
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::Catalog;
+    use crate::request::{ClusterRequest, SetupRequest};
+
+    /// The configurations the property below evaluates.
+    const CONFIGURATIONS: usize = 1_000_000;
+
+    /// 10^6 random valid configurations (presets x chips x cluster sizes x batches x sequence
+    /// lengths x every candidate layout) give finite, positive results and never more FLOP/s
+    /// per chip than the peak (MFU and HFU at most 1).
+    #[test]
+    fn a_million_random_configurations_stay_finite_and_below_peak() {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+        let presets = crate::workload::presets().unwrap_or_else(|e| panic!("{e}"));
+        let chips = [
+            "h100",
+            "a100-80gb",
+            "gb300",
+            "tpu-v5p",
+            "ironwood",
+            "trn2",
+            "trn3",
+            "trn1",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut seen = 0;
+        while seen < CONFIGURATIONS {
+            let model = presets[next(presets.len())].clone();
+            let hw = chips[next(chips.len())];
+            let n = 1i64 << next(15);
+            let Ok(cluster) = (ClusterRequest {
+                hardware: hw.into(),
+                chips: Some(n * [1, 3, 9][next(3)]),
+                ..Default::default()
+            })
+            .resolve("", &catalog) else {
+                continue;
+            };
+            let Ok(setup) = (SetupRequest {
+                global_batch: Some(n * (1 << next(4))),
+                seq_len: Some(1 << (10 + next(4))),
+                tokens: Some(1e12),
+                precision: Some(
+                    [
+                        crate::hardware::Precision::Bf16,
+                        crate::hardware::Precision::Fp8,
+                    ][next(2)],
+                ),
+                ..Default::default()
+            })
+            .resolve("", &model) else {
+                continue;
+            };
+            let job = Job::new(model, setup, cluster);
+            let Ok(machine) = machine(&job) else { continue };
+            let fit = fit_for(&job.cluster, &cal);
+            let layouts = candidates(
+                &job.model,
+                &job.cluster,
+                &job.setup,
+                &LayoutConstraints::default(),
+                &SearchSpace::default(),
+            );
+            for l in &layouts {
+                let p = evaluate(&Shape::new(&job.model, &job.setup, l), &machine)
+                    .predict(&fit.efficiency);
+                let what = || format!("{} {hw} x{} {l}", job.model.id, job.cluster.chips);
+                assert!(
+                    p.step_time.seconds().is_finite() && p.step_time.seconds() > 0.0,
+                    "{}",
+                    what()
+                );
+                assert!(
+                    p.tokens_per_second.is_finite() && p.tokens_per_second > 0.0,
+                    "{}",
+                    what()
+                );
+                assert!(p.memory.total().bytes().is_finite(), "{}", what());
+                assert!(p.mfu > 0.0 && p.mfu <= 1.0, "{}: MFU {}", what(), p.mfu);
+                assert!(p.bound_share.is_finite(), "{}", what());
+            }
+            seen += layouts.len();
+        }
+    }
+}

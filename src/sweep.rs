@@ -37,7 +37,9 @@ impl Default for SearchSpace {
 /// The layouts the search considers for this cluster, model and setup that agree with the
 /// pinned knobs (all valid), in a fixed order. Candidates are built so that they divide the
 /// cluster, batch and sequence; [`Layout::is_valid`] (the same rules as a user's layout, without
-/// building messages) keeps only the valid ones.
+/// building messages) keeps only the valid ones. One policy goes beyond validity: the search
+/// interleaves pipeline stages only into equal chunks (`layers % (pp x v) == 0`, Megatron-LM's
+/// rule); a given layout may use uneven stages (Llama 3's 126 layers on PP16 x v4).
 #[must_use]
 pub fn candidates(
     model: &Model,
@@ -200,7 +202,11 @@ mod tests {
                                                 zero,
                                                 zero_group: 0,
                                             };
-                                            if l.is_valid(&model, &cluster, &setup, false) {
+                                            // The search's one policy beyond validity:
+                                            // interleave only into equal chunks (Megatron-LM's
+                                            // rule; uneven stages are for given layouts).
+                                            let even = v == 1 || model.layers % (pp * v) == 0;
+                                            if even && l.is_valid(&model, &cluster, &setup, false) {
                                                 want.push(l);
                                             }
                                         }

@@ -200,10 +200,7 @@ mod tests {
         for (pp, v) in [(1, 1), (8, 1), (8, 3), (16, 2), (5, 1)] {
             l.pp = pp;
             l.virtual_stages = v;
-            assert_eq!(
-                layers_per_stage(&model, &l),
-                u64::from(l.layers_per_stage(&model))
-            );
+            assert_eq!(layers_per_stage(&model, &l), l.layers_per_stage(&model));
         }
         l.pp = 1 << 16;
         l.virtual_stages = 1 << 16;

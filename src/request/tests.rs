@@ -1,0 +1,93 @@
+//! Unit tests of the resolvers.
+
+use super::*;
+
+fn gpt3() -> Model {
+    crate::workload::preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let r = SetupRequest {
+        global_batch: Some(-1),
+        seq_len: Some(0),
+        tokens: Some(f64::INFINITY),
+        precision: Some(Precision::Fp32),
+        ..Default::default()
+    };
+    let keys: Vec<String> = r
+        .resolve("training", &gpt3())
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "training.seq_len",
+            "training.global_batch",
+            "training.tokens",
+            "training.precision"
+        ]
+    );
+}
+
+#[test]
+fn sizes_that_would_wrap_are_refused() {
+    let r = LayoutRequest {
+        virtual_stages: Some(2_147_483_648),
+        tp: Some(i64::MAX),
+        ..Default::default()
+    };
+    assert_eq!(r.resolve("").err().map(|e| e.len()), Some(2));
+    let s = SetupRequest {
+        global_batch: Some(1 << 31),
+        seq_len: Some(1 << 20),
+        tokens: Some(1e12),
+        ..Default::default()
+    };
+    assert!(s.resolve("", &gpt3()).is_err());
+}
+
+#[test]
+fn no_knob_means_search_and_search_rest_pins() {
+    let empty = LayoutRequest::default().resolve("");
+    assert!(matches!(empty, Ok(LayoutChoice::Search(_))));
+    let pinned = LayoutRequest {
+        tp: Some(8),
+        search_rest: Some(true),
+        ..Default::default()
+    }
+    .resolve("");
+    assert!(matches!(pinned, Ok(LayoutChoice::Search(c)) if c.tp == Some(8)));
+    let fixed = LayoutRequest {
+        tp: Some(8),
+        ..Default::default()
+    }
+    .resolve("");
+    assert!(matches!(fixed, Ok(LayoutChoice::Fixed(_))));
+}
+
+#[test]
+fn economics_are_checked_after_defaults() {
+    let e = EconomicsRequest {
+        pue: Some(1e308),
+        price_usd_per_chip_hour: Some(1e308),
+        ..Default::default()
+    }
+    .resolve("");
+    assert_eq!(e.err().map(|e| e.len()), Some(2));
+    let cli = EconomicsRequest {
+        pue: Some(1.3),
+        ..Default::default()
+    };
+    let file = EconomicsRequest {
+        pue: Some(1.1),
+        grid_kg_co2_per_kwh: Some(0.2),
+        ..Default::default()
+    };
+    let both = file.overridden_by(&cli);
+    assert_eq!(both.pue, Some(1.3));
+    assert_eq!(both.grid_kg_co2_per_kwh, Some(0.2));
+}
