@@ -46,7 +46,7 @@ pub fn catalog_price(chip: &Chip, kind: &str) -> Option<PriceUsed> {
 /// Cost of `chip_hours` at `price`.
 ///
 /// ```
-/// use xpusim::cost::cost;
+/// use xpusim::cost;
 /// use xpusim::units::UsdPerChipHour;
 /// assert_eq!(cost(1000.0, UsdPerChipHour::new(2.0)).usd().round(), 2000.0);
 /// ```
@@ -58,7 +58,7 @@ pub fn cost(chip_hours: f64, price: UsdPerChipHour) -> Usd {
 /// Chip-hours a `budget` buys at `price`, and the chips it keeps busy for `years` (8,766 h each).
 ///
 /// ```
-/// use xpusim::cost::chip_hours_for_budget;
+/// use xpusim::chip_hours_for_budget;
 /// use xpusim::units::{Usd, UsdPerChipHour};
 /// let (hours, chips) = chip_hours_for_budget(Usd::new(38e9), UsdPerChipHour::new(6.88), 7.0);
 /// assert!(hours > 5.5e9 && chips > 90_000.0 && chips < 91_000.0);

@@ -6,7 +6,7 @@
 //! caveats). Host, network and storage power beyond PUE are not included.
 //!
 //! ```
-//! use xpusim::energy::Facility;
+//! use xpusim::Facility;
 //! use xpusim::units::{Seconds, Watts};
 //! let f = Facility::default();
 //! let e = f.energy(Watts::new(700.0), 16_384, Seconds::new(54.0 * 86_400.0));

@@ -123,7 +123,7 @@ pub struct Estimate {
 pub struct Search {
     /// The fastest layout that fits.
     pub best: Estimate,
-    /// The next fastest layouts that fit, fastest first (at most [`RUNNER_UPS`]).
+    /// The next fastest layouts that fit, fastest first (at most five).
     pub runner_ups: Vec<Estimate>,
     /// Valid layouts evaluated.
     pub considered: usize,

@@ -51,7 +51,7 @@ pub fn compare(runs: &[Run], calibration: &Calibration) -> Vec<Comparison> {
 /// which then falls back to its family's or the global fit).
 ///
 /// # Errors
-/// [`Error::Fit`] when a fit fails.
+/// [`crate::Error::Fit`] when a fit fails.
 pub fn cross_validate(runs: &[Run]) -> Result<Vec<Comparison>> {
     let mut studies: Vec<&str> = Vec::new();
     for r in runs {
