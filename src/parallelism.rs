@@ -121,7 +121,7 @@ impl LayoutConstraints {
     /// Whether `layout` agrees with every pinned knob.
     #[must_use]
     pub fn admits(&self, l: &Layout) -> bool {
-        let eq = |c: Option<u32>, v: u32| c.map_or(true, |c| c == v);
+        let eq = |c: Option<u32>, v: u32| c.is_none_or(|c| c == v);
         eq(self.tp, l.tp)
             && eq(self.pp, l.pp)
             && eq(self.dp, l.dp)
@@ -129,11 +129,11 @@ impl LayoutConstraints {
             && eq(self.ep, l.ep)
             && eq(self.microbatch, l.microbatch)
             && eq(self.virtual_stages, l.virtual_stages)
-            && self.recompute.map_or(true, |r| r == l.recompute)
+            && self.recompute.is_none_or(|r| r == l.recompute)
             && self
                 .sequence_parallel
-                .map_or(true, |s| s == l.sequence_parallel)
-            && self.zero.map_or(true, |z| z.as_u8() == l.zero)
+                .is_none_or(|s| s == l.sequence_parallel)
+            && self.zero.is_none_or(|z| z.as_u8() == l.zero)
             && eq(self.zero_group, l.zero_group_size())
     }
 }
@@ -442,7 +442,7 @@ impl Layout {
                 format!("{kv} key/value heads and tp {tp} do not divide either way")
             });
         }
-        if model.ffn % tp != 0 {
+        if !model.ffn.is_multiple_of(tp) {
             fail("tp", &|| {
                 format!("ffn {} does not divide by tp {tp}", model.ffn)
             });
@@ -462,14 +462,14 @@ impl Layout {
             });
         }
         let per_step = dp * u64::from(self.microbatch);
-        if setup.global_batch % per_step != 0 {
+        if !setup.global_batch.is_multiple_of(per_step) {
             fail("microbatch", &|| {
                 format!(
                     "global batch {} is not a multiple of dp x microbatch = {per_step}",
                     setup.global_batch
                 )
             });
-        } else if self.virtual_stages > 1 && (setup.global_batch / per_step) % pp != 0 {
+        } else if self.virtual_stages > 1 && !(setup.global_batch / per_step).is_multiple_of(pp) {
             fail("virtual_stages", &|| {
                 format!(
                     "the interleaved schedule needs micro-batches per pipeline ({}) divisible by pp ({pp})",
@@ -477,7 +477,7 @@ impl Layout {
                 )
             });
         }
-        if setup.seq_len % cp != 0 {
+        if !setup.seq_len.is_multiple_of(cp) {
             fail("cp", &|| {
                 format!(
                     "sequence length {} does not divide by cp {cp}",
@@ -511,7 +511,7 @@ impl Layout {
         }
         if !allow_tp_scale_out && tp > 1 {
             let d = cluster.domain_chips;
-            if tp > d || d % tp != 0 {
+            if tp > d || !d.is_multiple_of(tp) {
                 fail("tp", &|| {
                     format!(
                         "tp {tp} does not fit inside the {d}-chip scale-up domain of {} (allow it explicitly to span the scale-out network)",

@@ -49,7 +49,7 @@ pub fn candidates(
     space: &SearchSpace,
 ) -> Vec<Layout> {
     let chips = cluster.chips;
-    let divides = |a: u64, b: u64| a != 0 && b % a == 0;
+    let divides = |a: u64, b: u64| a != 0 && b.is_multiple_of(a);
     let pow2 = |max: u64| (0..63).map(|i| 1u64 << i).take_while(move |x| *x <= max);
     let pick = |pin: Option<u32>, free: Vec<u64>| match pin {
         Some(x) => vec![u64::from(x)],
@@ -205,7 +205,8 @@ mod tests {
                                             // The search's one policy beyond validity:
                                             // interleave only into equal chunks (Megatron-LM's
                                             // rule; uneven stages are for given layouts).
-                                            let even = v == 1 || model.layers % (pp * v) == 0;
+                                            let even =
+                                                v == 1 || model.layers.is_multiple_of(pp * v);
                                             if even && l.is_valid(&model, &cluster, &setup, false) {
                                                 want.push(l);
                                             }

@@ -103,7 +103,7 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
 
     // Experts are drawn from the data-parallel ranks when EP divides them, else from the
     // innermost ranks.
-    let ep_stride = if l.dp % l.ep == 0 {
+    let ep_stride = if l.dp.is_multiple_of(l.ep) {
         l.tp as u64 * l.cp as u64
     } else {
         1

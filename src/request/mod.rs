@@ -255,7 +255,7 @@ impl LayoutChoice {
             Some(d) => d,
             None => {
                 let inner = u64::from(tp) * u64::from(pp) * u64::from(cp);
-                if cluster.chips % inner != 0 {
+                if !cluster.chips.is_multiple_of(inner) {
                     return Err(Error::input(
                         key(prefix, "tp"),
                         format!(
@@ -364,7 +364,7 @@ impl SetupRequest {
             }
         };
         if let (Some(b), Some(s)) = (batch, seq_len) {
-            if b.checked_mul(s).map_or(true, |x| x > MAX_TOKENS_PER_STEP) {
+            if b.checked_mul(s).is_none_or(|x| x > MAX_TOKENS_PER_STEP) {
                 p.push(Problem::new(
                     key(prefix, "global_batch"),
                     format!(

@@ -183,7 +183,7 @@ impl Model {
         let head_dim = match f.head_dim {
             Some(h) => positive(&mut p, at, "head_dim", h),
             None => {
-                if d_model % heads != 0 {
+                if !d_model.is_multiple_of(heads) {
                     p.push(Problem::new(
                         format!("{at}.head_dim"),
                         format!(
@@ -194,7 +194,7 @@ impl Model {
                 (d_model / heads).max(1)
             }
         };
-        if heads % kv_heads != 0 {
+        if !heads.is_multiple_of(kv_heads) {
             p.push(Problem::new(
                 format!("{at}.kv_heads"),
                 format!("heads ({heads}) must be a multiple of kv_heads ({kv_heads})"),
