@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod calibration;
+pub mod capacity;
 mod cost;
+pub mod economics;
 mod energy;
 pub mod error;
 pub mod hardware;
@@ -11,6 +13,7 @@ mod network;
 mod parallelism;
 mod perf;
 mod plan;
+pub mod reliability;
 pub mod report;
 mod request;
 mod scenario;
@@ -21,6 +24,7 @@ pub mod workload;
 
 pub use calibration::{fit as calibrate, Calibration, GroupFit, Sample};
 pub use cost::{catalog_price, chip_hours_for_budget, cost, PriceUsed};
+pub use economics::{assess, Assessment, Pricing, Settings};
 pub use energy::Facility;
 pub use error::{Error, Problem, Result};
 pub use hardware::{Catalog, Chip, Cluster, Precision, System};
@@ -28,10 +32,8 @@ pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
 pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 pub use perf::{Bound, Efficiency, MemoryBreakdown, Prediction, StepBreakdown};
 pub use plan::{estimate, run, search, search_in, Answer, Estimate, Feasibility, Job, Search};
-pub use request::{
-    ClusterRequest, Economics, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
-};
-pub use scenario::{Case, CaseOutcome, Scenario};
+pub use request::{ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest};
+pub use scenario::{Budget, Case, CaseOutcome, Scenario, Sizing};
 pub use sweep::SearchSpace;
 pub use validation::{compare, cross_validate, Comparison};
 pub use workload::{

@@ -28,7 +28,13 @@
 //! scale_out_gbit_per_chip = 200   # optional override
 //! price_usd_per_chip_hour = 2.5   # optional: your price (default: latest on-demand catalog price)
 //!
-//! [facility]              # optional: energy and carbon (default PUE 1.15, 0.39 kg CO2e/kWh)
+//! [economics]             # optional: cost, energy and failure settings (all optional), e.g.
+//! pricing = "owned"       # on-demand (default) | committed | owned
+//! lifetime_years = 5      # owned: depreciation; also cost_of_capital, electricity_usd_per_kwh,
+//!                         # maintenance_per_year; failure_rate_scale, checkpoint_gb_per_s_per_chip,
+//!                         # restart_minutes; pue, grid_kg_co2_per_kwh
+//!
+//! [facility]              # optional (older files): energy and carbon (default PUE 1.15, 0.39 kg CO2e/kWh)
 //! pue = 1.1
 //! grid_kg_co2_per_kwh = 0.41
 //!
@@ -40,11 +46,12 @@
 //! ```
 
 use crate::calibration::Calibration;
+use crate::economics::Settings;
 use crate::error::{parse_toml, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster};
 use crate::plan::{run, Answer, Job};
 use crate::request::{
-    key, ClusterRequest, Economics, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
+    key, ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
 };
 use crate::workload::{model_from_table, Model, TrainingSetup};
 use rayon::prelude::*;
@@ -62,6 +69,25 @@ struct ScenarioFile {
     hardware: Vec<HardwareFile>,
     layout: Option<LayoutRequest>,
     facility: Option<FacilityFile>,
+    economics: Option<EconomicsRequest>,
+    budget: Option<BudgetFile>,
+    baseline: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetFile {
+    usd: f64,
+    years: f64,
+}
+
+/// A budget to spend (`[budget]`): what it buys on each case.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    /// Dollars.
+    pub usd: f64,
+    /// Over how many years.
+    pub years: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +101,12 @@ struct FacilityFile {
 #[serde(deny_unknown_fields)]
 struct HardwareFile {
     id: String,
+    #[serde(default)]
     chips: Vec<i64>,
+    #[serde(default)]
+    max_chips: Vec<i64>,
+    #[serde(default)]
+    power_mw: Vec<f64>,
     scale_out_gbit_per_chip: Option<f64>,
     domain_chips: Option<i64>,
     price_usd_per_chip_hour: Option<f64>,
@@ -92,6 +123,20 @@ pub struct Case {
     pub key: String,
     /// The energy and cost settings the file gives for it (`[facility]` and its price).
     pub economics: EconomicsRequest,
+    /// How the chip count is chosen.
+    pub sizing: Sizing,
+}
+
+/// How a case's chip count is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sizing {
+    /// Exactly the cluster's chips.
+    Exact,
+    /// The best count up to the cluster's chips, in whole domains (`max_chips`).
+    UpTo,
+    /// As many whole systems as a facility of this many MW powers at full load, then the best
+    /// count up to that (`power_mw`).
+    Power(f64),
 }
 
 /// A validated scenario.
@@ -109,10 +154,14 @@ pub struct Scenario {
     pub cases: Vec<Case>,
     /// A fixed layout, or the knobs pinned in a search.
     pub layout: LayoutChoice,
+    /// A budget whose chip-hours and runs are reported per case (`[budget]`).
+    pub budget: Option<Budget>,
+    /// The hardware id the others are compared with (`baseline`): ratios of time, cost, energy.
+    pub baseline: Option<String>,
 }
 
 /// The outcome of one case: its estimate, or why it cannot run.
-pub type CaseOutcome = std::result::Result<(Answer, Economics), Error>;
+pub type CaseOutcome = std::result::Result<(Answer, Settings), Error>;
 
 impl Scenario {
     /// Parse and validate a scenario file; every problem is reported with its key.
@@ -162,13 +211,20 @@ impl Scenario {
                 "list at least one [[hardware]] entry",
             ));
         }
-        let facility = f
-            .facility
-            .map_or_else(EconomicsRequest::default, |x| EconomicsRequest {
+        let base = f.economics.unwrap_or_default();
+        let table = if f.facility.is_some() {
+            "facility."
+        } else {
+            "economics."
+        };
+        let facility = match f.facility {
+            None => base,
+            Some(x) => base.overridden_by(&EconomicsRequest {
                 pue: x.pue,
                 grid_kg_co2_per_kwh: x.grid_kg_co2_per_kwh,
-                price_usd_per_chip_hour: None,
-            });
+                ..Default::default()
+            }),
+        };
         let mut cases = Vec::new();
         for (i, h) in f.hardware.iter().enumerate() {
             let at = format!("hardware[{i}]");
@@ -185,17 +241,65 @@ impl Scenario {
             if let Err(e) = economics.resolve(&at) {
                 p.extend(e.into_iter().map(|x| {
                     // The facility's keys live in [facility], the price in the hardware entry.
-                    let k = x.key.replace(&format!("{at}.pue"), "facility.pue").replace(
-                        &format!("{at}.grid_kg_co2_per_kwh"),
-                        "facility.grid_kg_co2_per_kwh",
-                    );
+                    let k = if x.key == format!("{at}.price_usd_per_chip_hour") {
+                        x.key
+                    } else {
+                        x.key.replacen(&format!("{at}."), table, 1)
+                    };
                     Problem::new(k, x.reason)
                 }));
             }
-            for &n in &h.chips {
+            if h.chips.is_empty() && h.max_chips.is_empty() && h.power_mw.is_empty() {
+                p.push(Problem::new(
+                    key(&at, "chips"),
+                    "list at least one chip count (or max_chips, or power_mw)",
+                ));
+            }
+            let sized = h
+                .chips
+                .iter()
+                .map(|&n| (Some(n), Sizing::Exact, "chips"))
+                .chain(h.max_chips.iter().map(|&n| (Some(n), Sizing::UpTo, "max_chips")))
+                .chain(h.power_mw.iter().map(|&mw| (None, Sizing::Power(mw), "power_mw")));
+            for (n, sizing, field) in sized {
+                let n = match (n, sizing) {
+                    (Some(n), _) => Some(n),
+                    (None, Sizing::Power(mw)) => {
+                        if !(mw.is_finite() && mw > 0.0 && mw <= 1e6) {
+                            p.push(Problem::new(
+                                key(&at, "power_mw"),
+                                format!("must be a positive number of MW up to 1e6, got {mw}"),
+                            ));
+                            continue;
+                        }
+                        let Ok(settings) = economics.resolve(&at) else { continue };
+                        let (chip, system) = match catalog.resolve(&h.id) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                p.push(Problem::new(key(&at, "id"), e.to_string()));
+                                continue;
+                            }
+                        };
+                        let fit = crate::capacity::chips_for_power(
+                            &chip,
+                            &system,
+                            &settings.facility,
+                            crate::units::Watts::new(mw * 1e6),
+                        );
+                        if fit.chips == 0 {
+                            p.push(Problem::new(
+                                key(&at, "power_mw"),
+                                format!("{mw} MW does not power one {} system", system.id),
+                            ));
+                            continue;
+                        }
+                        i64::try_from(fit.chips).ok()
+                    }
+                    (None, _) => None,
+                };
                 let request = ClusterRequest {
                     hardware: h.id.clone(),
-                    chips: Some(n),
+                    chips: n,
                     scale_out_gbit_per_chip: h.scale_out_gbit_per_chip,
                     domain_chips: h.domain_chips,
                 };
@@ -205,11 +309,14 @@ impl Scenario {
                         hardware: h.id.clone(),
                         key: at.clone(),
                         economics: economics.clone(),
+                        sizing,
                     }),
-                    Err(e) => p.extend(
-                        e.into_iter()
-                            .map(|x| Problem::new(x.key.replace(".hardware", ".id"), x.reason)),
-                    ),
+                    Err(e) => p.extend(e.into_iter().map(|x| {
+                        Problem::new(
+                            x.key.replace(".hardware", ".id").replace(".chips", &format!(".{field}")),
+                            x.reason,
+                        )
+                    })),
                 }
             }
         }
@@ -219,6 +326,30 @@ impl Scenario {
             .resolve("layout")
             .map_err(|e| p.extend(e))
             .ok();
+        let budget = f.budget.and_then(|b| {
+            let ok = |x: f64, max: f64| x.is_finite() && x > 0.0 && x <= max;
+            if !ok(b.usd, 1e15) {
+                p.push(Problem::new("budget.usd", format!("must be positive up to 1e15, got {}", b.usd)));
+            }
+            if !ok(b.years, 100.0) {
+                p.push(Problem::new("budget.years", format!("must be positive up to 100, got {}", b.years)));
+            }
+            Some(Budget {
+                usd: b.usd,
+                years: b.years,
+            })
+        });
+        if let Some(b) = &f.baseline {
+            if !f.hardware.iter().any(|h| &h.id == b) {
+                p.push(Problem::new(
+                    "baseline",
+                    format!(
+                        "`{b}` is not one of the [[hardware]] ids ({})",
+                        f.hardware.iter().map(|h| h.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
         p.dedup();
         match (model, setup, layout) {
             (Some(model), Some(setup), Some(layout)) if p.is_empty() => Ok(Self {
@@ -228,6 +359,8 @@ impl Scenario {
                 setup,
                 cases,
                 layout,
+                budget,
+                baseline: f.baseline,
             }),
             _ => Err(Error::Invalid {
                 file: file.into(),
@@ -254,7 +387,34 @@ impl Scenario {
                     .overridden_by(over)
                     .resolve(&case.key)
                     .map_err(|problems| Error::Input { problems });
-                let r = economics.and_then(|e| Ok((run(&job, &self.layout, calibration)?, e)));
+                let r = economics.and_then(|e| {
+                    let answer = match case.sizing {
+                        Sizing::Exact => run(&job, &self.layout, calibration)?,
+                        Sizing::UpTo | Sizing::Power(_) => {
+                            let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) =
+                                self.layout;
+                            let c = &case.cluster;
+                            let effective = |x: &crate::plan::Estimate| {
+                                crate::economics::assess(x, &c.chip, &c.system, &e)
+                                    .effective_train_days
+                            };
+                            let (found, _) = crate::capacity::best_chip_count(
+                                c,
+                                c.chips,
+                                &self.model,
+                                &self.setup,
+                                &pinned,
+                                calibration,
+                                &effective,
+                            )?;
+                            Answer {
+                                estimate: found.best.clone(),
+                                search: Some(found),
+                            }
+                        }
+                    };
+                    Ok((answer, e))
+                });
                 (case.clone(), r)
             })
             .collect()

@@ -72,19 +72,44 @@ pub fn estimate_details(
         }
     );
     let x = &row.economics;
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "n/p".to_string(), f);
     let _ = writeln!(
         s,
-        "energy: {} MWh at PUE {} ({} MW facility, chip TDP), {} t CO2e; cost: {}",
-        x.energy_mwh
-            .map_or_else(|| "n/p (no power figure)".into(), |v| format!("{v:.1}")),
+        "energy: {} MWh, {} MW facility average at PUE {} ({} W per chip all-in, accelerator {} W at {:.0}% busy), {} t CO2e, {} tokens/kWh",
+        opt(x.energy_mwh, &|v| format!("{v:.1}")),
+        opt(x.avg_power_mw, &|v| format!("{v:.2}")),
         x.pue,
-        x.facility_power_mw
-            .map_or_else(|| "n/p".into(), |v| format!("{v:.2}")),
-        x.co2_tonnes
-            .map_or_else(|| "n/p".into(), |v| format!("{v:.0}")),
+        opt(x.it_power_per_chip_w, &|v| format!("{v:.0}")),
+        opt(x.chip_power_w, &|v| format!("{v:.0}")),
+        100.0 * x.utilisation,
+        opt(x.co2_t, &|v| format!("{v:.0}")),
+        opt(x.tokens_per_kwh, &|v| format!("{v:.3e}")),
+    );
+    let _ = writeln!(
+        s,
+        "failures: {:.0} expected interruptions, checkpoint every {:.2} h, goodput {:.1}%: {:.2} days with failures",
+        x.interruptions,
+        x.checkpoint_interval_h,
+        100.0 * x.goodput,
+        x.effective_train_days
+    );
+    let _ = writeln!(
+        s,
+        "cost ({}): {}{}",
+        x.pricing,
         match (x.cost_usd, &x.price_basis) {
-            (Some(c), Some(b)) => format!("${c:.4e} ({b})"),
-            _ => "n/p (no price in the catalog; give --price)".into(),
+            (Some(c), Some(b)) => format!(
+                "${c:.4e} ({} per million tokens; {b})",
+                opt(x.cost_per_mtok_usd, &|v| format!("${v:.3}"))
+            ),
+            _ => "n/p (no price of this basis in the catalog; give --price or another --pricing)"
+                .into(),
+        },
+        match (x.capital_usd, x.maintenance_usd, x.electricity_usd) {
+            (Some(c), Some(m), Some(e)) => {
+                format!("\n  owned: capital ${c:.4e} + maintenance ${m:.4e} + electricity ${e:.4e}")
+            }
+            _ => String::new(),
         }
     );
     let m = &e.prediction.memory;

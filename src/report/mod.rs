@@ -1,13 +1,10 @@
 //! Results as rows: human table, JSON, CSV and Markdown. Files are written whole or not at all
 //! ([`crate::io::OutputPath::write`]).
 
-use crate::cost::{catalog_price, cost, PriceUsed};
+use crate::economics::Assessment;
 use crate::error::{Error, Result};
-use crate::hardware::Chip;
 use crate::parallelism::Layout;
 use crate::plan::{Estimate, Feasibility};
-use crate::request::Economics;
-use crate::units::UsdPerChipHour;
 use serde::Serialize;
 
 /// Step-time breakdown in seconds.
@@ -95,27 +92,9 @@ pub struct Row {
     pub expected_error: Option<f64>,
     /// Breakdown.
     pub breakdown: BreakdownRow,
-    /// Energy, carbon and cost, when the chip has a power figure or a price.
-    pub economics: EconomicsRow,
-}
-
-/// Facility power, energy, location-based carbon and rental cost of the run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct EconomicsRow {
-    /// Power usage effectiveness applied.
-    pub pue: f64,
-    /// Facility power of the cluster at chip TDP, MW (absent without a power figure).
-    pub facility_power_mw: Option<f64>,
-    /// Facility energy to train, MWh.
-    pub energy_mwh: Option<f64>,
-    /// Location-based emissions, tonnes CO2e.
-    pub co2_tonnes: Option<f64>,
-    /// Rental cost, USD (absent without a price).
-    pub cost_usd: Option<f64>,
-    /// The price used, USD per chip-hour.
-    pub price_usd_per_chip_hour: Option<f64>,
-    /// Kind, date and source of the price.
-    pub price_basis: Option<String>,
+    /// Cost, power, energy, carbon and goodput ([`crate::economics`]; flattened into the row).
+    #[serde(flatten)]
+    pub economics: Assessment,
 }
 
 impl Row {
@@ -151,7 +130,7 @@ impl Row {
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
             expected_error: e.expected_error,
-            economics: EconomicsRow::default(),
+            economics: Assessment::default(),
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),
                 memory_bound_s: b.memory_bound.seconds(),
@@ -172,43 +151,10 @@ impl Row {
 }
 
 impl Row {
-    /// Add energy, carbon and cost: chip TDP x chips x time x PUE, and chip-hours x `price` (the
-    /// chip's latest on-demand catalog price when `price` is `None`).
+    /// With the run's cost, power, energy and goodput.
     #[must_use]
-    pub fn with_economics(mut self, e: &Estimate, chip: &Chip, economics: &Economics) -> Self {
-        let Economics { facility, price } = economics;
-        let price: Option<UsdPerChipHour> = *price;
-        let energy = chip
-            .tdp
-            .as_ref()
-            .map(|p| facility.energy(p.value, e.chips, e.train_time));
-        let price = match price {
-            Some(p) => Some(PriceUsed {
-                per_chip_hour: p,
-                kind: "user".into(),
-                date: String::new(),
-                source: "--price".into(),
-            }),
-            None => catalog_price(chip, "on-demand"),
-        };
-        self.economics = EconomicsRow {
-            pue: facility.pue,
-            facility_power_mw: chip
-                .tdp
-                .as_ref()
-                .map(|p| facility.power(p.value, e.chips).watts() / 1e6),
-            energy_mwh: energy.map(|j| j.megawatt_hours()),
-            co2_tonnes: energy.map(|j| facility.tonnes_co2(j)),
-            cost_usd: price
-                .as_ref()
-                .map(|p| cost(e.chip_hours, p.per_chip_hour).usd()),
-            price_usd_per_chip_hour: price.as_ref().map(|p| p.per_chip_hour.usd_per_chip_hour()),
-            price_basis: price.map(|p| {
-                format!("{} {} {}", p.kind, p.date, p.source)
-                    .trim()
-                    .to_string()
-            }),
-        };
+    pub fn with_assessment(mut self, a: Assessment) -> Self {
+        self.economics = a;
         self
     }
 }
@@ -246,6 +192,27 @@ impl Format {
     }
 }
 
+/// `v` as (dotted key, text) pairs; `null` as an empty cell.
+fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                flatten(x, &key(k), out);
+            }
+        }
+        serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
+        serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
 /// A result row or the reason a case could not run.
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
 
@@ -259,7 +226,7 @@ const COLUMNS: [&str; 15] = [
     "tokens/s",
     "MFU",
     "HFU",
-    "days",
+    "days (failures)",
     "chip-hours",
     "bound by",
     "MWh",
@@ -298,15 +265,24 @@ fn cells(o: &Outcome) -> [String; 15] {
             format!("{:.4e}", r.tokens_per_s),
             format!("{:.1}%", 100.0 * r.mfu),
             format!("{:.1}%", 100.0 * r.hfu),
-            format!("{:.2}", r.train_days),
+            format!(
+                "{:.2} ({:.2})",
+                r.train_days, r.economics.effective_train_days
+            ),
             format!("{:.4e}", r.chip_hours),
             format!("{} ({:.0}%)", r.bound_by, 100.0 * r.bound_share),
             r.economics
                 .energy_mwh
                 .map_or_else(|| "n/p".into(), |x| format!("{x:.4e}")),
-            r.economics
-                .cost_usd
-                .map_or_else(|| "n/p".into(), |x| format!("{x:.4e}")),
+            r.economics.cost_usd.map_or_else(
+                || "n/p".into(),
+                |x| {
+                    format!(
+                        "{x:.4e}{}",
+                        if r.economics.price_assumed { "*" } else { "" }
+                    )
+                },
+            ),
             r.infeasible_reason.clone().unwrap_or_default(),
         ],
         Err((hw, chips, reason)) => {
@@ -341,72 +317,50 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
                 .map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Csv => {
+            // Every column of the JSON row, nested keys joined with dots.
+            let flat: Vec<Option<Vec<(String, String)>>> = rows
+                .iter()
+                .map(|o| {
+                    o.as_ref().ok().map(|r| {
+                        let mut out = Vec::new();
+                        if let Ok(v) = serde_json::to_value(r) {
+                            flatten(&v, "", &mut out);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let mut head: Vec<String> = flat
+                .iter()
+                .flatten()
+                .next()
+                .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_else(|| vec!["hardware".into(), "chips".into()]);
+            head.push("error".into());
             let mut w = csv::Writer::from_writer(Vec::new());
             let io = |e: csv::Error| Error::input("output", e.to_string());
-            w.write_record([
-                "hardware",
-                "chips",
-                "tp",
-                "pp",
-                "dp",
-                "cp",
-                "ep",
-                "microbatch",
-                "virtual_stages",
-                "recompute",
-                "zero",
-                "fits_memory",
-                "memory_per_chip_gb",
-                "step_time_s",
-                "tokens_per_s",
-                "mfu",
-                "hfu",
-                "train_days",
-                "chip_hours",
-                "bound_by",
-                "energy_mwh",
-                "cost_usd",
-                "error",
-            ])
-            .map_err(io)?;
-            for o in rows {
-                let rec: Vec<String> = match o {
-                    Ok(r) => vec![
-                        r.hardware.clone(),
-                        r.chips.to_string(),
-                        r.layout.tp.to_string(),
-                        r.layout.pp.to_string(),
-                        r.layout.dp.to_string(),
-                        r.layout.cp.to_string(),
-                        r.layout.ep.to_string(),
-                        r.layout.microbatch.to_string(),
-                        r.layout.virtual_stages.to_string(),
-                        r.layout.recompute.as_str().to_string(),
-                        r.layout.zero.to_string(),
-                        r.fits_memory.to_string(),
-                        r.memory_per_chip_gb.to_string(),
-                        r.step_time_s.to_string(),
-                        r.tokens_per_s.to_string(),
-                        r.mfu.to_string(),
-                        r.hfu.to_string(),
-                        r.train_days.to_string(),
-                        r.chip_hours.to_string(),
-                        r.bound_by.clone(),
-                        r.economics
-                            .energy_mwh
-                            .map_or_else(String::new, |x| x.to_string()),
-                        r.economics
-                            .cost_usd
-                            .map_or_else(String::new, |x| x.to_string()),
-                        String::new(),
-                    ],
-                    Err((hw, chips, reason)) => {
-                        let mut v = vec![String::new(); 23];
-                        v[0] = hw.clone();
-                        v[1] = chips.to_string();
-                        v[22] = reason.clone();
-                        v
-                    }
+            w.write_record(&head).map_err(io)?;
+            for (o, f) in rows.iter().zip(&flat) {
+                let rec: Vec<String> = match (o, f) {
+                    (Ok(_), Some(f)) => head
+                        .iter()
+                        .map(|h| {
+                            f.iter()
+                                .find(|(k, _)| k == h)
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or_default()
+                        })
+                        .collect(),
+                    (Err((hw, chips, reason)), _) => head
+                        .iter()
+                        .map(|h| match h.as_str() {
+                            "hardware" => hw.clone(),
+                            "chips" => chips.to_string(),
+                            "error" => reason.clone(),
+                            _ => String::new(),
+                        })
+                        .collect(),
+                    _ => vec![String::new(); head.len()],
                 };
                 w.write_record(&rec).map_err(io)?;
             }

@@ -21,11 +21,13 @@
 //! # Ok::<(), xpusim::Error>(())
 //! ```
 
+use crate::economics::{Ownership, Pricing, Settings};
 use crate::energy::Facility;
 use crate::error::{Error, Problem};
 use crate::hardware::{Catalog, Cluster, Precision};
 use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
-use crate::units::{BytesPerSecond, UsdPerChipHour};
+use crate::reliability::Resilience;
+use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{AttentionKernel, MainGrads, Model, OptimizerStates, TrainingSetup};
 use serde::{Deserialize, Serialize};
 
@@ -493,7 +495,8 @@ impl ClusterRequest {
     }
 }
 
-/// Energy and cost settings as asked.
+/// Energy, cost and failure settings as asked (every one optional; defaults documented in
+/// [`crate::economics`] and [`crate::reliability`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EconomicsRequest {
@@ -501,18 +504,40 @@ pub struct EconomicsRequest {
     pub pue: Option<f64>,
     /// Grid intensity, kg CO2e per kWh (default 0.39, US 2022).
     pub grid_kg_co2_per_kwh: Option<f64>,
-    /// Price, USD per chip-hour (default: the catalog's latest on-demand price).
+    /// Price, USD per chip-hour (default: the catalog's price of the pricing basis).
     pub price_usd_per_chip_hour: Option<f64>,
+    /// Price basis (default on-demand).
+    pub pricing: Option<Pricing>,
+    /// Owned: years of depreciation (default 5).
+    pub lifetime_years: Option<f64>,
+    /// Owned: annual cost of capital (default 0.08).
+    pub cost_of_capital: Option<f64>,
+    /// Owned: electricity, USD per kWh (default 0.08).
+    pub electricity_usd_per_kwh: Option<f64>,
+    /// Owned: maintenance a year as a share of capital (default 0.03).
+    pub maintenance_per_year: Option<f64>,
+    /// Failure rates as a multiple of the Llama 3 405B rates (default 1).
+    pub failure_rate_scale: Option<f64>,
+    /// Checkpoint write bandwidth per chip, GB/s (default 0.122, Llama 3's 2 TB/s per 16,384).
+    pub checkpoint_gb_per_s_per_chip: Option<f64>,
+    /// Restart time after an interruption, minutes (default 10).
+    pub restart_minutes: Option<f64>,
 }
 
-/// Resolved energy and cost settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Economics {
-    /// The facility.
-    pub facility: Facility,
-    /// A price given by the user, else `None` (the catalog's).
-    pub price: Option<UsdPerChipHour>,
-}
+/// Ranges accepted for the owned-cost and failure settings.
+pub const LIFETIME_YEARS_RANGE: (f64, f64) = (0.25, 30.0);
+/// Annual cost of capital accepted (0 to 100%).
+pub const COST_OF_CAPITAL_RANGE: (f64, f64) = (0.0, 1.0);
+/// Electricity price accepted, USD per kWh.
+pub const ELECTRICITY_RANGE: (f64, f64) = (0.0, 10.0);
+/// Maintenance a year as a share of capital.
+pub const MAINTENANCE_RANGE: (f64, f64) = (0.0, 1.0);
+/// Failure-rate multiple accepted (0 for a failure-free what-if, up to 1000x Llama 3's).
+pub const FAILURE_SCALE_RANGE: (f64, f64) = (0.0, 1000.0);
+/// Checkpoint bandwidth per chip accepted, GB/s.
+pub const CHECKPOINT_GB_S_RANGE: (f64, f64) = (1e-4, 1e3);
+/// Restart time accepted, minutes.
+pub const RESTART_MINUTES_RANGE: (f64, f64) = (0.0, 10_000.0);
 
 impl EconomicsRequest {
     /// These settings with `over`'s given values taking precedence (command line over file).
@@ -524,6 +549,18 @@ impl EconomicsRequest {
             price_usd_per_chip_hour: over
                 .price_usd_per_chip_hour
                 .or(self.price_usd_per_chip_hour),
+            pricing: over.pricing.or(self.pricing),
+            lifetime_years: over.lifetime_years.or(self.lifetime_years),
+            cost_of_capital: over.cost_of_capital.or(self.cost_of_capital),
+            electricity_usd_per_kwh: over
+                .electricity_usd_per_kwh
+                .or(self.electricity_usd_per_kwh),
+            maintenance_per_year: over.maintenance_per_year.or(self.maintenance_per_year),
+            failure_rate_scale: over.failure_rate_scale.or(self.failure_rate_scale),
+            checkpoint_gb_per_s_per_chip: over
+                .checkpoint_gb_per_s_per_chip
+                .or(self.checkpoint_gb_per_s_per_chip),
+            restart_minutes: over.restart_minutes.or(self.restart_minutes),
         }
     }
 
@@ -531,22 +568,76 @@ impl EconomicsRequest {
     ///
     /// # Errors
     /// Every problem, keyed under `prefix`.
-    pub fn resolve(&self, prefix: &str) -> Result<Economics, Vec<Problem>> {
+    pub fn resolve(&self, prefix: &str) -> Result<Settings, Vec<Problem>> {
         let mut p = Vec::new();
         let d = Facility::default();
-        let pue = bounded(
-            &mut p,
-            key(prefix, "pue"),
-            self.pue.unwrap_or(d.pue),
+        let o = Ownership::default();
+        let r = Resilience::default();
+        let mut num = |name: &str, v: Option<f64>, default: f64, range: (f64, f64), what: &str| {
+            bounded(&mut p, key(prefix, name), v.unwrap_or(default), range, what).unwrap_or(default)
+        };
+        let pue = num(
+            "pue",
+            self.pue,
+            d.pue,
             PUE_RANGE,
             "a power usage effectiveness",
         );
-        let grid = bounded(
-            &mut p,
-            key(prefix, "grid_kg_co2_per_kwh"),
-            self.grid_kg_co2_per_kwh.unwrap_or(d.grid_kg_co2_per_kwh),
+        let grid = num(
+            "grid_kg_co2_per_kwh",
+            self.grid_kg_co2_per_kwh,
+            d.grid_kg_co2_per_kwh,
             GRID_KG_PER_KWH_RANGE,
             "kg CO2e per kWh",
+        );
+        let lifetime = num(
+            "lifetime_years",
+            self.lifetime_years,
+            o.lifetime_years,
+            LIFETIME_YEARS_RANGE,
+            "years",
+        );
+        let capital = num(
+            "cost_of_capital",
+            self.cost_of_capital,
+            o.cost_of_capital,
+            COST_OF_CAPITAL_RANGE,
+            "a yearly rate",
+        );
+        let electricity = num(
+            "electricity_usd_per_kwh",
+            self.electricity_usd_per_kwh,
+            o.electricity_usd_per_kwh,
+            ELECTRICITY_RANGE,
+            "USD per kWh",
+        );
+        let maintenance = num(
+            "maintenance_per_year",
+            self.maintenance_per_year,
+            o.maintenance_per_year,
+            MAINTENANCE_RANGE,
+            "a yearly share of capital",
+        );
+        let scale = num(
+            "failure_rate_scale",
+            self.failure_rate_scale,
+            1.0,
+            FAILURE_SCALE_RANGE,
+            "a multiple of the default rates",
+        );
+        let ckpt = num(
+            "checkpoint_gb_per_s_per_chip",
+            self.checkpoint_gb_per_s_per_chip,
+            r.checkpoint_bandwidth_per_chip.gb_per_s(),
+            CHECKPOINT_GB_S_RANGE,
+            "GB/s per chip",
+        );
+        let restart = num(
+            "restart_minutes",
+            self.restart_minutes,
+            r.restart.seconds() / 60.0,
+            RESTART_MINUTES_RANGE,
+            "minutes",
         );
         let price = self.price_usd_per_chip_hour.and_then(|x| {
             bounded(
@@ -557,16 +648,34 @@ impl EconomicsRequest {
                 "USD per chip-hour",
             )
         });
-        match (pue, grid) {
-            (Some(pue), Some(grid)) if p.is_empty() => Ok(Economics {
-                facility: Facility {
-                    pue,
-                    grid_kg_co2_per_kwh: grid,
-                },
-                price: price.map(UsdPerChipHour::new),
-            }),
-            _ => Err(p),
+        if price.is_some() && self.pricing == Some(Pricing::Owned) {
+            p.push(Problem::new(
+                key(prefix, "price_usd_per_chip_hour"),
+                "a price per chip-hour is a rental price; owned cost is built from the catalog's purchase price",
+            ));
         }
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(Settings {
+            facility: Facility {
+                pue,
+                grid_kg_co2_per_kwh: grid,
+            },
+            pricing: self.pricing.unwrap_or_default(),
+            price: price.map(UsdPerChipHour::new),
+            ownership: Ownership {
+                lifetime_years: lifetime,
+                cost_of_capital: capital,
+                electricity_usd_per_kwh: electricity,
+                maintenance_per_year: maintenance,
+            },
+            resilience: Resilience {
+                rates: r.rates.scaled(scale),
+                checkpoint_bandwidth_per_chip: BytesPerSecond::from_gb_per_s(ckpt),
+                restart: Seconds::new(restart * 60.0),
+            },
+        })
     }
 }
 

@@ -361,3 +361,78 @@ fn model_overrides_are_checked_and_typos_get_a_suggestion() {
         .unwrap_or_default();
     assert!(e.contains("efficiency.matmul"), "{e}");
 }
+
+/// Cost, power and failure settings: out-of-range values are refused with the flag, nothing run.
+#[test]
+fn economics_settings_are_checked() {
+    let base = [
+        "estimate",
+        "--model",
+        "llama3-8b",
+        "--hardware",
+        "h100",
+        "--chips",
+        "8",
+        "--global-batch",
+        "64",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    refused(&with(&["--price", "-2"]), &["--price"]);
+    refused(&with(&["--pue", "0.9"]), &["--pue"]);
+    refused(&with(&["--lifetime-years", "0"]), &["--lifetime-years"]);
+    refused(
+        &with(&["--cost-of-capital", "-0.1"]),
+        &["--cost-of-capital"],
+    );
+    refused(
+        &with(&["--failure-rate-scale", "nan"]),
+        &["--failure-rate-scale"],
+    );
+    refused(&with(&["--restart-minutes", "-5"]), &["--restart-minutes"]);
+    refused(
+        &with(&["--pricing", "owned", "--price", "2"]),
+        &["--price", "rental"],
+    );
+    let out = xpusim(&with(&["--pricing", "leased"]));
+    assert_eq!(out.status.code(), Some(2), "clap lists the pricing kinds");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on-demand"));
+    refused(
+        &["capacity", "--hardware", "trn2", "--power-mw", "-1"],
+        &["--power-mw"],
+    );
+    refused(
+        &["capacity", "--hardware", "trn2", "--budget-usd", "0"],
+        &["--budget-usd"],
+    );
+    refused(
+        &["capacity", "--hardware", "trn2"],
+        &["--power-mw or --budget-usd"],
+    );
+}
+
+/// `capacity` answers the seed questions: a 2.2 GW campus of Trainium2, USD 38 billion over 7
+/// years of H100s.
+#[test]
+fn capacity_answers_power_and_budget_questions() {
+    let out = xpusim(&["capacity", "--power-mw", "2200", "--hardware", "trn2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("trn2") && text.contains("2200"), "{text}");
+    let out = xpusim(&[
+        "capacity",
+        "--budget-usd",
+        "38e9",
+        "--years",
+        "7",
+        "--hardware",
+        "h100",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("h100"), "{text}");
+}

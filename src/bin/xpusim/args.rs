@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
-use xpusim::{AttentionKernel, MainGrads, OptimizerStates, Precision, Recompute};
+use xpusim::{AttentionKernel, MainGrads, OptimizerStates, Precision, Pricing, Recompute};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,8 @@ pub enum Command {
         #[command(flatten)]
         economics: EconomicsArgs,
     },
+    /// How many chips a power envelope or a budget holds, and what they train.
+    Capacity(Box<CapacityArgs>),
     /// Fit the efficiency parameters to measured runs and write a calibration file.
     Calibrate {
         /// Run files or folders (the format of tests/data/validation/*.toml).
@@ -109,8 +111,16 @@ pub struct EstimateArgs {
     #[arg(long)]
     pub hardware: String,
     /// Number of chips.
-    #[arg(long, allow_negative_numbers = true)]
-    pub chips: i64,
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        required_unless_present = "max_chips"
+    )]
+    pub chips: Option<i64>,
+    /// Use the best chip count up to this many, in whole scale-up systems (by time to train
+    /// with failures); layout options given are pinned, the rest searched.
+    #[arg(long, conflicts_with = "chips")]
+    pub max_chips: Option<u64>,
     /// Tensor parallel (omit all layout options to search for the best layout).
     #[arg(long, allow_negative_numbers = true)]
     pub tp: Option<i64>,
@@ -203,6 +213,40 @@ pub struct EstimateArgs {
     pub economics: EconomicsArgs,
 }
 
+/// `capacity`'s options.
+#[derive(Args)]
+pub struct CapacityArgs {
+    /// Chip or system ids (give several times to compare).
+    #[arg(long, required = true)]
+    pub hardware: Vec<String>,
+    /// Facility power envelope, MW (e.g. 2200 for a 2.2 GW campus).
+    #[arg(long, allow_negative_numbers = true)]
+    pub power_mw: Option<f64>,
+    /// Budget, USD.
+    #[arg(long, allow_negative_numbers = true)]
+    pub budget_usd: Option<f64>,
+    /// Years the budget is spent over.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
+    pub years: f64,
+    /// Model preset to train there (with --tokens).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Tokens to train.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e12)]
+    pub tokens: f64,
+    /// Global batch in sequences.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2048)]
+    pub global_batch: i64,
+    /// Sequence length (default: the model's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub seq_len: Option<i64>,
+    /// Number format of the linear layers (and of the peak column).
+    #[arg(long, value_enum, default_value = "bf16")]
+    pub precision: Precision,
+    #[command(flatten)]
+    pub economics: EconomicsArgs,
+}
+
 /// Energy and cost settings.
 #[derive(Args, Clone)]
 pub struct EconomicsArgs {
@@ -212,9 +256,33 @@ pub struct EconomicsArgs {
     /// Grid carbon intensity, kg CO2e per kWh (default 0.39, US average 2022).
     #[arg(long, allow_negative_numbers = true)]
     pub grid_kg_per_kwh: Option<f64>,
-    /// Price in USD per chip-hour (default: the chip's latest on-demand catalog price).
+    /// Price in USD per chip-hour for rented bases (default: the catalog's price of the basis).
     #[arg(long, allow_negative_numbers = true)]
     pub price: Option<f64>,
+    /// Price basis.
+    #[arg(long, value_enum)]
+    pub pricing: Option<Pricing>,
+    /// Owned: years of depreciation (default 5, AWS servers from 2025).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lifetime_years: Option<f64>,
+    /// Owned: annual cost of capital (default 0.08).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cost_of_capital: Option<f64>,
+    /// Owned: electricity price, USD per kWh (default 0.08, US industrial 2023).
+    #[arg(long, allow_negative_numbers = true)]
+    pub electricity_usd_per_kwh: Option<f64>,
+    /// Owned: maintenance a year as a share of capital (default 0.03).
+    #[arg(long, allow_negative_numbers = true)]
+    pub maintenance_per_year: Option<f64>,
+    /// Failure rates as a multiple of Llama 3 405B's (default 1; 0 ignores failures).
+    #[arg(long, allow_negative_numbers = true)]
+    pub failure_rate_scale: Option<f64>,
+    /// Checkpoint write bandwidth per chip, GB/s (default 0.122).
+    #[arg(long, allow_negative_numbers = true)]
+    pub checkpoint_gb_per_s_per_chip: Option<f64>,
+    /// Restart time after an interruption, minutes (default 10).
+    #[arg(long, allow_negative_numbers = true)]
+    pub restart_minutes: Option<f64>,
 }
 
 impl EconomicsArgs {
@@ -224,6 +292,14 @@ impl EconomicsArgs {
             pue: self.pue,
             grid_kg_co2_per_kwh: self.grid_kg_per_kwh,
             price_usd_per_chip_hour: self.price,
+            pricing: self.pricing,
+            lifetime_years: self.lifetime_years,
+            cost_of_capital: self.cost_of_capital,
+            electricity_usd_per_kwh: self.electricity_usd_per_kwh,
+            maintenance_per_year: self.maintenance_per_year,
+            failure_rate_scale: self.failure_rate_scale,
+            checkpoint_gb_per_s_per_chip: self.checkpoint_gb_per_s_per_chip,
+            restart_minutes: self.restart_minutes,
         }
     }
 }

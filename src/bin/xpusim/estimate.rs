@@ -7,8 +7,8 @@ use std::path::Path;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Row};
 use xpusim::{
-    parse_models, preset, run as plan, Catalog, ClusterRequest, Error, Job, LayoutRequest, Model,
-    SetupRequest,
+    assess, capacity::best_chip_count, parse_models, preset, run as plan, Answer, Catalog,
+    ClusterRequest, Error, Job, LayoutChoice, LayoutRequest, Model, SetupRequest,
 };
 
 /// Batch when neither `--global-batch` nor `--global-batch-tokens` is given.
@@ -36,9 +36,11 @@ pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
     };
     let model = model(&a.model)?;
     let mut problems = Vec::new();
+    let max = a.max_chips.map(|m| m.min(xpusim::limits::MAX_CHIPS));
     let cluster = ClusterRequest {
         hardware: a.hardware.clone(),
-        chips: Some(a.chips),
+        // With --max-chips, the request is checked at the limit and the count is searched.
+        chips: a.chips.or(max.and_then(|m| i64::try_from(m).ok())),
         scale_out_gbit_per_chip: a.scale_out_gbps,
         domain_chips: a.domain_chips,
     }
@@ -95,17 +97,46 @@ pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
         return Err(flagged(problems));
     };
     let cal = calibration(a.calibration.as_deref())?;
-    let chip = cluster.chip.clone();
+    let (chip, system) = (cluster.chip.clone(), cluster.system.clone());
     let job = Job::new(model, setup, cluster);
-    let answer = plan(&job, &layout, &cal).map_err(|e| match e {
-        Error::Input { problems } => flagged(problems),
-        e => e.into(),
-    })?;
+    let mut why = None;
+    let answer = match max {
+        Some(m) => {
+            let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) = layout;
+            let effective =
+                |e: &xpusim::Estimate| assess(e, &chip, &system, &economics).effective_train_days;
+            let (found, because) = best_chip_count(
+                job.cluster(),
+                m,
+                job.model(),
+                job.setup(),
+                &pinned,
+                &cal,
+                &effective,
+            )
+            .map_err(|e| match e {
+                Error::Input { problems } => flagged(problems),
+                e => e.into(),
+            })?;
+            why = Some(because);
+            Answer {
+                estimate: found.best.clone(),
+                search: Some(found),
+            }
+        }
+        None => plan(&job, &layout, &cal).map_err(|e| match e {
+            Error::Input { problems } => flagged(problems),
+            e => e.into(),
+        })?,
+    };
     let e = &answer.estimate;
-    let row = Row::new(&a.hardware, e).with_economics(e, &chip, &economics);
+    let row = Row::new(&a.hardware, e).with_assessment(assess(e, &chip, &system, &economics));
     let text = match a.format {
         Format::Table => {
             let mut t = report::render(&[Ok(row.clone())], a.format)?;
+            if let Some(w) = &why {
+                t.push_str(&format!("\nchip count: {w}\n"));
+            }
             t.push_str(&report::estimate_details(
                 &row,
                 e,

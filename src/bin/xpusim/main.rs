@@ -2,6 +2,7 @@
 //! command. Everything is computed and rendered by the library.
 
 mod args;
+mod capacity;
 mod estimate;
 mod measured;
 mod scenario;
@@ -53,6 +54,7 @@ fn run() -> Result<()> {
         },
         Command::Models { format } => emit(&report::models(format)?, None),
         Command::Estimate(a) => estimate::run(&catalog, &a),
+        Command::Capacity(a) => capacity::run(&catalog, &a),
         Command::Run {
             scenario,
             format,

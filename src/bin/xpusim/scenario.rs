@@ -6,7 +6,7 @@ use anyhow::Result;
 use std::path::Path;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Outcome, Row};
-use xpusim::{Catalog, Scenario};
+use xpusim::{assess, Catalog, Scenario};
 
 pub fn run(
     catalog: &Catalog,
@@ -29,7 +29,8 @@ pub fn run(
         .map(|(case, r)| match r {
             Ok((answer, economics)) => {
                 let e = &answer.estimate;
-                Ok(Row::new(&case.hardware, e).with_economics(e, &case.cluster.chip, &economics))
+                let a = assess(e, &case.cluster.chip, &case.cluster.system, &economics);
+                Ok(Row::new(&case.hardware, e).with_assessment(a))
             }
             Err(reason) => {
                 failed += 1;
@@ -56,6 +57,9 @@ pub fn run(
         ));
     }
     out.push_str(&report::render(&rows, format)?);
+    if format == Format::Table {
+        out.push_str(&summary(&s, &rows));
+    }
     emit(&out, output.as_ref())?;
     if failed > 0 {
         return Err(Partial(format!(
@@ -66,4 +70,52 @@ pub fn run(
         .into());
     }
     Ok(())
+}
+
+/// The lines under a scenario's table: each case against the baseline, and what the budget buys.
+fn summary(s: &Scenario, rows: &[Outcome]) -> String {
+    let mut out = String::new();
+    let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+    if let Some(base) = s
+        .baseline
+        .as_ref()
+        .and_then(|b| ok.iter().find(|r| &r.hardware == b))
+    {
+        out.push_str(&format!("\nagainst {} ({} chips):\n", base.hardware, base.chips));
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "n/p".into(),
+        };
+        for r in &ok {
+            out.push_str(&format!(
+                "  {:<24} {:>6} chips: time {}  cost {}  energy {}  cost/Mtok {}\n",
+                r.hardware,
+                r.chips,
+                ratio(Some(r.economics.effective_train_days), Some(base.economics.effective_train_days)),
+                ratio(r.economics.cost_usd, base.economics.cost_usd),
+                ratio(r.economics.energy_mwh, base.economics.energy_mwh),
+                ratio(r.economics.cost_per_mtok_usd, base.economics.cost_per_mtok_usd),
+            ));
+        }
+    }
+    if let Some(b) = s.budget {
+        out.push_str(&format!("\nUSD {:.3e} over {} years buys:\n", b.usd, b.years));
+        for r in &ok {
+            match (r.economics.price_usd_per_chip_hour, r.economics.cost_usd) {
+                (Some(p), Some(c)) if p > 0.0 && c > 0.0 => {
+                    let hours = b.usd / p;
+                    out.push_str(&format!(
+                        "  {:<24} {:.3e} chip-hours at ${p:.2}/h = {:.0} chips held on average; {:.1} runs of this size{}\n",
+                        r.hardware,
+                        hours,
+                        hours / (b.years * 8766.0),
+                        b.usd / c,
+                        if r.economics.price_assumed { " (estimated price)" } else { "" }
+                    ));
+                }
+                _ => out.push_str(&format!("  {:<24} n/p (no price)\n", r.hardware)),
+            }
+        }
+    }
+    out
 }

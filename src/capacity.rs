@@ -1,0 +1,188 @@
+//! Capacity questions: how many chips a power envelope or a budget holds, the best chip count up
+//! to a limit (in whole scale-up systems), and what those chips train.
+//!
+//! ```
+//! use xpusim::prelude::*;
+//! use xpusim::capacity::chips_for_power;
+//! use xpusim::units::Watts;
+//! let catalog = Catalog::builtin()?;
+//! let (chip, system) = catalog.resolve("trn2")?;
+//! let fit = chips_for_power(&chip, &system, &Default::default(), Watts::new(2.2e9));
+//! assert!(fit.chips > 100_000 && fit.chips % system.domain_chips.value == 0);
+//! # Ok::<(), xpusim::Error>(())
+//! ```
+
+use crate::calibration::Calibration;
+use crate::economics::PowerInputs;
+use crate::energy::Facility;
+use crate::error::{Error, Result};
+use crate::hardware::{Chip, Cluster, Precision, System};
+#[cfg(test)]
+use crate::hardware::Catalog;
+use crate::parallelism::LayoutConstraints;
+use crate::plan::{search, Job, Search};
+use crate::units::{FlopsPerSecond, Watts};
+use crate::workload::{Model, TrainingSetup};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What a power envelope holds of one kind of system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PowerFit {
+    /// Whole scale-up systems.
+    pub systems: u64,
+    /// Chips in them.
+    pub chips: u64,
+    /// Facility power per chip at full load (IT x PUE), W.
+    pub facility_w_per_chip: f64,
+    /// Facility power of those systems, MW.
+    pub facility_mw: f64,
+}
+
+/// Whole systems of `system` that fit in `envelope` of facility power, each chip at TDP with its
+/// host and network share, times PUE (the peak draw a facility must provision for).
+#[must_use]
+pub fn chips_for_power(
+    chip: &Chip,
+    system: &System,
+    facility: &Facility,
+    envelope: Watts,
+) -> PowerFit {
+    let per_chip = PowerInputs::from_catalog(chip, system).map_or(Watts::ZERO, |p| p.it(1.0));
+    let per_chip = per_chip * facility.pue;
+    let domain = system.domain_chips.value.max(1);
+    let per_system = per_chip * domain as f64;
+    let systems = if per_system.watts() > 0.0 {
+        let n = envelope / per_system;
+        if n.is_finite() && n > 0.0 {
+            n.floor().min(1e12) as u64
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    let chips = systems * domain;
+    PowerFit {
+        systems,
+        chips,
+        facility_w_per_chip: per_chip.watts(),
+        facility_mw: per_chip.watts() * chips as f64 / 1e6,
+    }
+}
+
+/// Peak dense FLOP/s of `chips` chips in `precision` (0 when the chip lacks the format).
+#[must_use]
+pub fn peak(chip: &Chip, chips: u64, precision: Precision) -> FlopsPerSecond {
+    chip.peak_flops(precision)
+        .map_or(FlopsPerSecond::ZERO, |p| p * chips as f64)
+}
+
+/// The chip counts tried up to `max_chips`, all whole systems with many factors of two (so that
+/// layouts divide): for each `2^k`, the largest multiple of `domain · 2^k` not above the limit,
+/// and `domain · 2^k · {1, 3, 5}` (smaller counts, which win once failures dominate); largest
+/// first, without repeats.
+#[must_use]
+pub fn chip_counts(max_chips: u64, domain: u64) -> Vec<u64> {
+    let domain = domain.max(1);
+    let mut out: Vec<u64> = (0..40)
+        .filter_map(|k| {
+            let unit = domain.checked_mul(1u64 << k)?;
+            (unit <= max_chips).then(|| max_chips / unit * unit)
+        })
+        .chain((0..40).flat_map(|k| {
+            [1u64, 3, 5]
+                .into_iter()
+                .filter_map(move |m| domain.checked_mul(m << k))
+        }))
+        .filter(|&c| c <= max_chips)
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    out
+}
+
+/// `base` with `chips` chips: same chip, system, domain size (capped at the chips) and networks.
+///
+/// # Errors
+/// As [`Cluster::new`].
+pub fn resized(base: &Cluster, chips: u64) -> Result<Cluster> {
+    let mut c = Cluster::new(base.chip.clone(), base.system.clone(), chips)?;
+    c.domain_chips = base.domain_chips.max(1).min(chips);
+    c.scale_out_per_chip = base.scale_out_per_chip;
+    c.scale_up_per_chip = base.scale_up_per_chip;
+    Ok(c)
+}
+
+/// The best chip count up to `max_chips` (in whole scale-up domains of `base`): each count of
+/// [`chip_counts`] is searched, and the lowest `score` of its best estimate wins (e.g. the time to
+/// train, or the effective time with failures from [`crate::economics::assess`]); ties keep the
+/// larger count. Returns the count's search and why it was chosen.
+///
+/// # Errors
+/// [`Error::Input`] when no count has a layout that fits.
+pub fn best_chip_count(
+    base: &Cluster,
+    max_chips: u64,
+    model: &Model,
+    setup: &TrainingSetup,
+    pinned: &LayoutConstraints,
+    calibration: &Calibration,
+    score: &(dyn Fn(&crate::plan::Estimate) -> f64 + Sync),
+) -> Result<(Search, String)> {
+    let domain = base.system.domain_chips.value.min(base.domain_chips.max(1));
+    let counts = chip_counts(max_chips, domain);
+    let tried = counts.len();
+    let found: Vec<Option<(f64, Search)>> = counts
+        .par_iter()
+        .map(|&c| {
+            let cluster = resized(base, c).ok()?;
+            let s = search(&Job::new(model.clone(), setup.clone(), cluster), pinned, calibration).ok()?;
+            let v = score(&s.best);
+            v.is_finite().then_some((v, s))
+        })
+        .collect();
+    // Sequential reduction in the counts' order (largest first): deterministic at any thread count.
+    let best = found.into_iter().flatten().fold(None, |best: Option<(f64, Search)>, x| match best {
+        Some(b) if b.0 <= x.0 => Some(b),
+        _ => Some(x),
+    });
+    let (_, best) = best.ok_or_else(|| {
+        Error::input(
+            "max_chips",
+            format!(
+                "no chip count up to {max_chips} of {} has a layout that fits",
+                base.system.id
+            ),
+        )
+    })?;
+    let why = format!(
+        "fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {} chips",
+        best.best.chips
+    );
+    Ok((best, why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chip_counts_are_whole_systems_below_the_limit() {
+        let c = chip_counts(1_000_000, 144);
+        assert!(c.iter().all(|&n| n <= 1_000_000 && n % 144 == 0));
+        assert_eq!(c[0], 1_000_000 / 144 * 144);
+        assert!(c.contains(&(1_000_000 / (144 * 64) * 144 * 64)));
+    }
+
+    #[test]
+    fn a_bigger_envelope_never_holds_fewer_chips() {
+        let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let (chip, system) = cat.resolve("gb300").unwrap_or_else(|e| panic!("{e}"));
+        let f = Facility::default();
+        let a = chips_for_power(&chip, &system, &f, Watts::new(1.2e9));
+        let b = chips_for_power(&chip, &system, &f, Watts::new(2.2e9));
+        assert!(b.chips >= a.chips && a.chips > 0);
+        assert!(b.facility_mw <= 2200.0 + 1e-9);
+    }
+}
