@@ -39,6 +39,9 @@ pub struct Price {
     pub kind: String,
     /// Dollars per chip-hour.
     pub per_chip_hour: UsdPerChipHour,
+    /// Low and high ends of the uncertainty band of a non-official price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<(UsdPerChipHour, UsdPerChipHour)>,
     /// When the price was read (`YYYY-MM-DD` or `YYYY-MM`, so dates sort as text).
     pub date: String,
     /// Cloud region.
@@ -272,6 +275,124 @@ mod tests {
     fn every_builtin_figure_passes_the_range_checks() {
         let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
         assert!(c.chips().len() >= 14 && !c.systems().is_empty());
+    }
+
+    #[test]
+    fn every_builtin_chip_has_an_on_demand_and_a_purchase_price() {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        for chip in c.chips() {
+            assert!(
+                crate::cost::catalog_price(chip, "on-demand").is_some(),
+                "{} has no on-demand price",
+                chip.id
+            );
+            assert!(chip.purchase.is_some(), "{} has no purchase price", chip.id);
+            assert!(chip.idle_power.is_some(), "{} has no idle power", chip.id);
+        }
+    }
+
+    #[test]
+    fn every_builtin_system_has_host_and_network_figures_or_is_all_in() {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        for s in c.systems() {
+            if s.power_all_in {
+                assert!(s.host_power_per_chip.is_none() && s.network_power_per_chip.is_none());
+                assert!(
+                    s.system_power.is_some(),
+                    "{}: all-in needs its system power",
+                    s.id
+                );
+            } else {
+                assert!(
+                    s.host_power_per_chip.is_some(),
+                    "{} has no host power",
+                    s.id
+                );
+                assert!(
+                    s.network_power_per_chip.is_some(),
+                    "{} has no network power",
+                    s.id
+                );
+            }
+            assert!(
+                s.network_capex_per_chip.is_some(),
+                "{} has no network capex",
+                s.id
+            );
+            let chip = c.chip(&s.chip).unwrap_or_else(|e| panic!("{e}"));
+            let tdp = chip.tdp.as_ref().map_or(700.0, |f| f.value.watts());
+            let all_in = s.power_per_chip(crate::units::Watts::new(tdp));
+            assert!(all_in.is_some_and(|w| w.watts() >= tdp), "{}", s.id);
+        }
+    }
+
+    #[test]
+    fn builtin_assumed_money_and_power_figures_carry_a_range_and_a_note() {
+        fn check<T>(f: &Option<super::super::Figure<T>>, what: &str) {
+            if let Some(f) = f {
+                if matches!(f.provenance.status, Status::Assumed | Status::Derived) {
+                    assert!(f.range.is_some(), "{what} has no range");
+                }
+                if f.provenance.status != Status::Official {
+                    assert!(f.provenance.note.is_some(), "{what} has no note");
+                }
+            }
+        }
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        for chip in c.chips() {
+            check(&chip.idle_power, &format!("{}.idle_power", chip.id));
+            check(&chip.purchase, &format!("{}.purchase", chip.id));
+            for p in &chip.prices {
+                if p.provenance.status == Status::Assumed {
+                    let what = format!("{}.prices[{}]", chip.id, p.kind);
+                    assert!(p.range.is_some(), "{what} has no range");
+                    assert!(p.provenance.note.is_some(), "{what} has no note");
+                }
+            }
+        }
+        for s in c.systems() {
+            check(
+                &s.host_power_per_chip,
+                &format!("{}.host_power_per_chip", s.id),
+            );
+            check(
+                &s.network_power_per_chip,
+                &format!("{}.network_power_per_chip", s.id),
+            );
+            check(
+                &s.network_capex_per_chip,
+                &format!("{}.network_capex_per_chip", s.id),
+            );
+        }
+    }
+
+    #[test]
+    fn derived_host_power_is_system_power_per_chip_less_the_chip() {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let mut checked = 0;
+        for s in c.systems() {
+            let (Some(host), Some(sys)) = (&s.host_power_per_chip, &s.system_power) else {
+                continue;
+            };
+            if host.provenance.status != Status::Derived {
+                continue;
+            }
+            let chip = c.chip(&s.chip).unwrap_or_else(|e| panic!("{e}"));
+            let tdp = chip
+                .tdp
+                .as_ref()
+                .map(|f| f.value.watts())
+                .unwrap_or_default();
+            #[allow(clippy::cast_precision_loss)]
+            let per_chip = sys.value.watts() / s.domain_chips.value as f64;
+            approx::assert_relative_eq!(host.value.watts(), per_chip - tdp, max_relative = 1e-3);
+            checked += 1;
+        }
+        assert!(checked >= 7, "{checked}");
+        let pod = c.system("tpu-7x-pod").unwrap_or_else(|e| panic!("{e}"));
+        assert!(pod.power_all_in);
+        let w = crate::units::Watts::new(1085.0);
+        assert_eq!(pod.power_per_chip(w), Some(w));
     }
 
     #[test]

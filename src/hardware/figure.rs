@@ -1,6 +1,6 @@
 //! Figures with provenance: a value, its source and how much to trust it.
 
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, UsdPerChipHour, Watts};
+use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Usd, UsdPerChipHour, Watts};
 use serde::{Deserialize, Serialize};
 
 /// How a figure came to be.
@@ -191,6 +191,9 @@ pub(crate) fn time(f: Figure<f64>) -> Figure<Seconds> {
 }
 pub(crate) fn price(f: f64) -> UsdPerChipHour {
     UsdPerChipHour::new(f)
+}
+pub(crate) fn money(f: Figure<f64>) -> Figure<Usd> {
+    f.map(Usd::new)
 }
 
 #[cfg(test)]

@@ -96,6 +96,22 @@ pub const PRICE: SaneRange = SaneRange {
     why: "a micro-dollar to 100x the dearest rental; zero would make every budget infinite",
 };
 
+/// Capital cost per chip (purchase price, or a network share): 100 USD to 10 million USD.
+pub const CAPEX: SaneRange = SaneRange {
+    min: 100.0,
+    max: 1e7,
+    unit: "USD",
+    why: "a NIC's share of a switch to 100x the dearest accelerator with its server share",
+};
+
+/// Power of a whole system (a server, a rack, a pod): 1 W to 10 GW.
+pub const SYSTEM_POWER: SaneRange = SaneRange {
+    min: 1.0,
+    max: 1e10,
+    unit: "W",
+    why: "1 W to 10 GW, several times the largest AI campus announced",
+};
+
 /// Chips in one scale-up domain: 1 to 10 million.
 pub const DOMAIN_CHIPS: SaneRange = SaneRange {
     min: 1.0,
@@ -140,6 +156,10 @@ pub(crate) enum Kind {
     Power,
     Time,
     Price,
+    /// Capital cost per chip in US dollars.
+    Capex,
+    /// Power of a whole system (server, rack, pod), not per chip.
+    SystemPower,
     /// A whole number of chips; takes no unit.
     Chips,
 }
@@ -168,6 +188,8 @@ impl Kind {
             Self::Power => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6)],
             Self::Time => &[("us", 1e-6), ("ms", 1e-3), ("s", 1.0)],
             Self::Price => &[("USD/chip-hour", 1.0)],
+            Self::Capex => &[("USD", 1.0), ("kUSD", 1e3), ("MUSD", 1e6)],
+            Self::SystemPower => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6), ("GW", 1e9)],
             Self::Chips => &[],
         }
     }
@@ -181,6 +203,8 @@ impl Kind {
             Self::Power => &POWER,
             Self::Time => &LATENCY,
             Self::Price => &PRICE,
+            Self::Capex => &CAPEX,
+            Self::SystemPower => &SYSTEM_POWER,
             Self::Chips => &DOMAIN_CHIPS,
         }
     }
@@ -330,6 +354,8 @@ mod tests {
             POWER,
             LATENCY,
             PRICE,
+            CAPEX,
+            SYSTEM_POWER,
             DOMAIN_CHIPS,
             SHARE_FACTOR,
             DERIVE_FACTOR,
@@ -347,6 +373,15 @@ mod tests {
         assert!(Kind::Chips.factor(Some("GB"), "k").is_err());
         assert!(Kind::Chips.factor(None, "k").is_ok());
         assert!(Kind::Power.factor(None, "k").is_err());
+        assert!(Kind::Capex
+            .factor(Some("MUSD"), "k")
+            .is_ok_and(|f| (f - 1e6).abs() < 1e-9));
+        assert!(Kind::Capex
+            .factor(Some("USD/chip-hour"), "p")
+            .is_err_and(|p| p.key == "p.unit"));
+        assert!(Kind::SystemPower.factor(Some("GW"), "k").is_ok());
+        assert!(CAPEX.check(50.0, "k").is_err() && CAPEX.check(30_000.0, "k").is_ok());
+        assert!(SYSTEM_POWER.check(10e6, "k").is_ok() && POWER.check(10e6, "k").is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use catalog::{Catalog, Claim, Price};
 pub use figure::{Alternative, Direction, Figure, Link, Provenance, Source, SourceKind, Status};
 
 use crate::error::{Error, Result};
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Watts};
+use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Usd, Watts};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -133,6 +133,12 @@ pub struct Chip {
     pub tdp: Option<Figure<Watts>>,
     /// Typical or measured mean power.
     pub typical_power: Option<Figure<Watts>>,
+    /// Power drawn when powered on but idle (between jobs, waiting on a failed peer).
+    pub idle_power: Option<Figure<Watts>>,
+    /// Capital cost of one chip including its share of the server or board (CPUs, memory,
+    /// chassis, scale-up switches), excluding the scale-out network (see
+    /// [`System::network_capex_per_chip`]).
+    pub purchase: Option<Figure<Usd>>,
     /// Prices, each with its date.
     pub prices: Vec<Price>,
     /// Vendor and press claims kept verbatim, with how xpusim reads them.
@@ -188,6 +194,41 @@ pub struct System {
     pub scale_up_latency: Figure<Seconds>,
     /// Latency of one scale-out collective step.
     pub scale_out_latency: Figure<Seconds>,
+    /// Host power per accelerator: CPUs, memory, NICs, fans, storage, scale-up switches, power
+    /// conversion (`None` when [`System::power_all_in`]).
+    pub host_power_per_chip: Option<Figure<Watts>>,
+    /// Scale-out switch power per accelerator (`None` when [`System::power_all_in`]).
+    pub network_power_per_chip: Option<Figure<Watts>>,
+    /// Scale-out network capital cost per accelerator: NICs, switches, optics, cables.
+    pub network_capex_per_chip: Option<Figure<Usd>>,
+    /// Published power of the whole system (server, rack, pod), kept as a check figure.
+    pub system_power: Option<Figure<Watts>>,
+    /// The chip's power figure already covers host and network power: add nothing to it.
+    pub power_all_in: bool,
+}
+
+impl System {
+    /// Power per chip with its host and network shares, at chip power `chip_power` (its TDP
+    /// when busy, its idle power between jobs). For an all-in system the chip figure already
+    /// includes them and is returned unchanged. `None` when a share is missing.
+    ///
+    /// ```
+    /// use xpusim::hardware::Catalog;
+    /// let c = Catalog::builtin()?;
+    /// let s = c.system("hgx-h100")?;
+    /// let w = s.power_per_chip(xpusim::units::Watts::new(700.0)).map(|w| w.watts());
+    /// assert!(w.is_some_and(|w| w > 700.0));
+    /// # Ok::<(), xpusim::Error>(())
+    /// ```
+    #[must_use]
+    pub fn power_per_chip(&self, chip_power: Watts) -> Option<Watts> {
+        if self.power_all_in {
+            return Some(chip_power);
+        }
+        let host = self.host_power_per_chip.as_ref()?.value;
+        let net = self.network_power_per_chip.as_ref()?.value;
+        Some(Watts::new(chip_power.watts() + host.watts() + net.watts()))
+    }
 }
 
 /// The totals of a group of chips (a domain or a cluster), derived from per-chip figures.

@@ -145,6 +145,8 @@ fn build_chip(
     let sram = num(r, &c.sram, Kind::Memory, "sram").map(figure::memory);
     let tdp = num(r, &c.tdp, Kind::Power, "tdp").map(figure::power);
     let typical_power = num(r, &c.typical_power, Kind::Power, "typical_power").map(figure::power);
+    let idle_power = num(r, &c.idle_power, Kind::Power, "idle_power").map(figure::power);
+    let purchase = num(r, &c.purchase, Kind::Capex, "purchase").map(figure::money);
     let link = |r: &mut Resolver<'_>, f: &Option<FigureFile>, key: &str| {
         f.as_ref().and_then(|f| r.link(f, &format!("{at}.{key}")))
     };
@@ -169,7 +171,7 @@ fn build_chip(
             source: p.source.clone(),
             status: p.status,
             note: p.note.clone(),
-            range: None,
+            range: p.range,
             alternatives: Vec::new(),
             direction: None,
             divided_by: None,
@@ -179,6 +181,9 @@ fn build_chip(
             prices.push(Price {
                 kind: p.kind.as_str().to_string(),
                 per_chip_hour: figure::price(f.value),
+                range: f
+                    .range
+                    .map(|(lo, hi)| (figure::price(lo), figure::price(hi))),
                 date: p.date.clone(),
                 region: p.region.clone(),
                 instance: p.instance.clone(),
@@ -207,6 +212,8 @@ fn build_chip(
         scale_out,
         tdp,
         typical_power,
+        idle_power,
+        purchase,
         prices,
         claims: Vec::new(),
     })
@@ -279,6 +286,55 @@ mod tests {
             k.iter().any(|k| k.contains("prices") && k.contains("kind")),
             "{k:?}"
         );
+    }
+
+    #[test]
+    fn purchase_and_idle_power_are_checked_by_key() {
+        let extra = |line: &str| {
+            GOOD.replace(
+                "tdp = { value = 700, unit = \"W\", source = \"A\", status = \"official\" }",
+                &format!("tdp = {{ value = 700, unit = \"W\", source = \"A\", status = \"official\" }}\n{line}"),
+            )
+        };
+        let ok = extra(
+            "purchase = { value = 30, unit = \"kUSD\", source = \"A\", status = \"assumed\", range = [20, 40], note = \"n\" }\nidle_power = { value = 90, unit = \"W\", source = \"A\", status = \"press\" }",
+        );
+        let c = user(&ok).unwrap_or_else(|e| panic!("{e}"));
+        let x1 = c.chip("acme-x1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(x1
+            .purchase
+            .as_ref()
+            .is_some_and(|f| (f.value.usd() - 30_000.0).abs() < 1e-9));
+        assert!(x1
+            .idle_power
+            .as_ref()
+            .is_some_and(|f| (f.value.watts() - 90.0).abs() < 1e-9));
+        for (line, key) in [
+            ("purchase = { value = 30000, unit = \"USD/chip-hour\", source = \"A\", status = \"official\" }", "chips[acme-x1].purchase.unit"),
+            ("purchase = { value = 30000, source = \"A\", status = \"official\" }", "chips[acme-x1].purchase.unit"),
+            ("purchase = { value = 5, unit = \"USD\", source = \"A\", status = \"official\" }", "chips[acme-x1].purchase.value"),
+            ("purchase = { value = 2e7, unit = \"USD\", source = \"A\", status = \"official\" }", "chips[acme-x1].purchase.value"),
+            ("idle_power = { value = 90, unit = \"kUSD\", source = \"A\", status = \"official\" }", "chips[acme-x1].idle_power.unit"),
+            ("idle_power = { value = 2, unit = \"MW\", source = \"A\", status = \"official\" }", "chips[acme-x1].idle_power.value"),
+        ] {
+            has(&extra(line), key);
+        }
+    }
+
+    #[test]
+    fn price_ranges_are_checked() {
+        let price = |range: &str| {
+            with_chip_extra(&format!(
+                "[[chips.prices]]\nkind = \"reserved-1y\"\nvalue = 2.5\nunit = \"USD/chip-hour\"\ndate = \"2026-01\"\nsource = \"A\"\nstatus = \"assumed\"\nnote = \"n\"\nrange = {range}\n"
+            ))
+        };
+        let c = user(&price("[2, 3]")).unwrap_or_else(|e| panic!("{e}"));
+        let x1 = c.chip("acme-x1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(x1.prices[0]
+            .range
+            .is_some_and(|(lo, hi)| (lo.usd_per_chip_hour() - 2.0).abs() < 1e-9
+                && (hi.usd_per_chip_hour() - 3.0).abs() < 1e-9));
+        has(&price("[3, 4]"), "chips[acme-x1].prices[0].range");
     }
 
     #[test]

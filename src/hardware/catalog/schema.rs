@@ -52,6 +52,10 @@ pub(super) struct ChipFile {
     pub scale_out_bandwidth: Option<FigureFile>,
     pub tdp: Option<FigureFile>,
     pub typical_power: Option<FigureFile>,
+    /// Power drawn when the chip is powered but idle.
+    pub idle_power: Option<FigureFile>,
+    /// Capital cost of one chip with its share of the server or board (no scale-out network).
+    pub purchase: Option<FigureFile>,
     #[serde(default)]
     pub prices: Vec<PriceFile>,
     #[serde(default)]
@@ -101,6 +105,8 @@ pub(super) struct PriceFile {
     pub source: String,
     pub status: Status,
     pub note: Option<String>,
+    /// Uncertainty band `[low, high]` in `unit`, for non-official prices.
+    pub range: Option<[Number; 2]>,
 }
 
 /// One `[[chips.derive]]` entry: a figure computed from another chip's.
@@ -213,6 +219,17 @@ pub(super) struct SystemFile {
     pub scale_out_bandwidth: Option<FigureFile>,
     pub scale_up_latency: FigureFile,
     pub scale_out_latency: FigureFile,
+    /// Host power (CPUs, memory, NICs, fans, storage) per accelerator.
+    pub host_power_per_chip: Option<FigureFile>,
+    /// Scale-out switch power per accelerator.
+    pub network_power_per_chip: Option<FigureFile>,
+    /// Scale-out network capital cost (NICs, switches, optics) per accelerator.
+    pub network_capex_per_chip: Option<FigureFile>,
+    /// Published power of the whole system (server, rack or pod), a check figure.
+    pub system_power: Option<FigureFile>,
+    /// The chip's power figure already includes host and network (and possibly facility) power.
+    #[serde(default)]
+    pub power_all_in: bool,
 }
 
 #[cfg(test)]

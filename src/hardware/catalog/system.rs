@@ -1,7 +1,7 @@
 //! Scale-up systems (`[[systems]]`), added once every chip and derivation is in place, and the
 //! check that each chip's `default_system` names a system of that chip.
 
-use super::super::figure::{time, Source};
+use super::super::figure::{money, power, time, Source};
 use super::super::limits::Kind;
 use super::super::resolver::Resolver;
 use super::super::System;
@@ -68,6 +68,46 @@ impl Catalog {
                 &format!("{at}.scale_out_latency"),
             )
             .map(time);
+        let opt = |r: &mut Resolver<'_>, f: &Option<_>, kind: Kind, key: &str| {
+            f.as_ref()
+                .and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
+        };
+        let host = opt(
+            &mut r,
+            &s.host_power_per_chip,
+            Kind::Power,
+            "host_power_per_chip",
+        )
+        .map(power);
+        let net_power = opt(
+            &mut r,
+            &s.network_power_per_chip,
+            Kind::Power,
+            "network_power_per_chip",
+        )
+        .map(power);
+        let net_capex = opt(
+            &mut r,
+            &s.network_capex_per_chip,
+            Kind::Capex,
+            "network_capex_per_chip",
+        )
+        .map(money);
+        let system_power =
+            opt(&mut r, &s.system_power, Kind::SystemPower, "system_power").map(power);
+        if s.power_all_in {
+            for (present, key) in [
+                (s.host_power_per_chip.is_some(), "host_power_per_chip"),
+                (s.network_power_per_chip.is_some(), "network_power_per_chip"),
+            ] {
+                if present {
+                    r.problems.push(Problem::new(
+                        format!("{at}.{key}"),
+                        "an all-in system (power_all_in = true) already counts host and network power in the chip's figure; remove this key or set power_all_in = false",
+                    ));
+                }
+            }
+        }
         let mut problems = r.problems;
         if let Some(chip) = &chip {
             let up = up_override.or_else(|| chip.scale_up.clone());
@@ -99,6 +139,11 @@ impl Catalog {
                     scale_out: out,
                     scale_up_latency: ul,
                     scale_out_latency: ol,
+                    host_power_per_chip: host,
+                    network_power_per_chip: net_power,
+                    network_capex_per_chip: net_capex,
+                    system_power,
+                    power_all_in: s.power_all_in,
                 });
             }
         }
@@ -170,6 +215,46 @@ mod tests {
             &GOOD.replace("value = 10, unit = \"us\"", "value = 10, unit = \"s\""),
             "systems[acme-rack].scale_out_latency.value",
         );
+    }
+
+    /// `GOOD` with `line` added to the system.
+    fn sys_extra(line: &str) -> String {
+        format!("{GOOD}{line}\n")
+    }
+
+    #[test]
+    fn power_and_network_figures_are_checked_by_key() {
+        let ok = sys_extra(
+            "host_power_per_chip = { value = 400, unit = \"W\", source = \"A\", status = \"assumed\", range = [300, 500], note = \"n\" }\n\
+             network_power_per_chip = { value = 100, unit = \"W\", source = \"A\", status = \"assumed\", range = [50, 200], note = \"n\" }\n\
+             network_capex_per_chip = { value = 6, unit = \"kUSD\", source = \"A\", status = \"assumed\", range = [3, 12], note = \"n\" }\n\
+             system_power = { value = 40, unit = \"kW\", source = \"A\", status = \"official\" }",
+        );
+        let c = user(&ok).unwrap_or_else(|e| panic!("{e}"));
+        let s = c.system("acme-rack").unwrap_or_else(|e| panic!("{e}"));
+        assert!(s
+            .network_capex_per_chip
+            .as_ref()
+            .is_some_and(|f| (f.value.usd() - 6000.0).abs() < 1e-9));
+        assert!(s
+            .system_power
+            .as_ref()
+            .is_some_and(|f| (f.value.watts() - 40e3).abs() < 1e-9));
+        let w = s.power_per_chip(crate::units::Watts::new(700.0));
+        assert!(w.is_some_and(|w| (w.watts() - 1200.0).abs() < 1e-9));
+        for (line, key) in [
+            ("host_power_per_chip = { value = 400, unit = \"USD\", source = \"A\", status = \"official\" }", "host_power_per_chip.unit"),
+            ("host_power_per_chip = { value = 4, unit = \"MW\", source = \"A\", status = \"official\" }", "host_power_per_chip.value"),
+            ("network_power_per_chip = { value = 100, unit = \"Gbit/s\", source = \"A\", status = \"official\" }", "network_power_per_chip.unit"),
+            ("network_power_per_chip = { value = 1e-3, unit = \"W\", source = \"A\", status = \"official\" }", "network_power_per_chip.value"),
+            ("network_capex_per_chip = { value = 6000, unit = \"W\", source = \"A\", status = \"official\" }", "network_capex_per_chip.unit"),
+            ("network_capex_per_chip = { value = 1e9, unit = \"USD\", source = \"A\", status = \"official\" }", "network_capex_per_chip.value"),
+            ("system_power = { value = 40, unit = \"kUSD\", source = \"A\", status = \"official\" }", "system_power.unit"),
+            ("system_power = { value = 100, unit = \"GW\", source = \"A\", status = \"official\" }", "system_power.value"),
+            ("power_all_in = true\nhost_power_per_chip = { value = 400, unit = \"W\", source = \"A\", status = \"official\" }", "host_power_per_chip"),
+        ] {
+            has(&sys_extra(line), &format!("systems[acme-rack].{key}"));
+        }
     }
 
     #[test]
