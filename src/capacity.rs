@@ -16,9 +16,9 @@ use crate::calibration::Calibration;
 use crate::economics::PowerInputs;
 use crate::energy::Facility;
 use crate::error::{Error, Result};
-use crate::hardware::{Chip, Cluster, Precision, System};
 #[cfg(test)]
 use crate::hardware::Catalog;
+use crate::hardware::{Chip, Cluster, Precision, System};
 use crate::parallelism::LayoutConstraints;
 use crate::plan::{search, Job, Search};
 use crate::units::{FlopsPerSecond, Watts};
@@ -48,8 +48,8 @@ pub fn chips_for_power(
     facility: &Facility,
     envelope: Watts,
 ) -> PowerFit {
-    let per_chip = PowerInputs::from_catalog(chip, system).map_or(Watts::ZERO, |p| p.it(1.0));
-    let per_chip = per_chip * facility.pue;
+    let per_chip = PowerInputs::from_catalog(chip, system)
+        .map_or(Watts::ZERO, |p| p.facility(1.0, facility.pue));
     let domain = system.domain_chips.value.max(1);
     let per_system = per_chip * domain as f64;
     let systems = if per_system.watts() > 0.0 {
@@ -137,16 +137,25 @@ pub fn best_chip_count(
         .par_iter()
         .map(|&c| {
             let cluster = resized(base, c).ok()?;
-            let s = search(&Job::new(model.clone(), setup.clone(), cluster), pinned, calibration).ok()?;
+            let s = search(
+                &Job::new(model.clone(), setup.clone(), cluster),
+                pinned,
+                calibration,
+            )
+            .ok()?;
             let v = score(&s.best);
             v.is_finite().then_some((v, s))
         })
         .collect();
     // Sequential reduction in the counts' order (largest first): deterministic at any thread count.
-    let best = found.into_iter().flatten().fold(None, |best: Option<(f64, Search)>, x| match best {
-        Some(b) if b.0 <= x.0 => Some(b),
-        _ => Some(x),
-    });
+    let best =
+        found
+            .into_iter()
+            .flatten()
+            .fold(None, |best: Option<(f64, Search)>, x| match best {
+                Some(b) if b.0 <= x.0 => Some(b),
+                _ => Some(x),
+            });
     let (_, best) = best.ok_or_else(|| {
         Error::input(
             "max_chips",

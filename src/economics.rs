@@ -199,14 +199,30 @@ impl PowerInputs {
     #[must_use]
     pub fn from_catalog(chip: &Chip, system: &System) -> Option<Self> {
         let tdp = chip.tdp.as_ref()?.value;
-        let _ = system;
+        let fig = |f: &Option<crate::hardware::Figure<Watts>>, d: f64| {
+            f.as_ref().map_or(Watts::new(d), |f| f.value)
+        };
         Some(Self {
             tdp,
-            idle: tdp * DEFAULT_IDLE_FRACTION,
-            host: Watts::new(DEFAULT_HOST_W_PER_CHIP),
-            network: Watts::new(DEFAULT_NETWORK_W_PER_CHIP),
-            all_in: false,
+            idle: chip
+                .idle_power
+                .as_ref()
+                .map_or(tdp * DEFAULT_IDLE_FRACTION, |f| f.value.min(tdp)),
+            host: fig(&system.host_power_per_chip, DEFAULT_HOST_W_PER_CHIP),
+            network: fig(&system.network_power_per_chip, DEFAULT_NETWORK_W_PER_CHIP),
+            all_in: system.power_all_in,
         })
+    }
+
+    /// Facility power per chip at utilisation `u`: IT power times PUE, or the all-in figure as
+    /// it is (a pod's published power already includes its facility overhead).
+    #[must_use]
+    pub fn facility(&self, u: f64, pue: f64) -> Watts {
+        if self.all_in {
+            self.tdp
+        } else {
+            self.it(u) * pue
+        }
     }
 
     /// Mean accelerator power at utilisation `u` (clamped to 0..1).
@@ -289,7 +305,7 @@ pub fn assess(e: &Estimate, chip: &Chip, system: &System, s: &Settings) -> Asses
     let chip_hours = wall.hours() * chips;
     let power = PowerInputs::from_catalog(chip, system);
     let it = power.map(|p| p.it(utilisation));
-    let facility_w = it.map(|w| w * (chips * s.facility.pue));
+    let facility_w = power.map(|p| p.facility(utilisation, s.facility.pue) * chips);
     let energy = facility_w.map(|w| w * wall);
     let kwh = energy.map(|j| j.megawatt_hours() * 1000.0);
     let tokens = e.steps * e.prediction.tokens_per_second * step;
@@ -364,7 +380,7 @@ pub fn hourly_price(
             let capex = capex_per_chip(chip, system)?;
             let o = &s.ownership;
             let power_kw = PowerInputs::from_catalog(chip, system)
-                .map_or(0.0, |p| p.it(1.0).watts() * s.facility.pue / 1e3);
+                .map_or(0.0, |p| p.facility(1.0, s.facility.pue).watts() / 1e3);
             let hourly = capex * (o.capital_recovery() + o.maintenance_per_year) / HOURS_PER_YEAR
                 + power_kw * o.electricity_usd_per_kwh;
             Some((
@@ -381,8 +397,12 @@ pub fn hourly_price(
 
 /// Capital per chip: the chip with its server share plus the scale-out network share.
 fn capex_per_chip(chip: &Chip, system: &System) -> Option<f64> {
-    let _ = (chip, system);
-    None
+    let purchase = chip.purchase.as_ref()?.value.usd();
+    let network = system
+        .network_capex_per_chip
+        .as_ref()
+        .map_or(0.0, |f| f.value.usd());
+    Some(purchase + network)
 }
 
 /// Owned cost: fills the itemised columns and returns the all-in price per chip-hour.

@@ -228,12 +228,6 @@ impl Scenario {
         let mut cases = Vec::new();
         for (i, h) in f.hardware.iter().enumerate() {
             let at = format!("hardware[{i}]");
-            if h.chips.is_empty() {
-                p.push(Problem::new(
-                    key(&at, "chips"),
-                    "list at least one chip count",
-                ));
-            }
             let economics = EconomicsRequest {
                 price_usd_per_chip_hour: h.price_usd_per_chip_hour,
                 ..facility.clone()
@@ -259,8 +253,16 @@ impl Scenario {
                 .chips
                 .iter()
                 .map(|&n| (Some(n), Sizing::Exact, "chips"))
-                .chain(h.max_chips.iter().map(|&n| (Some(n), Sizing::UpTo, "max_chips")))
-                .chain(h.power_mw.iter().map(|&mw| (None, Sizing::Power(mw), "power_mw")));
+                .chain(
+                    h.max_chips
+                        .iter()
+                        .map(|&n| (Some(n), Sizing::UpTo, "max_chips")),
+                )
+                .chain(
+                    h.power_mw
+                        .iter()
+                        .map(|&mw| (None, Sizing::Power(mw), "power_mw")),
+                );
             for (n, sizing, field) in sized {
                 let n = match (n, sizing) {
                     (Some(n), _) => Some(n),
@@ -272,7 +274,9 @@ impl Scenario {
                             ));
                             continue;
                         }
-                        let Ok(settings) = economics.resolve(&at) else { continue };
+                        let Ok(settings) = economics.resolve(&at) else {
+                            continue;
+                        };
                         let (chip, system) = match catalog.resolve(&h.id) {
                             Ok(x) => x,
                             Err(e) => {
@@ -305,15 +309,21 @@ impl Scenario {
                 };
                 match request.resolve(&at, catalog) {
                     Ok(cluster) => cases.push(Case {
+                        hardware: match sizing {
+                            Sizing::Exact => h.id.clone(),
+                            Sizing::UpTo => format!("{} (up to {})", h.id, cluster.chips),
+                            Sizing::Power(mw) => format!("{} ({mw} MW)", h.id),
+                        },
                         cluster,
-                        hardware: h.id.clone(),
                         key: at.clone(),
                         economics: economics.clone(),
                         sizing,
                     }),
                     Err(e) => p.extend(e.into_iter().map(|x| {
                         Problem::new(
-                            x.key.replace(".hardware", ".id").replace(".chips", &format!(".{field}")),
+                            x.key
+                                .replace(".hardware", ".id")
+                                .replace(".chips", &format!(".{field}")),
                             x.reason,
                         )
                     })),
@@ -329,10 +339,16 @@ impl Scenario {
         let budget = f.budget.and_then(|b| {
             let ok = |x: f64, max: f64| x.is_finite() && x > 0.0 && x <= max;
             if !ok(b.usd, 1e15) {
-                p.push(Problem::new("budget.usd", format!("must be positive up to 1e15, got {}", b.usd)));
+                p.push(Problem::new(
+                    "budget.usd",
+                    format!("must be positive up to 1e15, got {}", b.usd),
+                ));
             }
             if !ok(b.years, 100.0) {
-                p.push(Problem::new("budget.years", format!("must be positive up to 100, got {}", b.years)));
+                p.push(Problem::new(
+                    "budget.years",
+                    format!("must be positive up to 100, got {}", b.years),
+                ));
             }
             Some(Budget {
                 usd: b.usd,
@@ -345,7 +361,11 @@ impl Scenario {
                     "baseline",
                     format!(
                         "`{b}` is not one of the [[hardware]] ids ({})",
-                        f.hardware.iter().map(|h| h.id.as_str()).collect::<Vec<_>>().join(", ")
+                        f.hardware
+                            .iter()
+                            .map(|h| h.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

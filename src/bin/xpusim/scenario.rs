@@ -76,12 +76,14 @@ pub fn run(
 fn summary(s: &Scenario, rows: &[Outcome]) -> String {
     let mut out = String::new();
     let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
-    if let Some(base) = s
-        .baseline
-        .as_ref()
-        .and_then(|b| ok.iter().find(|r| &r.hardware == b))
-    {
-        out.push_str(&format!("\nagainst {} ({} chips):\n", base.hardware, base.chips));
+    if let Some(base) = s.baseline.as_ref().and_then(|b| {
+        ok.iter()
+            .find(|r| &r.hardware == b || r.hardware.starts_with(&format!("{b} (")))
+    }) {
+        out.push_str(&format!(
+            "\nagainst {} ({} chips):\n",
+            base.hardware, base.chips
+        ));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
             _ => "n/p".into(),
@@ -91,15 +93,24 @@ fn summary(s: &Scenario, rows: &[Outcome]) -> String {
                 "  {:<24} {:>6} chips: time {}  cost {}  energy {}  cost/Mtok {}\n",
                 r.hardware,
                 r.chips,
-                ratio(Some(r.economics.effective_train_days), Some(base.economics.effective_train_days)),
+                ratio(
+                    Some(r.economics.effective_train_days),
+                    Some(base.economics.effective_train_days)
+                ),
                 ratio(r.economics.cost_usd, base.economics.cost_usd),
                 ratio(r.economics.energy_mwh, base.economics.energy_mwh),
-                ratio(r.economics.cost_per_mtok_usd, base.economics.cost_per_mtok_usd),
+                ratio(
+                    r.economics.cost_per_mtok_usd,
+                    base.economics.cost_per_mtok_usd
+                ),
             ));
         }
     }
     if let Some(b) = s.budget {
-        out.push_str(&format!("\nUSD {:.3e} over {} years buys:\n", b.usd, b.years));
+        out.push_str(&format!(
+            "\nUSD {:.3e} over {} years buys:\n",
+            b.usd, b.years
+        ));
         for r in &ok {
             match (r.economics.price_usd_per_chip_hour, r.economics.cost_usd) {
                 (Some(p), Some(c)) if p > 0.0 && c > 0.0 => {
