@@ -192,6 +192,52 @@ impl Format {
     }
 }
 
+/// A quantity for people: three significant digits and an SI prefix (`5.89 M`, `12.1 k`).
+///
+/// ```
+/// use xpusim::report::human;
+/// assert_eq!(human(5_888_500.0), "5.89 M");
+/// assert_eq!(human(12_057_000.0), "12.1 M");
+/// assert_eq!(human(0.417), "0.417");
+/// assert_eq!(human(1.4224e8), "142 M");
+/// ```
+#[must_use]
+pub fn human(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/p".into();
+    }
+    let prefixes = [
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+    ];
+    let (v, p) = prefixes
+        .iter()
+        .find(|(s, _)| x.abs() >= *s)
+        .map_or((x, ""), |(s, p)| (x / s, *p));
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let n = format!("{v:.digits$}");
+    let n = if p.is_empty() && x.abs() < 1.0 {
+        format!("{x:.3}")
+    } else {
+        n
+    };
+    if p.is_empty() {
+        n
+    } else {
+        format!("{n} {p}")
+    }
+}
+
 /// `v` as (dotted key, text) pairs; `null` as an empty cell.
 fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
     let key = |k: &str| {
@@ -212,6 +258,11 @@ fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>)
         other => out.push((prefix.to_string(), other.to_string())),
     }
 }
+
+/// What the table's abbreviations mean.
+pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
+v interleaved stages; none/selective/full recompute; Z ZeRO stage. days (failures): without and with expected \
+interruptions. MWh: facility energy, all-in. cost $: on the row's price basis; * an estimated price.\n";
 
 /// A result row or the reason a case could not run.
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
@@ -262,23 +313,22 @@ fn cells(o: &Outcome) -> [String; 15] {
             },
             format!("{:.1}", r.memory_per_chip_gb),
             format!("{:.3}", r.step_time_s),
-            format!("{:.4e}", r.tokens_per_s),
+            human(r.tokens_per_s),
             format!("{:.1}%", 100.0 * r.mfu),
             format!("{:.1}%", 100.0 * r.hfu),
             format!(
                 "{:.2} ({:.2})",
                 r.train_days, r.economics.effective_train_days
             ),
-            format!("{:.4e}", r.chip_hours),
+            human(r.chip_hours),
             format!("{} ({:.0}%)", r.bound_by, 100.0 * r.bound_share),
-            r.economics
-                .energy_mwh
-                .map_or_else(|| "n/p".into(), |x| format!("{x:.4e}")),
+            r.economics.energy_mwh.map_or_else(|| "n/p".into(), human),
             r.economics.cost_usd.map_or_else(
                 || "n/p".into(),
                 |x| {
                     format!(
-                        "{x:.4e}{}",
+                        "${}{}",
+                        human(x),
                         if r.economics.price_assumed { "*" } else { "" }
                     )
                 },
@@ -371,11 +421,13 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
         }
         Format::Table | Format::Markdown => {
             let body: Vec<[String; 15]> = rows.iter().map(cells).collect();
-            Ok(table(
+            let mut t = table(
                 &COLUMNS.map(String::from),
                 &body,
                 format == Format::Markdown,
-            ))
+            );
+            t.push_str(LEGEND);
+            Ok(t)
         }
     }
 }
@@ -389,11 +441,28 @@ pub fn table<const N: usize>(head: &[String; N], body: &[[String; N]], markdown:
             *w = (*w).max(c.chars().count());
         }
     }
+    // Numeric columns (every non-empty cell a number, an amount or `n/p`) are right-aligned.
+    let numeric: Vec<bool> = (0..N)
+        .map(|i| {
+            body.iter().any(|r| !r[i].is_empty())
+                && body.iter().all(|r| {
+                    let c = r[i].trim_start_matches(['$', '+', '-']);
+                    c.is_empty() || c == "n/p" || c.starts_with(|ch: char| ch.is_ascii_digit())
+                })
+        })
+        .collect();
     let line = |cells: &[String]| -> String {
         let parts: Vec<String> = cells
             .iter()
             .zip(&width)
-            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .zip(&numeric)
+            .map(|((c, w), right)| {
+                if *right {
+                    format!("{c:>w$}", w = *w)
+                } else {
+                    format!("{c:<w$}", w = *w)
+                }
+            })
             .collect();
         if markdown {
             format!("| {} |", parts.join(" | "))
@@ -407,7 +476,12 @@ pub fn table<const N: usize>(head: &[String; N], body: &[[String; N]], markdown:
             "|{}|",
             width
                 .iter()
-                .map(|w| "-".repeat(w + 2))
+                .zip(&numeric)
+                .map(|(w, right)| if *right {
+                    format!("{}:", "-".repeat(w + 1))
+                } else {
+                    "-".repeat(w + 2)
+                })
                 .collect::<Vec<_>>()
                 .join("|")
         ));
