@@ -24,7 +24,7 @@
 //!
 //! Placement: ranks are ordered tp innermost, then cp, dp, pp, and scale-up domains are
 //! consecutive blocks of ranks. Each collective's group (a size and a stride) is priced by the
-//! domains its worst-placed member set touches ([`crate::network::Fabric::placement`]): inside
+//! domains its worst-placed member set touches (`Fabric::placement` in `network`): inside
 //! one domain on scale-up links only, across domains hierarchically or flat on scale-out. A
 //! pipeline transfer crosses the scale-out network at the stage boundaries whose two stages
 //! (`tp·cp·dp` ranks apart) sit in different domains, and the pipeline is priced by the fraction
