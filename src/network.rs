@@ -118,14 +118,132 @@ fn volume_and_steps(op: Collective, n: u64, bytes: f64) -> (f64, f64) {
     }
 }
 
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Where the members of the worst-placed group of a kind sit: `domains` scale-up domains
+/// touched, `per_domain` members in each (rounded down when the split is uneven).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Members of the group in one scale-up domain.
+    pub per_domain: u64,
+    /// Scale-up domains the group touches.
+    pub domains: u64,
+}
+
 impl Fabric {
-    /// Members of `group` that share one scale-up domain.
+    /// How the worst-placed group of this kind sits on the domains.
+    ///
+    /// Groups of one kind tile the rank order: group `(q, i)` holds ranks
+    /// `q·size·stride + i + j·stride` for `j < size`, `i < stride`. Domains are consecutive blocks
+    /// of [`Fabric::domain_chips`] ranks. A group whose stride reaches the domain size has every
+    /// member in its own domain; otherwise it touches every domain between its first and last
+    /// member, and a group can straddle a domain boundary even when it is no larger than a
+    /// domain (stride 4, size 2, domains of 8: ranks 4 and 8). Collectives are synchronous, so the
+    /// group that touches the most domains sets the time.
     #[must_use]
-    pub fn members_per_domain(&self, group: Group) -> u64 {
-        if group.stride >= self.domain_chips {
-            1
+    pub fn placement(&self, group: Group) -> Placement {
+        let n = group.size.max(1);
+        let s = group.stride.max(1);
+        let d = self.domain_chips.max(1);
+        if n == 1 {
+            return Placement {
+                per_domain: 1,
+                domains: 1,
+            };
+        }
+        if s >= d {
+            return Placement {
+                per_domain: 1,
+                domains: n,
+            };
+        }
+        // The largest offset inside its domain that a group's first member can have: group
+        // blocks start at multiples of `size·stride`, which reach every multiple of
+        // gcd(block, d) modulo d, and the first member adds up to `stride − 1`.
+        let block = n.saturating_mul(s);
+        let g = gcd(block % d, d);
+        let first = (d - g).saturating_add(s - 1).min(d - 1);
+        let span = (n - 1).saturating_mul(s);
+        let domains = (first.saturating_add(span) / d + 1).min(n);
+        Placement {
+            per_domain: (n / domains).max(1),
+            domains,
+        }
+    }
+
+    /// Whether neighbours `stride` ranks apart at positions `p` and `p + 1` of a chain cross a
+    /// domain boundary for some offset `i < stride`: the pair of ranks `p·stride + i` and
+    /// `(p+1)·stride + i` sits in two domains when a multiple of the domain size falls in
+    /// `(p·stride, (p+2)·stride − 1]`.
+    fn neighbours_cross(&self, stride: u64, p: u64) -> bool {
+        let d = self.domain_chips.max(1);
+        let lo = p.saturating_mul(stride);
+        let hi = lo
+            .saturating_add(stride.saturating_mul(2))
+            .saturating_sub(1);
+        hi / d > lo / d
+    }
+
+    /// Fraction of a pipeline's chunk boundaries that cross the scale-out network.
+    ///
+    /// `stages` stages `stride` ranks apart (pipeline outermost in rank order), each holding
+    /// `chunks` model chunks (interleaved 1F1B): per micro-batch, boundary `p → p+1` is crossed
+    /// `chunks` times and the wrap-around from the last stage to the first `chunks − 1` times.
+    #[must_use]
+    pub fn pipeline_crossing_fraction(&self, stride: u64, stages: u64, chunks: u64) -> f64 {
+        let (pp, v) = (stages, chunks.max(1));
+        if pp <= 1 {
+            return 0.0;
+        }
+        let d = self.domain_chips.max(1);
+        let stride = stride.max(1);
+        let boundaries = (pp * v - 1) as f64;
+        if stride >= d {
+            return 1.0;
+        }
+        if pp.saturating_mul(stride) <= d {
+            return 0.0;
+        }
+        // The interior boundaries' crossings repeat with period d / gcd(stride, d) in p.
+        let period = d / gcd(stride, d);
+        let interior = pp - 1;
+        let count = |range: std::ops::Range<u64>| {
+            range.filter(|&p| self.neighbours_cross(stride, p)).count() as u64
+        };
+        let crossing = if interior <= period {
+            count(0..interior)
         } else {
-            (self.domain_chips / group.stride.max(1)).clamp(1, group.size.max(1))
+            count(0..period) * (interior / period) + count(0..interior % period)
+        };
+        // The wrap-around joins rank i to rank (pp−1)·stride + i: it crosses once the pipeline
+        // leaves one domain.
+        let wrap = v - 1;
+        (crossing * v + wrap) as f64 / boundaries
+    }
+
+    /// One point-to-point transfer of `bytes` inside a domain (`crosses` false) or across two.
+    #[must_use]
+    pub fn point_to_point(&self, bytes: Bytes, crosses: bool) -> CommTime {
+        let (volume, steps) = volume_and_steps(Collective::PointToPoint, 2, bytes.bytes());
+        let volume = Bytes::new(volume);
+        if crosses {
+            CommTime {
+                scale_out: volume / self.scale_out,
+                scale_out_latency: self.scale_out_latency * steps,
+                ..CommTime::default()
+            }
+        } else {
+            CommTime {
+                scale_up: volume / self.scale_up,
+                scale_up_latency: self.scale_up_latency * steps,
+                ..CommTime::default()
+            }
         }
     }
 
@@ -143,8 +261,10 @@ impl Fabric {
         if n <= 1 || s <= 0.0 {
             return CommTime::default();
         }
-        let k = self.members_per_domain(group);
-        let r = n.div_ceil(k);
+        let Placement {
+            per_domain: k,
+            domains: r,
+        } = self.placement(group);
         let (_, steps) = volume_and_steps(op, n, s);
         let up_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_up;
         let out_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_out;
@@ -338,5 +458,83 @@ mod tests {
         let two = f.time(Collective::ReduceScatter, b, g).total()
             + f.time(Collective::AllGather, b, g).total();
         assert_relative_eq!(ar.seconds(), two.seconds(), max_relative = 1e-12);
+    }
+
+    /// Groups that fit one domain stay there; strided or straddling ones touch several.
+    #[test]
+    fn placement_counts_the_domains_of_the_worst_group() {
+        let f = fabric();
+        let at = |size, stride| f.placement(Group { size, stride });
+        let p = |per_domain, domains| Placement {
+            per_domain,
+            domains,
+        };
+        assert_eq!(at(8, 1), p(8, 1));
+        assert_eq!(at(2, 4), p(2, 1));
+        assert_eq!(at(4, 2), p(4, 1));
+        assert_eq!(at(64, 1), p(8, 8));
+        assert_eq!(at(4, 8), p(1, 4));
+        assert_eq!(at(16, 2), p(4, 4));
+        // Blocks of 12 do not align with domains of 8: the group at ranks 8, 12, 16 straddles.
+        assert_eq!(at(3, 4), p(1, 2));
+        // NVL72 with groups of 16: the group at ranks 64..80 spans two domains.
+        let nvl = Fabric {
+            domain_chips: 72,
+            ..fabric()
+        };
+        assert_eq!(nvl.placement(Group { size: 8, stride: 1 }).domains, 1);
+        assert_eq!(
+            nvl.placement(Group {
+                size: 16,
+                stride: 1
+            })
+            .domains,
+            2
+        );
+        assert_eq!(nvl.placement(Group { size: 9, stride: 8 }).domains, 1);
+        assert_eq!(
+            nvl.placement(Group {
+                size: 18,
+                stride: 8
+            })
+            .domains,
+            2
+        );
+    }
+
+    /// Stage boundaries cross the scale-out network when stages sit in different domains.
+    #[test]
+    fn pipeline_crossings() {
+        let f = fabric();
+        // All stages in one domain.
+        assert_relative_eq!(f.pipeline_crossing_fraction(1, 8, 1), 0.0);
+        assert_relative_eq!(f.pipeline_crossing_fraction(2, 4, 3), 0.0);
+        // A stage per domain or more.
+        assert_relative_eq!(f.pipeline_crossing_fraction(8, 16, 1), 1.0);
+        assert_relative_eq!(f.pipeline_crossing_fraction(32, 4, 2), 1.0);
+        // Two stages per domain: every other boundary crosses (7 of 15); with two chunks the
+        // 15 interior boundaries are crossed twice and the wrap-around once: 15 of 31.
+        assert_relative_eq!(f.pipeline_crossing_fraction(4, 16, 1), 7.0 / 15.0);
+        assert_relative_eq!(f.pipeline_crossing_fraction(4, 16, 2), 15.0 / 31.0);
+        // Stages of 3 ranks straddle domains of 8: boundaries 1, 2, 4 (ranks 3..9, 6..12,
+        // 12..18) of 0..5 cross; the period of 8 stages is used past it.
+        let direct: u64 = (0..5).filter(|&p| f.neighbours_cross(3, p)).count() as u64;
+        assert_eq!(direct, 3);
+        let long = f.pipeline_crossing_fraction(3, 1000, 1);
+        let brute = (0..999).filter(|&p| f.neighbours_cross(3, p)).count() as f64 / 999.0;
+        assert_relative_eq!(long, brute, max_relative = 1e-12);
+    }
+
+    /// A point-to-point transfer is priced on one level only.
+    #[test]
+    fn point_to_point_levels() {
+        let f = fabric();
+        let b = Bytes::from_gb(1.0);
+        let inside = f.point_to_point(b, false);
+        let across = f.point_to_point(b, true);
+        assert_relative_eq!(inside.scale_up.seconds(), 1.0 / 450.0, max_relative = 1e-12);
+        assert_relative_eq!(inside.scale_out.seconds(), 0.0);
+        assert_relative_eq!(across.scale_out.seconds(), 1.0 / 50.0, max_relative = 1e-12);
+        assert_relative_eq!(across.scale_up.seconds(), 0.0);
     }
 }

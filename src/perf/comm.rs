@@ -11,7 +11,7 @@ use super::terms::Comm;
 use super::theta::Param;
 use super::{Machine, Shape};
 use crate::network::{Collective, Fabric, Group};
-use crate::parallelism::Recompute;
+use crate::parallelism::{Layout, Recompute};
 use crate::units::Bytes;
 
 /// Tensor-parallel all-reduces per layer: the forward's two (after attention and after the
@@ -49,6 +49,67 @@ fn fabric(s: &Shape, m: &Machine) -> Fabric {
     }
 }
 
+/// The communication groups of a layout, each as a size and a stride in rank order (tp
+/// innermost, then cp, dp, pp). Collectives are placed on scale-up or scale-out links from these
+/// by [`Fabric::placement`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Groups {
+    /// Tensor parallelism: consecutive ranks.
+    pub(super) tp: Group,
+    /// Context parallelism: stride tp.
+    pub(super) cp: Group,
+    /// Expert parallelism.
+    pub(super) ep: Group,
+    /// All data-parallel ranks (dp × cp; ZeRO-0's all-reduce).
+    pub(super) dp: Group,
+    /// ZeRO shard group: the innermost `zero_group_size` of the dp × cp ranks.
+    pub(super) shard: Group,
+    /// Replicas of one shard (HSDP, MiCS).
+    pub(super) replica: Group,
+}
+
+/// The groups of layout `l`.
+pub(super) fn groups(l: &Layout) -> Groups {
+    let (tp, cp, dp, ep) = (l.tp as u64, l.cp as u64, l.dp as u64, l.ep as u64);
+    // Experts are drawn from the data-parallel ranks when EP divides them (stride tp·cp);
+    // else from the context × data-parallel ranks when EP divides those (stride tp); else from
+    // consecutive ranks, tensor-parallel ones included (EP divides tp·cp·dp).
+    let ep_stride = if dp.is_multiple_of(ep) {
+        tp * cp
+    } else if (dp * cp).is_multiple_of(ep) {
+        tp
+    } else {
+        1
+    };
+    let zg = l.zero_group_size() as u64;
+    Groups {
+        tp: Group {
+            size: tp,
+            stride: 1,
+        },
+        cp: Group {
+            size: cp,
+            stride: tp,
+        },
+        ep: Group {
+            size: ep,
+            stride: ep_stride,
+        },
+        dp: Group {
+            size: dp * cp,
+            stride: tp,
+        },
+        shard: Group {
+            size: zg,
+            stride: tp,
+        },
+        replica: Group {
+            size: (dp * cp) / zg.max(1),
+            stride: tp * zg,
+        },
+    }
+}
+
 /// Communication of one layer for one micro-batch.
 pub(super) struct LayerComm {
     /// Tensor parallelism.
@@ -70,10 +131,8 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     let full = l.recompute == Recompute::Full;
 
     let act = Bytes::new(BF16_BYTES * t * d);
-    let tp_group = Group {
-        size: l.tp as u64,
-        stride: 1,
-    };
+    let g = groups(l);
+    let tp_group = g.tp;
     let tp_param = if s.tp_overlap {
         Param::Overlap
     } else {
@@ -89,10 +148,7 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     let tp_layer =
         Comm::new(fab.time(Collective::AllReduce, act, tp_group), tp_param).scaled(tp_count);
 
-    let cp_group = Group {
-        size: l.cp as u64,
-        stride: l.tp as u64,
-    };
+    let cp_group = g.cp;
     // Each rank ends up with the K/V of all `cp` sequence shards.
     let kv_full = Bytes::new(BF16_BYTES * KV_TENSORS * t * l.cp as f64 * s.kv_width / tp);
     let cp_layer = Comm::new(
@@ -101,17 +157,7 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     )
     .scaled(CP_KV_GATHERS);
 
-    // Experts are drawn from the data-parallel ranks when EP divides them, else from the
-    // innermost ranks.
-    let ep_stride = if l.dp.is_multiple_of(l.ep) {
-        l.tp as u64 * l.cp as u64
-    } else {
-        1
-    };
-    let ep_group = Group {
-        size: l.ep as u64,
-        stride: ep_stride,
-    };
+    let ep_group = g.ep;
     // Each token goes to (and comes back from) its `moe_active` experts.
     let a2a = Bytes::new(BF16_BYTES * t * d * s.moe_active / sp_div);
     let ep_count = EP_ALL_TO_ALLS + if full { EP_RECOMPUTE_EXTRA } else { 0.0 };
@@ -135,17 +181,15 @@ pub(super) fn pipeline(s: &Shape, m: &Machine) -> Comm {
         return Comm::default();
     }
     let t = s.tokens_per_microbatch();
+    // Pipeline outermost: adjacent stages are tp·cp·dp ranks apart.
     let pp_stride = l.tp as u64 * l.cp as u64 * l.dp as u64;
     let pp_bytes = Bytes::new(BF16_BYTES * t * s.d_model / l.tp as f64);
-    let pair = Group {
-        size: 2,
-        stride: pp_stride,
-    };
-    Comm::new(
-        fabric(s, m).time(Collective::PointToPoint, pp_bytes, pair),
-        Param::Overlap,
-    )
-    .scaled(PP_TRANSFERS_PER_CHUNK * l.virtual_stages as f64)
+    let fab = fabric(s, m);
+    let crossing = fab.pipeline_crossing_fraction(pp_stride, l.pp as u64, l.virtual_stages as u64);
+    let across = Comm::new(fab.point_to_point(pp_bytes, true), Param::Overlap);
+    let inside = Comm::new(fab.point_to_point(pp_bytes, false), Param::Overlap);
+    (across.scaled(crossing) + inside.scaled(1.0 - crossing))
+        .scaled(PP_TRANSFERS_PER_CHUNK * l.virtual_stages as f64)
 }
 
 /// The compute that data-parallel traffic can hide behind.
@@ -167,20 +211,14 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
     let l = &s.layout;
     let fab = &fabric(s, m);
     let params = s.params_per_chip();
-    let dp_group = Group {
-        size: l.dp as u64 * l.cp as u64,
-        stride: l.tp as u64,
-    };
+    let Groups {
+        dp: dp_group,
+        shard: shard_group,
+        replica: replica_group,
+        ..
+    } = groups(l);
     let grad = Bytes::new(params * BF16_BYTES);
     let zg = l.zero_group_size() as u64;
-    let shard_group = Group {
-        size: zg,
-        stride: l.tp as u64,
-    };
-    let replica_group = Group {
-        size: (l.dp as u64 * l.cp as u64) / zg,
-        stride: l.tp as u64 * zg,
-    };
     let net = |op, b, g| Comm::new(fab.time(op, b, g), Param::Network);
     let replica_ar = || {
         net(
@@ -228,6 +266,7 @@ mod tests {
     use super::super::tests::{layout, setup_for};
     use super::*;
     use crate::perf::{step_terms, Efficiency};
+    use crate::units::BytesPerSecond;
     use approx::assert_relative_eq;
 
     /// Without tensor parallelism there is no tensor-parallel traffic, and with it there is.
@@ -242,5 +281,149 @@ mod tests {
         assert_relative_eq!(step_terms(&s, &m).breakdown(&theta).tp_comm.seconds(), 0.0);
         let (s, m) = setup_for(layout(4, 1), 256);
         assert!(step_terms(&s, &m).breakdown(&theta).tp_comm.seconds() > 0.0);
+    }
+
+    /// The domains that the members of every group of one kind touch, by enumerating the ranks
+    /// of a `chips`-rank cluster in domains of `domain` (the worst group's count).
+    fn brute_domains(g: Group, chips: u64, domain: u64) -> u64 {
+        let block = g.size * g.stride;
+        let mut worst = 0;
+        for q in 0..chips / block {
+            for i in 0..g.stride {
+                let mut d: Vec<u64> = (0..g.size)
+                    .map(|j| (q * block + i + j * g.stride) / domain)
+                    .collect();
+                d.dedup();
+                worst = worst.max(d.len() as u64);
+            }
+        }
+        worst
+    }
+
+    fn with(tp: u32, cp: u32, dp: u32, ep: u32, zero_group: u32) -> Layout {
+        Layout {
+            tp,
+            cp,
+            dp,
+            ep,
+            zero_group,
+            sequence_parallel: tp > 1,
+            ..layout(1, 1)
+        }
+    }
+
+    /// Every collective whose group fits one domain runs on scale-up links only; one whose
+    /// group spans domains (by stride, size or a straddled boundary) uses scale-out.
+    #[test]
+    fn each_collective_is_placed_by_the_domains_its_group_touches() {
+        let (_, m) = setup_for(layout(8, 1), 512);
+        let b = Bytes::from_gb(1.0);
+        let mut checked = [0u32; 2];
+        for domain in [4, 8, 16, 72] {
+            let fab = Fabric {
+                domain_chips: domain,
+                ..m.fabric
+            };
+            for (tp, cp, dp, ep, zg) in [
+                (8, 1, 8, 1, 0),
+                (2, 2, 2, 2, 0),
+                (4, 2, 4, 4, 2),
+                (8, 2, 4, 2, 4),
+                (1, 1, 16, 8, 4),
+                (2, 3, 4, 6, 3),
+                (4, 1, 6, 4, 2),
+                (8, 4, 3, 2, 6),
+                (16, 1, 9, 1, 3),
+                (1, 4, 3, 12, 12),
+            ] {
+                let l = with(tp, cp, dp, ep, zg);
+                let chips = u64::from(tp * cp * dp) * 4;
+                let fab = Fabric {
+                    domain_chips: domain.min(chips),
+                    ..fab
+                };
+                let g = groups(&l);
+                for (name, group, op) in [
+                    ("tp", g.tp, Collective::AllReduce),
+                    ("cp", g.cp, Collective::AllGather),
+                    ("ep", g.ep, Collective::AllToAll),
+                    ("dp", g.dp, Collective::AllReduce),
+                    ("shard", g.shard, Collective::ReduceScatter),
+                    ("replica", g.replica, Collective::AllReduce),
+                ] {
+                    if group.size <= 1 {
+                        continue;
+                    }
+                    let want = brute_domains(group, chips, fab.domain_chips);
+                    assert_eq!(
+                        fab.placement(group).domains,
+                        want,
+                        "{name} {group:?} in domains of {domain} ({l:?})"
+                    );
+                    let t = fab.time(op, b, group);
+                    let why = format!("{name} {group:?} in domains of {domain}");
+                    if want == 1 {
+                        assert!(t.scale_up.seconds() > 0.0, "{why}");
+                        assert_relative_eq!(t.scale_out.seconds(), 0.0);
+                        assert_relative_eq!(t.scale_out_latency.seconds(), 0.0);
+                        checked[0] += 1;
+                    } else {
+                        assert!(t.scale_out.seconds() > 0.0, "{why}");
+                        checked[1] += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked.iter().all(|&c| c > 10), "{checked:?}");
+    }
+
+    /// Experts come from the data-parallel ranks when EP divides them, else from context ×
+    /// data-parallel ranks, else from consecutive ranks.
+    #[test]
+    fn expert_groups_follow_the_data_parallel_ranks() {
+        assert_eq!(
+            groups(&with(4, 2, 8, 4, 0)).ep,
+            Group { size: 4, stride: 8 }
+        );
+        assert_eq!(
+            groups(&with(4, 2, 3, 2, 0)).ep,
+            Group { size: 2, stride: 4 }
+        );
+        assert_eq!(
+            groups(&with(4, 1, 6, 8, 0)).ep,
+            Group { size: 8, stride: 1 }
+        );
+    }
+
+    /// Pipeline transfers between stages in different domains are priced on the scale-out
+    /// network; with every stage in one domain the scale-out bandwidth does not matter.
+    #[test]
+    fn pipeline_traffic_follows_the_stage_placement() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let slow = |m: Machine| Machine {
+            fabric: Fabric {
+                scale_out: BytesPerSecond::from_gb_per_s(0.001),
+                ..m.fabric
+            },
+            ..m
+        };
+        // 16 stages of 4 ranks in domains of 8: every other boundary crosses.
+        let mut l = with(1, 1, 4, 1, 0);
+        l.pp = 16;
+        l.virtual_stages = 2;
+        let (s, m) = setup_for(l, 64);
+        let fast = pipeline(&s, &m).total().at(&theta);
+        let slowed = pipeline(&s, &slow(m)).total().at(&theta);
+        assert!(fast > 0.0);
+        assert!(slowed > 100.0 * fast, "{slowed} vs {fast}");
+        assert!(pipeline(&s, &m).up.at(&theta) > 0.0);
+        // 8 stages of one rank in one 8-chip domain.
+        let mut l = with(1, 1, 1, 1, 0);
+        l.pp = 8;
+        let (s, m) = setup_for(l, 8);
+        let p = pipeline(&s, &m);
+        assert!(p.total().at(&theta) > 0.0);
+        assert_eq!(p, pipeline(&s, &slow(m)));
+        assert_relative_eq!(p.out.at(&theta), 0.0);
     }
 }

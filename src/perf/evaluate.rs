@@ -2,7 +2,7 @@
 //! prediction.
 
 use super::memory::{self, MemoryBreakdown};
-use super::step::step_terms;
+use super::step::{causal_model_flops_per_token, executed_flops_per_token, step_terms};
 use super::terms::{Comm, Terms};
 use super::theta::{Efficiency, Param, PARAMS};
 use super::{Machine, Shape};
@@ -200,8 +200,14 @@ pub struct Evaluation {
     pub memory: MemoryBreakdown,
     /// Model FLOPs per step (no recompute).
     pub model_flops: Flops,
-    /// Hardware FLOPs per step (with recompute).
+    /// Hardware FLOPs per step in the published convention: model FLOPs (full score square)
+    /// plus recompute. Converts runs published as HFU; can exceed the FLOPs executed.
     pub hardware_flops: Flops,
+    /// FLOPs the kernels execute per step: the causal half of the scores with flash attention,
+    /// its backward's score recompute, activation recompute. [`Prediction::hfu`] uses these.
+    pub executed_flops: Flops,
+    /// Model FLOPs per step with the scores counted over the causal half of the square.
+    pub causal_model_flops: Flops,
     /// Tokens per step.
     pub tokens_per_step: f64,
     /// Chips.
@@ -225,9 +231,15 @@ pub struct Prediction {
     pub step_time: Seconds,
     /// Tokens per second, whole cluster.
     pub tokens_per_second: f64,
-    /// Model FLOPs utilisation against the training format's peak.
+    /// Model FLOPs utilisation against the training format's peak, in the convention of the
+    /// published runs: attention scores over the full `s × s` square. Can exceed 1 at long
+    /// context, where a causal kernel computes only half of it.
     pub mfu: f64,
-    /// Hardware FLOPs utilisation (recompute counted).
+    /// Model FLOPs utilisation with the scores counted over the causal half of the square.
+    /// Never above [`Prediction::hfu`], so never above 1.
+    pub mfu_causal: f64,
+    /// Hardware FLOPs utilisation: the FLOPs the kernels execute (the causal half with flash
+    /// attention, recompute included) against the peak. Never above 1.
     pub hfu: f64,
     /// Achieved model FLOP/s per chip.
     pub model_flops_per_chip: FlopsPerSecond,
@@ -261,6 +273,8 @@ pub fn evaluate(shape: &Shape, machine: &Machine) -> Evaluation {
         memory: memory::memory(shape),
         model_flops,
         hardware_flops: model_flops * (1.0 + recompute_share(shape)),
+        executed_flops: Flops::new(executed_flops_per_token(shape) * shape.tokens_per_step),
+        causal_model_flops: Flops::new(causal_model_flops_per_token(shape) * shape.tokens_per_step),
         tokens_per_step: shape.tokens_per_step,
         chips: shape.chips,
         peak: machine.peak_linear,
@@ -302,7 +316,8 @@ impl Evaluation {
             step_time: step,
             tokens_per_second: self.tokens_per_step / step.seconds(),
             mfu: self.model_flops.flops() / denom,
-            hfu: self.hardware_flops.flops() / denom,
+            mfu_causal: self.causal_model_flops.flops() / denom,
+            hfu: self.executed_flops.flops() / denom,
             model_flops_per_chip: self.model_flops / step * (1.0 / self.chips),
             bound_by,
             bound_share: worst / step,

@@ -22,6 +22,22 @@
 //! (ZeRO-0/1) or, with FSDP's per-layer collectives (ZeRO-2/3), each micro-batch's compute; the
 //! excess over the compute window is exposed, and never less than `overlap_exposure` of it.
 //!
+//! Placement: ranks are ordered tp innermost, then cp, dp, pp, and scale-up domains are
+//! consecutive blocks of ranks. Each collective's group (a size and a stride) is priced by the
+//! domains its worst-placed member set touches (`Fabric::placement` in `network`): inside
+//! one domain on scale-up links only, across domains hierarchically or flat on scale-out. A
+//! pipeline transfer crosses the scale-out network at the stage boundaries whose two stages
+//! (`tp·cp·dp` ranks apart) sit in different domains, and the pipeline is priced by the fraction
+//! of its chunk boundaries that do.
+//!
+//! FLOPs conventions ([`Prediction`]):
+//!
+//! | field | FLOPs counted | can exceed 1 |
+//! |---|---|---|
+//! | `mfu` | model FLOPs, attention scores over the full `s × s` square (the published runs' and the calibration's convention, [`Evaluation::model_flops`]) | yes, at long context with a causal kernel, which computes half the square |
+//! | `mfu_causal` | model FLOPs, scores over the causal half | no |
+//! | `hfu` | FLOPs executed: the causal half with flash attention (whose backward recomputes the scores), the full square unfused, activation recompute | no |
+//!
 //! Files: `theta` (the parameters and θ), `terms` (linear forms in θ), `shape` (the inputs),
 //! `step` (compute terms and their assembly), `comm` (communication of each parallel
 //! dimension), `memory` (memory per chip), `evaluate` (θ applied: breakdown and prediction).

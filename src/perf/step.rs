@@ -37,7 +37,9 @@ const ROUTE_BYTES_PER_TOKEN_PER_D: f64 = 8.0;
 const UNFUSED_SCORE_BYTES: f64 = 9.0;
 /// Fraction of the `s × s` square a fused causal kernel computes: masked blocks are skipped
 /// (Dao 2023); unfused attention computes the full square.
-const FLASH_CAUSAL_FRACTION: f64 = 0.5;
+const FLASH_CAUSAL_FRACTION: f64 = CAUSAL_HALF;
+/// The share of the `s × s` score square a causal mask leaves.
+const CAUSAL_HALF: f64 = 0.5;
 
 /// Kernels per layer forward, dense, fused attention: two norms, four linear GEMMs (QKV,
 /// output projection, MLP up and down), the attention kernel, the MLP activation, two
@@ -201,6 +203,35 @@ fn optimizer(s: &Shape, m: &Machine, shard: f64) -> Terms {
     let bw = m.hbm_bandwidth.bytes_per_second();
     Terms::one(Param::Memory, s.params_per_chip() / shard * adam_bytes / bw)
         + kernels(OPTIMIZER_KERNELS)
+}
+
+/// Training FLOPs per token that the kernels execute, whole model: the linear layers' forward
+/// and two backward GEMMs, the attention core as computed (the causal half with a fused kernel,
+/// whose backward also recomputes the scores; the full square unfused), recompute, and the
+/// logits. The same counts as the matmul terms of [`step_terms`].
+pub(super) fn executed_flops_per_token(s: &Shape) -> f64 {
+    let flash = s.attention == AttentionKernel::Flash;
+    let (causal, backward_core) = if flash {
+        (FLASH_CAUSAL_FRACTION, FLASH_BACKWARD_CORE)
+    } else {
+        (1.0, UNFUSED_BACKWARD_CORE)
+    };
+    let core = s.core_per_token * causal;
+    let recompute = match s.layout.recompute {
+        Recompute::Full => s.linear_per_token + core,
+        Recompute::Selective if !flash => core,
+        _ => 0.0,
+    };
+    s.layers
+        * ((1.0 + BACKWARD_LINEAR) * s.linear_per_token + (1.0 + backward_core) * core + recompute)
+        + LOGIT_MATMUL_PASSES * s.logit_per_token
+}
+
+/// Training model FLOPs per token with the attention scores counted over the causal half of
+/// the `s × s` square (forward plus a backward of twice the forward, no recompute).
+pub(super) fn causal_model_flops_per_token(s: &Shape) -> f64 {
+    (1.0 + BACKWARD_LINEAR)
+        * (s.layers * (s.linear_per_token + s.core_per_token * CAUSAL_HALF) + s.logit_per_token)
 }
 
 /// Build the step terms for one configuration. Pure arithmetic; no allocation.

@@ -130,3 +130,114 @@ fn faster_matmuls_never_slow_the_step() {
         );
     }
 }
+
+/// A small deterministic generator (xorshift64*), so the property test needs no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+}
+
+/// HFU counts the FLOPs the kernels execute, and model FLOPs over the causal half never exceed
+/// them: over ≥ 100,000 random valid configurations (presets, chips, sizes, contexts of 1K to
+/// 128K, layouts from the search) both stay finite and at most 1 at the shipped calibration.
+#[test]
+fn hfu_and_causal_mfu_never_exceed_one() {
+    use super::evaluate;
+    use crate::calibration::Calibration;
+    use crate::parallelism::LayoutConstraints;
+    use crate::request::SetupRequest;
+    use crate::sweep::{candidates, SearchSpace};
+
+    let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let calibration = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let models = crate::workload::presets().unwrap_or_else(|e| panic!("{e}"));
+    let chips_ids = [
+        "h100-sxm",
+        "a100-80gb",
+        "gb300",
+        "tpu-v5p",
+        "ironwood",
+        "trn2",
+        "trn3",
+    ];
+    let space = SearchSpace::default();
+    let pinned = LayoutConstraints::default();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut checked, mut worst_hfu, mut worst_mfu) = (0usize, 0.0f64, 0.0f64);
+    let mut setups = 0;
+    while checked < 100_000 {
+        setups += 1;
+        assert!(setups < 100_000, "too few valid configurations: {checked}");
+        let model = &models[rng.below(models.len())];
+        let id = rng.pick(&chips_ids);
+        let chips = rng.pick(&[8u64, 16, 32, 64, 72, 128, 144, 256, 512, 1024, 2048, 4096]);
+        let cluster = match catalog.cluster(id, chips) {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let seq = 1024 * (1 + rng.below(128)) as i64;
+        let request = SetupRequest {
+            global_batch: Some(1 << (4 + rng.below(8))),
+            seq_len: Some(seq),
+            tokens: Some(1e12),
+            precision: Some(rng.pick(&[Precision::Bf16, Precision::Fp8])),
+            attention: Some(rng.pick(&[AttentionKernel::Flash, AttentionKernel::Unfused])),
+            ..SetupRequest::default()
+        };
+        let setup = match request.resolve("setup", model) {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let Ok(machine) = Machine::new(&cluster, setup.precision) else {
+            continue;
+        };
+        let eff = calibration.for_chip(&cluster.chip).1;
+        let layouts = candidates(model, &cluster, &setup, &pinned, &space);
+        // A random sample of each setup's layouts, so that many setups are covered.
+        for _ in 0..layouts.len().min(300) {
+            let layout = layouts[rng.below(layouts.len())];
+            if layout.validate(model, &cluster, &setup, false).is_err() {
+                continue;
+            }
+            let p = evaluate(&Shape::new(model, &setup, &layout), &machine).predict(&eff);
+            let what = || format!("{} on {chips} {id}, seq {seq}: {layout:?}", model.id);
+            assert!(
+                p.hfu.is_finite() && p.hfu > 0.0,
+                "{}: HFU {}",
+                what(),
+                p.hfu
+            );
+            assert!(p.mfu_causal.is_finite(), "{}", what());
+            assert!(p.hfu <= 1.0, "{}: HFU {}", what(), p.hfu);
+            assert!(
+                p.mfu_causal <= p.hfu,
+                "{}: causal MFU {}",
+                what(),
+                p.mfu_causal
+            );
+            worst_hfu = worst_hfu.max(p.hfu);
+            worst_mfu = worst_mfu.max(p.mfu);
+            checked += 1;
+        }
+    }
+    // The sample reaches long contexts where the full-square MFU passes 1.
+    assert!(
+        worst_hfu > 0.3 && worst_mfu > 1.0,
+        "{worst_hfu} {worst_mfu}"
+    );
+    eprintln!(
+        "{checked} configurations, {setups} setups: max HFU {worst_hfu}, max MFU {worst_mfu}"
+    );
+}
