@@ -341,8 +341,8 @@ mod tests {
     const CONFIGURATIONS: usize = 1_000_000;
 
     /// 10^6 random valid configurations (presets x chips x cluster sizes x batches x sequence
-    /// lengths x every candidate layout) give finite, positive results and never more FLOP/s
-    /// per chip than the peak (MFU and HFU at most 1).
+    /// lengths x every candidate layout) give finite, positive results and never more executed
+    /// FLOP/s per chip than the peak (HFU at most 1).
     #[test]
     fn a_million_random_configurations_stay_finite_and_below_peak() {
         let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
@@ -418,7 +418,14 @@ mod tests {
                     what()
                 );
                 assert!(p.memory.total().bytes().is_finite(), "{}", what());
-                assert!(p.mfu > 0.0 && p.mfu <= 1.0, "{}: MFU {}", what(), p.mfu);
+                // Full-square MFU may pass 1 at long context with flash attention; the executed
+                // (HFU) and causal conventions may not.
+                assert!(p.hfu > 0.0 && p.hfu <= 1.0, "{}: HFU {}", what(), p.hfu);
+                assert!(
+                    p.mfu_causal > 0.0 && p.mfu_causal <= p.hfu + 1e-12,
+                    "{}",
+                    what()
+                );
                 assert!(p.bound_share.is_finite(), "{}", what());
             }
             seen += layouts.len();

@@ -66,8 +66,12 @@ pub struct Row {
     pub tokens_per_s: f64,
     /// Model FLOPs utilisation (against the training format's dense peak).
     pub mfu: f64,
-    /// Hardware FLOPs utilisation (recompute counted).
+    /// Hardware FLOPs utilisation: FLOPs executed (causal half with flash attention, recompute
+    /// counted) over peak; never above 1.
     pub hfu: f64,
+    /// Model FLOPs utilisation with causal attention counted as half the score square (a
+    /// convention that cannot exceed 1; `mfu` counts the full square, as published runs do).
+    pub mfu_causal: f64,
     /// Model TFLOP/s per chip.
     pub model_tflops_per_chip: f64,
     /// Days to train the tokens (no failures).
@@ -120,6 +124,7 @@ impl Row {
             tokens_per_s: p.tokens_per_second,
             mfu: p.mfu,
             hfu: p.hfu,
+            mfu_causal: p.mfu_causal,
             model_tflops_per_chip: p.model_flops_per_chip.tera(),
             train_days: e.train_time.days(),
             chip_hours: e.chip_hours,
