@@ -312,7 +312,9 @@ impl Scenario {
                         hardware: match sizing {
                             Sizing::Exact => h.id.clone(),
                             Sizing::UpTo => format!("{} (up to {})", h.id, cluster.chips),
-                            Sizing::Power(mw) => format!("{} ({mw} MW)", h.id),
+                            Sizing::Power(mw) => {
+                                format!("{} ({mw} MW holds {})", h.id, cluster.chips)
+                            }
                         },
                         cluster,
                         key: at.clone(),

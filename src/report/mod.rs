@@ -267,12 +267,12 @@ fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>)
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
 v interleaved stages; none/selective/full recompute; Z ZeRO stage. days (failures): without and with expected \
-interruptions. MWh: facility energy, all-in. cost $: on the row's price basis; * an estimated price.\n";
+interruptions. MWh, avg MW: facility energy and mean facility power, all-in. cost $: on the row's price basis; * an estimated price.\n";
 
 /// A result row or the reason a case could not run.
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
 
-const COLUMNS: [&str; 15] = [
+const COLUMNS: [&str; 16] = [
     "hardware",
     "chips",
     "layout",
@@ -286,11 +286,12 @@ const COLUMNS: [&str; 15] = [
     "chip-hours",
     "bound by",
     "MWh",
+    "avg MW",
     "cost $",
     "note",
 ];
 
-fn cells(o: &Outcome) -> [String; 15] {
+fn cells(o: &Outcome) -> [String; 16] {
     match o {
         Ok(r) => [
             r.hardware.clone(),
@@ -328,6 +329,9 @@ fn cells(o: &Outcome) -> [String; 15] {
             human(r.chip_hours),
             format!("{} ({:.0}%)", r.bound_by, 100.0 * r.bound_share),
             r.economics.energy_mwh.map_or_else(|| "n/p".into(), human),
+            r.economics
+                .avg_power_mw
+                .map_or_else(|| "n/p".into(), |x| format!("{x:.1}")),
             r.economics.cost_usd.map_or_else(
                 || "n/p".into(),
                 |x| {
@@ -341,10 +345,10 @@ fn cells(o: &Outcome) -> [String; 15] {
             r.infeasible_reason.clone().unwrap_or_default(),
         ],
         Err((hw, chips, reason)) => {
-            let mut c: [String; 15] = Default::default();
+            let mut c: [String; 16] = Default::default();
             c[0] = hw.clone();
             c[1] = chips.to_string();
-            c[14] = format!("cannot run: {reason}");
+            c[15] = format!("cannot run: {reason}");
             c
         }
     }
@@ -425,7 +429,7 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
             String::from_utf8(bytes).map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Table | Format::Markdown => {
-            let body: Vec<[String; 15]> = rows.iter().map(cells).collect();
+            let body: Vec<[String; 16]> = rows.iter().map(cells).collect();
             let mut t = table(
                 &COLUMNS.map(String::from),
                 &body,
