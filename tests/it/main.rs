@@ -4,6 +4,7 @@
 
 mod catalog;
 mod cli;
+mod energy;
 mod model;
 mod robustness;
 mod validation;
