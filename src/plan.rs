@@ -32,7 +32,7 @@ use crate::workload::{Model, TrainingSetup};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Runner-ups kept by a search.
+/// Runner-ups a search keeps by default ([`SearchSpace::runner_ups`]).
 pub const RUNNER_UPS: usize = 5;
 
 /// A validated training job: the model, the setup and the cluster.
@@ -123,7 +123,7 @@ pub struct Estimate {
 pub struct Search {
     /// The fastest layout that fits.
     pub best: Estimate,
-    /// The next fastest layouts that fit, fastest first (at most five).
+    /// The next fastest layouts that fit, fastest first (at most [`SearchSpace::runner_ups`]).
     pub runner_ups: Vec<Estimate>,
     /// Valid layouts evaluated.
     pub considered: usize,
@@ -300,7 +300,7 @@ pub fn search_in(
         runner_ups: order
             .iter()
             .skip(1)
-            .take(RUNNER_UPS)
+            .take(space.runner_ups)
             .map(|&i| make(i))
             .collect(),
         considered: layouts.len(),

@@ -20,6 +20,8 @@ pub struct SearchSpace {
     pub max_cp: u32,
     /// Largest number of interleaved stages tried.
     pub max_virtual: u32,
+    /// Runner-ups kept beside the best layout.
+    pub runner_ups: usize,
 }
 
 impl Default for SearchSpace {
@@ -30,6 +32,7 @@ impl Default for SearchSpace {
             zero: vec![1, 3],
             max_cp: 8,
             max_virtual: 4,
+            runner_ups: crate::plan::RUNNER_UPS,
         }
     }
 }

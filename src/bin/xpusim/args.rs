@@ -157,6 +157,12 @@ pub struct EstimateArgs {
     /// Pin the layout options given and search the others (default: the others take defaults).
     #[arg(long)]
     pub search_rest: bool,
+    /// Runner-up layouts to show beside the best one (a search).
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// What the best chip count minimises with --max-chips.
+    #[arg(long, value_enum, default_value = "time")]
+    pub objective: Objective,
     /// Global batch in sequences (default 1024).
     #[arg(
         long,
@@ -245,6 +251,17 @@ pub struct CapacityArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub economics: EconomicsArgs,
+}
+
+/// What a chip-count search minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Objective {
+    /// Days to train, failures included.
+    Time,
+    /// Cost of the run on the pricing basis (most tokens per dollar).
+    Cost,
+    /// Facility energy of the run.
+    Energy,
 }
 
 /// Energy and cost settings.

@@ -1,14 +1,15 @@
 //! `xpusim estimate`: one training run from command-line flags.
 
-use crate::args::EstimateArgs;
+use crate::args::{EstimateArgs, Objective};
 use crate::{calibration, emit, flagged};
 use anyhow::{bail, Result};
 use std::path::Path;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Row};
 use xpusim::{
-    assess, capacity::best_chip_count, parse_models, preset, run as plan, Answer, Catalog,
-    ClusterRequest, Error, Job, LayoutChoice, LayoutRequest, Model, SetupRequest,
+    assess, capacity::best_chip_count, parse_models, preset, run as plan, search_in, Answer,
+    Catalog, ClusterRequest, Error, Job, LayoutChoice, LayoutRequest, Model, SearchSpace,
+    SetupRequest,
 };
 
 /// Batch when neither `--global-batch` nor `--global-batch-tokens` is given.
@@ -124,10 +125,26 @@ pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
                 search: Some(found),
             }
         }
-        None => plan(&job, &layout, &cal).map_err(|e| match e {
-            Error::Input { problems } => flagged(problems),
-            e => e.into(),
-        })?,
+        None => match layout {
+            LayoutChoice::Search(pinned) => {
+                let space = SearchSpace {
+                    runner_ups: a.top,
+                    ..Default::default()
+                };
+                let found = search_in(&job, &pinned, &cal, &space).map_err(|e| match e {
+                    Error::Input { problems } => flagged(problems),
+                    e => e.into(),
+                })?;
+                Answer {
+                    estimate: found.best.clone(),
+                    search: Some(found),
+                }
+            }
+            LayoutChoice::Fixed(_) => plan(&job, &layout, &cal).map_err(|e| match e {
+                Error::Input { problems } => flagged(problems),
+                e => e.into(),
+            })?,
+        },
     };
     let e = &answer.estimate;
     let row = Row::new(&a.hardware, e).with_assessment(assess(e, &chip, &system, &economics));
