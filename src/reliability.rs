@@ -137,7 +137,7 @@ impl Resilience {
         let rate = self.rates.per_chip_hour() * chips as f64 / 3600.0;
         let write = state / (self.checkpoint_bandwidth_per_chip * chips.max(1) as f64);
         let (w, r) = (write.seconds(), self.restart.seconds());
-        if !(rate > 0.0) || work.seconds() <= 0.0 {
+        if rate.is_nan() || rate <= 0.0 || work.seconds() <= 0.0 {
             return Goodput {
                 mtbi: Seconds::new(f64::MAX),
                 checkpoint_write: write,

@@ -338,7 +338,7 @@ impl Scenario {
             .resolve("layout")
             .map_err(|e| p.extend(e))
             .ok();
-        let budget = f.budget.and_then(|b| {
+        let budget = f.budget.map(|b| {
             let ok = |x: f64, max: f64| x.is_finite() && x > 0.0 && x <= max;
             if !ok(b.usd, 1e15) {
                 p.push(Problem::new(
@@ -352,10 +352,10 @@ impl Scenario {
                     format!("must be positive up to 100, got {}", b.years),
                 ));
             }
-            Some(Budget {
+            Budget {
                 usd: b.usd,
                 years: b.years,
-            })
+            }
         });
         if let Some(b) = &f.baseline {
             if !f.hardware.iter().any(|h| &h.id == b) {

@@ -527,3 +527,8 @@ pub use validation::{calibration_table, comparison_table, residual_table, summar
 
 mod estimate;
 pub use estimate::estimate_details;
+
+#[cfg(feature = "plot")]
+mod plot;
+#[cfg(feature = "plot")]
+pub use plot::plot_svg;

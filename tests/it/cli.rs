@@ -346,3 +346,46 @@ fn scenario_prices_and_facility_are_used() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run --plot` writes an SVG figure: one series per hardware label, the three axis titles.
+#[cfg(feature = "plot")]
+#[test]
+fn run_plot_writes_an_svg() {
+    let dir = std::env::temp_dir().join(format!("xpusim-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = "schema_version = 1\nname = \"plot\"\n[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 64\ntokens = 1e9\nprecision = \"bf16\"\n[[hardware]]\nid = \"trn3\"\nchips = [64, 128, 256]\n[[hardware]]\nid = \"h100\"\nchips = [64, 128, 256]\n";
+    let f = dir.join("s.toml");
+    std::fs::write(&f, scenario).unwrap_or_else(|e| panic!("{e}"));
+    let svg = dir.join("s.svg");
+    let o = xpusim(&[
+        "run",
+        f.to_str().unwrap_or_default(),
+        "--plot",
+        svg.to_str().unwrap_or_default(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.starts_with("<svg"), "{}", &text[..text.len().min(200)]);
+    for needle in [
+        "trn3",
+        "h100",
+        "time to train (days",
+        "cost (USD)",
+        "energy (MWh)",
+    ] {
+        assert!(text.contains(needle), "no {needle} in the figure");
+    }
+    // Never over an input.
+    let o = xpusim(&[
+        "run",
+        f.to_str().unwrap_or_default(),
+        "--plot",
+        f.to_str().unwrap_or_default(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("input"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

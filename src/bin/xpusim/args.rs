@@ -49,6 +49,10 @@ pub enum Command {
         /// Calibration file (default: the shipped one).
         #[arg(long)]
         calibration: Option<PathBuf>,
+        /// Also draw time, cost and energy against chips (and cost against time) into this SVG
+        /// file (whole or not at all; needs the `plot` feature).
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
         #[command(flatten)]
         economics: EconomicsArgs,
     },

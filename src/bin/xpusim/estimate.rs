@@ -104,8 +104,15 @@ pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
     let answer = match max {
         Some(m) => {
             let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) = layout;
-            let effective =
-                |e: &xpusim::Estimate| assess(e, &chip, &system, &economics).effective_train_days;
+            let objective = a.objective;
+            let effective = |e: &xpusim::Estimate| {
+                let x = assess(e, &chip, &system, &economics);
+                match objective {
+                    Objective::Time => x.effective_train_days,
+                    Objective::Cost => x.cost_usd.unwrap_or(f64::INFINITY),
+                    Objective::Energy => x.energy_mwh.unwrap_or(f64::INFINITY),
+                }
+            };
             let (found, because) = best_chip_count(
                 job.cluster(),
                 m,

@@ -60,6 +60,7 @@ fn run() -> Result<()> {
             format,
             output,
             calibration,
+            plot,
             economics,
         } => scenario::run(
             &catalog,
@@ -67,6 +68,7 @@ fn run() -> Result<()> {
             format,
             output.as_deref(),
             calibration.as_deref(),
+            plot.as_deref(),
             &economics,
         ),
         Command::Calibrate { runs, output } => measured::calibrate(&catalog, &runs, &output),

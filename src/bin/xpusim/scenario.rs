@@ -14,11 +14,21 @@ pub fn run(
     format: Format,
     output: Option<&Path>,
     calibration_file: Option<&Path>,
+    plot: Option<&Path>,
     economics: &EconomicsArgs,
 ) -> Result<()> {
     let mut inputs = vec![path];
     inputs.extend(calibration_file);
     let output = output.map(|o| OutputPath::check(o, &inputs)).transpose()?;
+    if cfg!(not(feature = "plot")) && plot.is_some() {
+        anyhow::bail!(
+            "--plot needs the `plot` feature, which this build lacks; rebuild with `cargo install xpusim --features plot` (or the default features)"
+        );
+    }
+    if plot.is_some() && plot == output.as_ref().map(OutputPath::path) {
+        anyhow::bail!("--plot and --output name the same file; give two paths");
+    }
+    let plot = plot.map(|p| OutputPath::check(p, &inputs)).transpose()?;
     let s = Scenario::parse(&path.display().to_string(), &read_input(path)?, catalog)?;
     let cal = calibration(calibration_file)?;
     let over = economics.request();
@@ -61,6 +71,9 @@ pub fn run(
         out.push_str(&summary(&s, &rows));
     }
     emit(&out, output.as_ref())?;
+    if let Some(plot) = plot {
+        draw(&s.name, &rows, &plot)?;
+    }
     if failed > 0 {
         return Err(Partial(format!(
             "{}: {failed} of {} case(s) could not run (see the `cannot run` rows)",
@@ -69,6 +82,28 @@ pub fn run(
         ))
         .into());
     }
+    Ok(())
+}
+
+/// Write the figure of the rows that ran (`--plot`); nothing when none did.
+#[cfg(feature = "plot")]
+fn draw(title: &str, rows: &[Outcome], plot: &OutputPath) -> Result<()> {
+    let ok: Vec<Row> = rows
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
+    if ok.is_empty() {
+        eprintln!("no case ran; {} not written", plot.path().display());
+        return Ok(());
+    }
+    plot.write(report::plot_svg(&ok, title)?.as_bytes())?;
+    Ok(())
+}
+
+/// Refused before anything runs (see [`run`]).
+#[cfg(not(feature = "plot"))]
+fn draw(_: &str, _: &[Outcome], _: &OutputPath) -> Result<()> {
     Ok(())
 }
 
