@@ -1,7 +1,7 @@
 //! The human rendering of one estimate: the row, then where the step time, energy, cost and
 //! memory go, and the runner-ups of a search.
 
-use super::{table, Row};
+use super::{human, table, Row};
 use crate::plan::{Estimate, Search};
 use std::fmt::Write;
 
@@ -99,7 +99,8 @@ pub fn estimate_details(
         x.pricing,
         match (x.cost_usd, &x.price_basis) {
             (Some(c), Some(b)) => format!(
-                "${c:.4e} ({} per million tokens; {b})",
+                "${} ({} per million tokens; {b})",
+                human(c),
                 opt(x.cost_per_mtok_usd, &|v| format!("${v:.3}"))
             ),
             _ => "n/p (no price of this basis in the catalog; give --price or another --pricing)"
@@ -107,7 +108,12 @@ pub fn estimate_details(
         },
         match (x.capital_usd, x.maintenance_usd, x.electricity_usd) {
             (Some(c), Some(m), Some(e)) => {
-                format!("\n  owned: capital ${c:.4e} + maintenance ${m:.4e} + electricity ${e:.4e}")
+                format!(
+                    "\n  owned: capital ${} + maintenance ${} + electricity ${}",
+                    human(c),
+                    human(m),
+                    human(e)
+                )
             }
             _ => String::new(),
         }
