@@ -59,6 +59,59 @@ pub struct Sample {
     pub terms: StepTerms,
     /// The measured step time.
     pub measured: Seconds,
+    /// Where the configuration sits in layout and scale (for the fit's envelope).
+    pub extent: Extent,
+}
+
+/// The largest layout sizes and scale of a set of fitted runs: beyond them a prediction is an
+/// extrapolation, and estimates say so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extent {
+    /// Tensor parallel.
+    pub tp: u64,
+    /// Pipeline parallel.
+    pub pp: u64,
+    /// Context parallel.
+    pub cp: u64,
+    /// Expert parallel.
+    pub ep: u64,
+    /// Chips.
+    pub chips: u64,
+    /// Sequence length.
+    pub seq_len: u64,
+}
+
+impl Extent {
+    /// The larger of each size.
+    #[must_use]
+    pub fn max(self, o: Extent) -> Extent {
+        Extent {
+            tp: self.tp.max(o.tp),
+            pp: self.pp.max(o.pp),
+            cp: self.cp.max(o.cp),
+            ep: self.ep.max(o.ep),
+            chips: self.chips.max(o.chips),
+            seq_len: self.seq_len.max(o.seq_len),
+        }
+    }
+
+    /// What of `x` lies beyond this envelope, as `name value > largest fitted`.
+    #[must_use]
+    pub fn beyond(&self, x: &Extent) -> Vec<String> {
+        [
+            ("tp", x.tp, self.tp),
+            ("pp", x.pp, self.pp),
+            ("cp", x.cp, self.cp),
+            ("ep", x.ep, self.ep),
+            ("chips", x.chips, self.chips),
+            ("seq", x.seq_len, self.seq_len),
+        ]
+        .into_iter()
+        .filter(|(_, v, max)| v > max)
+        .map(|(n, v, max)| format!("{n} {v} > {max}"))
+        .collect()
+    }
 }
 
 /// The fit of one group.
@@ -82,6 +135,9 @@ pub struct GroupFit {
     /// made without it: the error to expect on a new study (absent when the fit has one study).
     #[serde(default)]
     pub held_out_rms_error: Option<f64>,
+    /// The largest layout sizes and scale among the fitted runs.
+    #[serde(default)]
+    pub envelope: Option<Extent>,
 }
 
 /// A set of group fits.
@@ -223,6 +279,12 @@ impl Calibration {
 }
 
 impl Calibration {
+    /// The envelope of the fit named `group` (see [`GroupFit::envelope`]).
+    #[must_use]
+    pub fn envelope(&self, group: &str) -> Option<Extent> {
+        self.groups.get(group).and_then(|g| g.envelope)
+    }
+
     /// The held-out error of the fit named `group` (see [`GroupFit::held_out_rms_error`]).
     #[must_use]
     pub fn expected_error(&self, group: &str) -> Option<f64> {
@@ -350,6 +412,7 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             })
             .collect(),
         held_out_rms_error: None,
+        envelope: runs.iter().map(|r| r.extent).reduce(Extent::max),
         at_bound: PARAM_NAMES
             .iter()
             .enumerate()

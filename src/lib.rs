@@ -22,7 +22,7 @@ pub mod units;
 mod validation;
 pub mod workload;
 
-pub use calibration::{fit as calibrate, Calibration, GroupFit, Sample};
+pub use calibration::{fit as calibrate, Calibration, Extent, GroupFit, Sample};
 pub use cost::{catalog_price, chip_hours_for_budget, cost, PriceUsed};
 pub use economics::{assess, Assessment, Pricing, Settings};
 pub use energy::Facility;

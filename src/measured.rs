@@ -1,7 +1,7 @@
 //! Measured training runs: the file format `xpusim calibrate` and `xpusim validate` read,
 //! resolved through the same requests as every other front end.
 
-use crate::calibration::Sample;
+use crate::calibration::{Extent, Sample};
 use crate::error::{parse_toml, read_file, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster, Precision};
 use crate::parallelism::{Layout, Recompute};
@@ -77,6 +77,14 @@ impl Run {
             family: self.cluster.chip.family.clone(),
             terms: self.evaluation.terms,
             measured: self.measured_step,
+            extent: Extent {
+                tp: self.layout.tp.into(),
+                pp: self.layout.pp.into(),
+                cp: self.layout.cp.into(),
+                ep: self.layout.ep.into(),
+                chips: self.cluster.chips,
+                seq_len: self.setup.seq_len,
+            },
         }
     }
 }

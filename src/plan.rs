@@ -102,6 +102,10 @@ pub struct Estimate {
     pub expected_error: Option<f64>,
     /// Efficiency parameters applied.
     pub efficiency: Efficiency,
+    /// What of this configuration lies beyond every run the fit was made from (`cp 8 > 4`):
+    /// the prediction extrapolates there. Empty inside the envelope.
+    #[serde(default)]
+    pub extrapolation: Vec<String>,
     /// Memory feasibility.
     pub feasibility: Feasibility,
     /// Step prediction.
@@ -142,6 +146,7 @@ pub struct Answer {
 
 /// The calibration's efficiencies for the job's chip, and what they are.
 struct Fit {
+    envelope: Option<crate::calibration::Extent>,
     group: String,
     fallback: bool,
     expected_error: Option<f64>,
@@ -151,6 +156,7 @@ struct Fit {
 fn fit_for(cluster: &Cluster, calibration: &Calibration) -> Fit {
     let (group, efficiency) = calibration.for_chip(&cluster.chip);
     Fit {
+        envelope: calibration.envelope(&group),
         fallback: group != cluster.chip.calibration_group,
         expected_error: calibration.expected_error(&group),
         group,
@@ -198,6 +204,16 @@ fn assemble(
         calibration_fallback: fit.fallback,
         expected_error: fit.expected_error,
         efficiency: fit.efficiency,
+        extrapolation: fit.envelope.map_or_else(Vec::new, |env| {
+            env.beyond(&crate::calibration::Extent {
+                tp: layout.tp.into(),
+                pp: layout.pp.into(),
+                cp: layout.cp.into(),
+                ep: layout.ep.into(),
+                chips: cluster.chips,
+                seq_len: setup.seq_len,
+            })
+        }),
         feasibility,
         prediction,
         steps,

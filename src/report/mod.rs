@@ -94,6 +94,8 @@ pub struct Row {
     /// Relative step-time error to expect: rms over the fit's studies, each predicted by a fit
     /// made without it (`null` when the fit rests on a single study).
     pub expected_error: Option<f64>,
+    /// What lies beyond the runs the calibration was fitted on (`cp 8 > 4`; empty inside).
+    pub extrapolation: Vec<String>,
     /// Breakdown.
     pub breakdown: BreakdownRow,
     /// Cost, power, energy, carbon and goodput ([`crate::economics`]; flattened into the row).
@@ -135,6 +137,7 @@ impl Row {
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
             expected_error: e.expected_error,
+            extrapolation: e.extrapolation.clone(),
             economics: Assessment::default(),
             breakdown: BreakdownRow {
                 matmul_s: b.matmul.seconds(),
@@ -342,7 +345,11 @@ fn cells(o: &Outcome) -> [String; 16] {
                     )
                 },
             ),
-            r.infeasible_reason.clone().unwrap_or_default(),
+            match (&r.infeasible_reason, r.extrapolation.is_empty()) {
+                (Some(why), _) => why.clone(),
+                (None, false) => format!("beyond fitted runs: {}", r.extrapolation.join(", ")),
+                (None, true) => String::new(),
+            },
         ],
         Err((hw, chips, reason)) => {
             let mut c: [String; 16] = Default::default();
