@@ -436,3 +436,55 @@ fn capacity_answers_power_and_budget_questions() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("h100"), "{text}");
 }
+
+/// `estimate --chips` takes a list or a doubling range: one row per count, in order.
+#[test]
+fn estimate_takes_a_list_or_range_of_chip_counts() {
+    let out = xpusim(&[
+        "estimate",
+        "--model",
+        "llama3-8b",
+        "--hardware",
+        "h100",
+        "--chips",
+        "8..32",
+        "--global-batch",
+        "256",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let chips: Vec<u64> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["chips"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(chips, [8, 16, 32]);
+    let out = xpusim(&[
+        "estimate",
+        "--model",
+        "llama3-8b",
+        "--hardware",
+        "h100",
+        "--chips",
+        "8,-3",
+        "--global-batch",
+        "256",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "one count runs, one cannot");
+    let out = xpusim(&[
+        "estimate",
+        "--model",
+        "llama3-8b",
+        "--hardware",
+        "h100",
+        "--chips",
+        "8..x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

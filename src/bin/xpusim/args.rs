@@ -114,13 +114,14 @@ pub struct EstimateArgs {
     /// Chip or system id.
     #[arg(long)]
     pub hardware: String,
-    /// Number of chips.
+    /// Number of chips: one count, a list (`1024,4096,16384`) or a doubling range
+    /// (`1024..65536`: 1024, 2048, ..., 65536); several counts give one row each.
     #[arg(
         long,
-        allow_negative_numbers = true,
+        allow_hyphen_values = true,
         required_unless_present = "max_chips"
     )]
-    pub chips: Option<i64>,
+    pub chips: Option<ChipCounts>,
     /// Use the best chip count up to this many, in whole scale-up systems (by time to train
     /// with failures); layout options given are pinned, the rest searched.
     #[arg(long, conflicts_with = "chips")]
@@ -255,6 +256,45 @@ pub struct CapacityArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub economics: EconomicsArgs,
+}
+
+/// Chip counts from `--chips`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChipCounts(pub Vec<i64>);
+
+/// The most counts one `--chips` may expand to.
+const MAX_COUNTS: usize = 64;
+
+impl std::str::FromStr for ChipCounts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("`{t}` is not a whole number of chips"))
+        };
+        let v = if let Some((lo, hi)) = s.split_once("..") {
+            let (lo, hi) = (num(lo)?, num(hi)?);
+            if lo < 1 || hi < lo {
+                return Err(format!(
+                    "range `{s}` must run from at least 1 up to its end"
+                ));
+            }
+            let mut v = Vec::new();
+            let mut n = lo;
+            while n <= hi && v.len() < MAX_COUNTS {
+                v.push(n);
+                n = n.saturating_mul(2);
+            }
+            v
+        } else {
+            s.split(',').map(num).collect::<Result<Vec<_>, _>>()?
+        };
+        if v.is_empty() || v.len() > MAX_COUNTS {
+            return Err(format!("give 1 to {MAX_COUNTS} chip counts"));
+        }
+        Ok(Self(v))
+    }
 }
 
 /// What a chip-count search minimises.

@@ -30,18 +30,87 @@ fn model(spec: &str) -> Result<Model> {
     preset(spec).map_err(|e| anyhow::anyhow!("--model: {e}"))
 }
 
+/// One estimate: its row, the answer, why the chip count was chosen, and the chip's group.
+struct One {
+    row: Row,
+    answer: Answer,
+    why: Option<String>,
+    group: String,
+}
+
 pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
     let output = match &a.output {
         Some(p) => Some(OutputPath::check(p, &[Path::new(&a.model)])?),
         None => None,
     };
     let model = model(&a.model)?;
+    let counts: Vec<Option<i64>> = match &a.chips {
+        Some(list) => list.0.iter().map(|&n| Some(n)).collect(),
+        None => vec![None],
+    };
+    if counts.len() == 1 {
+        let one = estimate_one(catalog, a, &model, counts[0])?;
+        let text = match a.format {
+            Format::Table => {
+                let mut t = report::render(&[Ok(one.row.clone())], a.format)?;
+                if let Some(w) = &one.why {
+                    t.push_str(&format!("\nchip count: {w}\n"));
+                }
+                t.push_str(&report::estimate_details(
+                    &one.row,
+                    &one.answer.estimate,
+                    one.answer.search.as_ref(),
+                    &one.group,
+                ));
+                t
+            }
+            f => report::render(&[Ok(one.row)], f)?,
+        };
+        return emit(&text, output.as_ref());
+    }
+    // Several chip counts: one row each, in the order given; a count that cannot run says why.
+    let mut failed = 0;
+    let rows: Vec<report::Outcome> = counts
+        .iter()
+        .map(|&n| match estimate_one(catalog, a, &model, n) {
+            Ok(one) => Ok(one.row),
+            Err(e) => {
+                failed += 1;
+                Err((
+                    a.hardware.clone(),
+                    n.unwrap_or(0).max(0) as u64,
+                    format!("{e:#}"),
+                ))
+            }
+        })
+        .collect();
+    emit(&report::render(&rows, a.format)?, output.as_ref())?;
+    if failed == rows.len() {
+        bail!("--chips: no chip count could run (see the rows)");
+    }
+    if failed > 0 {
+        return Err(crate::Partial(format!(
+            "--chips: {failed} of {} chip counts could not run (see the rows)",
+            rows.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn estimate_one(
+    catalog: &Catalog,
+    a: &EstimateArgs,
+    model: &Model,
+    chips: Option<i64>,
+) -> Result<One> {
+    let model = model.clone();
     let mut problems = Vec::new();
     let max = a.max_chips.map(|m| m.min(xpusim::limits::MAX_CHIPS));
     let cluster = ClusterRequest {
         hardware: a.hardware.clone(),
         // With --max-chips, the request is checked at the limit and the count is searched.
-        chips: a.chips.or(max.and_then(|m| i64::try_from(m).ok())),
+        chips: chips.or(max.and_then(|m| i64::try_from(m).ok())),
         scale_out_gbit_per_chip: a.scale_out_gbps,
         domain_chips: a.domain_chips,
     }
@@ -155,21 +224,10 @@ pub fn run(catalog: &Catalog, a: &EstimateArgs) -> Result<()> {
     };
     let e = &answer.estimate;
     let row = Row::new(&a.hardware, e).with_assessment(assess(e, &chip, &system, &economics));
-    let text = match a.format {
-        Format::Table => {
-            let mut t = report::render(&[Ok(row.clone())], a.format)?;
-            if let Some(w) = &why {
-                t.push_str(&format!("\nchip count: {w}\n"));
-            }
-            t.push_str(&report::estimate_details(
-                &row,
-                e,
-                answer.search.as_ref(),
-                &chip.calibration_group,
-            ));
-            t
-        }
-        f => report::render(&[Ok(row)], f)?,
-    };
-    emit(&text, output.as_ref())
+    Ok(One {
+        row,
+        answer,
+        why,
+        group: chip.calibration_group.clone(),
+    })
 }
