@@ -389,3 +389,20 @@ fn run_plot_writes_an_svg() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Completions and the manual page come from the same clap definitions.
+#[test]
+fn completions_and_man_page() {
+    let o = xpusim(&["completions", "bash"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("xpusim"),
+        "{}",
+        stderr(&o)
+    );
+    let o = xpusim(&["man"]);
+    assert!(
+        o.status.success() && stdout(&o).contains(".TH xpusim"),
+        "{}",
+        stderr(&o)
+    );
+}

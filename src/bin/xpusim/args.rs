@@ -58,6 +58,14 @@ pub enum Command {
     },
     /// How many chips a power envelope or a budget holds, and what they train.
     Capacity(Box<CapacityArgs>),
+    /// Shell completions on standard output (`xpusim completions bash > /etc/bash_completion.d/xpusim`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on standard output (`xpusim man > xpusim.1`).
+    Man,
     /// Fit the efficiency parameters to measured runs and write a calibration file.
     Calibrate {
         /// Run files or folders (the format of tests/data/validation/*.toml).

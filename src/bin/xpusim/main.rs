@@ -4,6 +4,7 @@
 mod args;
 mod capacity;
 mod estimate;
+mod manual;
 mod measured;
 mod scenario;
 
@@ -55,6 +56,8 @@ fn run() -> Result<()> {
         Command::Models { format } => emit(&report::models(format)?, None),
         Command::Estimate(a) => estimate::run(&catalog, &a),
         Command::Capacity(a) => capacity::run(&catalog, &a),
+        Command::Completions { shell } => emit(&manual::completions(shell), None),
+        Command::Man => emit(&manual::page()?, None),
         Command::Run {
             scenario,
             format,
