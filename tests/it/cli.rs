@@ -406,3 +406,36 @@ fn completions_and_man_page() {
         stderr(&o)
     );
 }
+
+/// `run --shard I/N` slices a scenario deterministically; `merge` restores the whole output.
+#[test]
+fn shards_merge_back_into_the_whole_run() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let scenario = "scenarios/headline.toml";
+    for format in ["json", "csv"] {
+        let whole = p(&format!("all.{format}"));
+        let o = xpusim(&["run", scenario, "--format", format, "-o", &whole]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut parts = Vec::new();
+        for i in 1..=3 {
+            let part = p(&format!("s{i}.{format}"));
+            let shard = format!("{i}/3");
+            let o = xpusim(&[
+                "run", scenario, "--format", format, "--shard", &shard, "-o", &part,
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            parts.push(part);
+        }
+        let merged = p(&format!("m.{format}"));
+        let mut args = vec!["merge"];
+        args.extend(parts.iter().map(String::as_str));
+        args.extend(["-o", &merged]);
+        let o = xpusim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let read = |f: &str| std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(read(&merged), read(&whole), "{format}");
+    }
+    let o = xpusim(&["run", scenario, "--shard", "4/3"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -37,24 +37,15 @@ pub enum Command {
     /// Estimate one training run.
     Estimate(Box<EstimateArgs>),
     /// Run a scenario file.
-    Run {
-        /// The scenario TOML file.
-        scenario: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        /// Write the output to this file (whole or not at all) instead of standard output.
+    Run(Box<RunArgs>),
+    /// Join the outputs of `run --shard` (JSON or CSV, in shard order 1..N) into one.
+    Merge {
+        /// The shards' output files, in shard order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged output here (default: standard output).
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Calibration file (default: the shipped one).
-        #[arg(long)]
-        calibration: Option<PathBuf>,
-        /// Also draw time, cost and energy against chips (and cost against time) into this SVG
-        /// file (whole or not at all; needs the `plot` feature).
-        #[arg(long, value_name = "FILE.svg")]
-        plot: Option<PathBuf>,
-        #[command(flatten)]
-        economics: EconomicsArgs,
     },
     /// How many chips a power envelope or a budget holds, and what they train.
     Capacity(Box<CapacityArgs>),
@@ -230,6 +221,57 @@ pub struct EstimateArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub economics: EconomicsArgs,
+}
+
+/// `run`'s options.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The scenario TOML file.
+    pub scenario: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the output to this file (whole or not at all) instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Calibration file (default: the shipped one).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Also draw time, cost and energy against chips (and cost against time) into this SVG
+    /// file (whole or not at all; needs the `plot` feature).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Run only slice I of N of the scenario's cases (cases I-1, I-1+N, ...): a deterministic
+    /// split for job arrays; `xpusim merge` joins the slices' outputs.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub economics: EconomicsArgs,
+}
+
+/// A slice `I/N` of a scenario's cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This slice, 1..=N.
+    pub index: usize,
+    /// Slices.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not I/N with 1 <= I <= N <= 1000000 (e.g. 3/8)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<usize>().map_err(|_| bad())?,
+            n.trim().parse::<usize>().map_err(|_| bad())?,
+        );
+        if index < 1 || index > count || count > 1_000_000 {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
 }
 
 /// `capacity`'s options.

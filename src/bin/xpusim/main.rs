@@ -6,6 +6,7 @@ mod capacity;
 mod estimate;
 mod manual;
 mod measured;
+mod merge;
 mod scenario;
 
 use anyhow::Result;
@@ -58,22 +59,8 @@ fn run() -> Result<()> {
         Command::Capacity(a) => capacity::run(&catalog, &a),
         Command::Completions { shell } => emit(&manual::completions(shell), None),
         Command::Man => emit(&manual::page()?, None),
-        Command::Run {
-            scenario,
-            format,
-            output,
-            calibration,
-            plot,
-            economics,
-        } => scenario::run(
-            &catalog,
-            &scenario,
-            format,
-            output.as_deref(),
-            calibration.as_deref(),
-            plot.as_deref(),
-            &economics,
-        ),
+        Command::Run(a) => scenario::run(&catalog, &a),
+        Command::Merge { files, output } => merge::run(&files, output.as_deref()),
         Command::Calibrate { runs, output } => measured::calibrate(&catalog, &runs, &output),
         Command::Validate {
             runs,

@@ -1,22 +1,19 @@
 //! `xpusim run`: a scenario file.
 
-use crate::args::EconomicsArgs;
+use crate::args::RunArgs;
 use crate::{calibration, emit, Partial};
 use anyhow::Result;
-use std::path::Path;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Outcome, Row};
 use xpusim::{assess, Catalog, Scenario};
 
-pub fn run(
-    catalog: &Catalog,
-    path: &Path,
-    format: Format,
-    output: Option<&Path>,
-    calibration_file: Option<&Path>,
-    plot: Option<&Path>,
-    economics: &EconomicsArgs,
-) -> Result<()> {
+pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
+    let (path, format, economics) = (a.scenario.as_path(), a.format, &a.economics);
+    let (output, calibration_file, plot) = (
+        a.output.as_deref(),
+        a.calibration.as_deref(),
+        a.plot.as_deref(),
+    );
     let mut inputs = vec![path];
     inputs.extend(calibration_file);
     let output = output.map(|o| OutputPath::check(o, &inputs)).transpose()?;
@@ -29,7 +26,23 @@ pub fn run(
         anyhow::bail!("--plot and --output name the same file; give two paths");
     }
     let plot = plot.map(|p| OutputPath::check(p, &inputs)).transpose()?;
-    let s = Scenario::parse(&path.display().to_string(), &read_input(path)?, catalog)?;
+    let mut s = Scenario::parse(&path.display().to_string(), &read_input(path)?, catalog)?;
+    if let Some(sh) = a.shard {
+        // Cases I-1, I-1+N, ...: `xpusim merge` restores the file's order by interleaving.
+        s.cases = std::mem::take(&mut s.cases)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % sh.count == sh.index - 1)
+            .map(|(_, c)| c)
+            .collect();
+        if s.cases.is_empty() {
+            anyhow::bail!(
+                "--shard {}/{}: the scenario has fewer cases than shards; this slice is empty",
+                sh.index,
+                sh.count
+            );
+        }
+    }
     let cal = calibration(calibration_file)?;
     let over = economics.request();
     let mut failed = 0;
