@@ -514,7 +514,9 @@ pub fn table<const N: usize>(head: &[String; N], body: &[[String; N]], markdown:
     out.join("\n") + "\n"
 }
 
+mod compare;
 mod hardware;
+pub use compare::compare;
 pub use hardware::{hardware_list, hardware_show, models};
 
 /// Formats of the listing commands (`hardware`, `models`, `validate`).

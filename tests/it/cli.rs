@@ -439,3 +439,24 @@ fn shards_merge_back_into_the_whole_run() {
     let o = xpusim(&["run", scenario, "--shard", "4/3"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `hardware compare` holds the Trainium3 claims against the catalog: 4.4x per UltraServer, ~1.9x
+/// per chip in FP8.
+#[test]
+fn hardware_compare_shows_the_ratios_claims_are_about() {
+    let o = xpusim(&["hardware", "compare", "trn3", "trn2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = stdout(&o);
+    let ratio = |name: &str| {
+        t.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|r| r.trim_end_matches('x').parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert!((ratio("FP8 FLOP/s per system") - 4.36).abs() < 0.05, "{t}");
+    assert!((ratio("FP8 FLOP/s per chip ") - 1.94).abs() < 0.05, "{t}");
+    assert!(t.contains("40%"), "{t}");
+    let o = xpusim(&["hardware", "compare", "trn3", "trn9"]);
+    assert_eq!(o.status.code(), Some(1));
+}

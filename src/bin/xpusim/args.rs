@@ -87,6 +87,14 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum HardwareCommand {
+    /// Two chips or systems side by side: ratios of peaks, memory, power and FLOP per watt (per
+    /// chip and per system, all-in), with the claims recorded for either.
+    Compare {
+        /// Chip or system id.
+        a: String,
+        /// Chip or system id to compare against.
+        b: String,
+    },
     /// List chips and systems.
     List {
         /// Output format.

@@ -47,6 +47,7 @@ fn run() -> Result<()> {
     let catalog = Catalog::with_user_files(&cli.catalog)?;
     match cli.command {
         Command::Hardware { command } => match command {
+            HardwareCommand::Compare { a, b } => emit(&report::compare(&catalog, &a, &b)?, None),
             HardwareCommand::List { format } => {
                 emit(&report::hardware_list(&catalog, format)?, None)
             }
