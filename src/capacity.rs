@@ -13,7 +13,7 @@
 //! ```
 
 use crate::calibration::Calibration;
-use crate::economics::PowerInputs;
+use crate::economics::{assess, Objective, PowerInputs, Settings};
 use crate::energy::Facility;
 use crate::error::{Error, Result};
 #[cfg(test)]
@@ -33,10 +33,10 @@ pub struct PowerFit {
     pub systems: u64,
     /// Chips in them.
     pub chips: u64,
-    /// Facility power per chip at full load (IT x PUE), W.
-    pub facility_w_per_chip: f64,
-    /// Facility power of those systems, MW.
-    pub facility_mw: f64,
+    /// Facility power per chip at full load (IT x PUE).
+    pub facility_per_chip: Watts,
+    /// Facility power of those systems.
+    pub facility: Watts,
 }
 
 /// Whole systems of `system` that fit in `envelope` of facility power, each chip at TDP with its
@@ -66,8 +66,8 @@ pub fn chips_for_power(
     PowerFit {
         systems,
         chips,
-        facility_w_per_chip: per_chip.watts(),
-        facility_mw: per_chip.watts() * chips as f64 / 1e6,
+        facility_per_chip: per_chip,
+        facility: per_chip * chips as f64,
     }
 }
 
@@ -114,10 +114,19 @@ pub fn resized(base: &Cluster, chips: u64) -> Result<Cluster> {
     Ok(c)
 }
 
+/// What a chip-count choice minimises, and the settings its runs are assessed with.
+#[derive(Clone, Copy, Debug)]
+pub struct Goal<'a> {
+    /// Days with failures, cost or energy.
+    pub objective: Objective,
+    /// Pricing, power and failure settings.
+    pub settings: &'a Settings,
+}
+
 /// The best chip count up to `max_chips` (in whole scale-up domains of `base`): each count of
-/// [`chip_counts`] is searched, and the lowest `score` of its best estimate wins (e.g. the time to
-/// train, or the effective time with failures from [`crate::economics::assess`]); ties keep the
-/// larger count. Returns the count's search and why it was chosen.
+/// [`chip_counts`] is searched, its best estimate assessed ([`crate::economics::assess`]), and
+/// the lowest score of `goal.objective` wins; ties keep the larger count. Returns the count's
+/// search and why it was chosen.
 ///
 /// # Errors
 /// [`Error::Input`] when no count has a layout that fits.
@@ -128,8 +137,12 @@ pub fn best_chip_count(
     setup: &TrainingSetup,
     pinned: &LayoutConstraints,
     calibration: &Calibration,
-    score: &(dyn Fn(&crate::plan::Estimate) -> f64 + Sync),
+    goal: Goal<'_>,
 ) -> Result<(Search, String)> {
+    let score = |e: &crate::plan::Estimate| {
+        goal.objective
+            .score(&assess(e, &base.chip, &base.system, goal.settings))
+    };
     let domain = base.system.domain_chips.value.min(base.domain_chips.max(1));
     let counts = chip_counts(max_chips, domain);
     let tried = counts.len();
@@ -192,6 +205,6 @@ mod tests {
         let a = chips_for_power(&chip, &system, &f, Watts::new(1.2e9));
         let b = chips_for_power(&chip, &system, &f, Watts::new(2.2e9));
         assert!(b.chips >= a.chips && a.chips > 0);
-        assert!(b.facility_mw <= 2200.0 + 1e-9);
+        assert!(b.facility.watts() <= 2.2e9 * (1.0 + 1e-12));
     }
 }

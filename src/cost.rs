@@ -4,7 +4,7 @@
 //! this one. The price carries its date, region, instance and source, because cloud prices move
 //! (AWS cut P5 prices by ~45% in June 2025).
 
-use crate::hardware::{Chip, Price};
+use crate::hardware::{Chip, Price, Status};
 use crate::units::{Usd, UsdPerChipHour};
 use serde::Serialize;
 
@@ -19,6 +19,16 @@ pub struct PriceUsed {
     pub date: String,
     /// Source key and instance, or `--price` for a user price.
     pub source: String,
+    /// Status of the figure (`official`, `press`, `assumed`, ...).
+    pub status: Status,
+}
+
+impl PriceUsed {
+    /// Whether the price is an estimate rather than a published figure.
+    #[must_use]
+    pub fn is_estimate(&self) -> bool {
+        matches!(self.status, Status::Assumed | Status::Press)
+    }
 }
 
 /// The latest price of `kind` (e.g. `on-demand`) in the chip's catalog entry.
@@ -32,6 +42,7 @@ pub fn catalog_price(chip: &Chip, kind: &str) -> Option<PriceUsed> {
             per_chip_hour: p.per_chip_hour,
             kind: p.kind.clone(),
             date: p.date.clone(),
+            status: p.provenance.status,
             source: format!(
                 "[{}] {}{}",
                 p.provenance.source.key,
@@ -55,7 +66,8 @@ pub fn cost(chip_hours: f64, price: UsdPerChipHour) -> Usd {
     Usd::new(chip_hours.max(0.0) * price.usd_per_chip_hour())
 }
 
-/// Chip-hours a `budget` buys at `price`, and the chips it keeps busy for `years` (8,766 h each).
+/// Chip-hours a `budget` buys at `price`, and the chips it keeps busy for `years`
+/// ([`crate::units::HOURS_PER_YEAR`] each).
 ///
 /// ```
 /// use xpusim::chip_hours_for_budget;
@@ -70,7 +82,7 @@ pub fn chip_hours_for_budget(budget: Usd, price: UsdPerChipHour, years: f64) -> 
         return (0.0, 0.0);
     }
     let hours = budget.usd().max(0.0) / p;
-    (hours, hours / (years * 8766.0))
+    (hours, hours / (years * crate::units::HOURS_PER_YEAR))
 }
 
 #[cfg(test)]

@@ -17,15 +17,13 @@
 //! **Time.** Cost and energy count the effective (goodput-adjusted) wall time: chips are held and
 //! powered through failures and restarts.
 
+use crate::cost::catalog_price;
 use crate::energy::Facility;
 use crate::hardware::{Chip, System};
 use crate::plan::Estimate;
 use crate::reliability::{Goodput, Resilience};
-use crate::units::{Bytes, Seconds, Usd, UsdPerChipHour, Watts};
+use crate::units::{Bytes, Seconds, Usd, UsdPerChipHour, Watts, HOURS_PER_YEAR};
 use serde::{Deserialize, Serialize};
-
-/// Hours in a year (365.25 days).
-pub const HOURS_PER_YEAR: f64 = 8766.0;
 
 /// Idle power as a share of TDP when the catalog has no idle figure. An assumption: H100 SXM
 /// boards idle at roughly 70-100 W of 700 W in `nvidia-smi` reports.
@@ -63,6 +61,32 @@ impl Pricing {
             Self::OnDemand => "on-demand",
             Self::Committed => "committed",
             Self::Owned => "owned",
+        }
+    }
+}
+
+/// What a choice among runs (e.g. chip counts) minimises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Objective {
+    /// Days to train, failures included.
+    #[default]
+    Time,
+    /// Cost of the run on the pricing basis (the most tokens per dollar).
+    Cost,
+    /// Facility energy of the run.
+    Energy,
+}
+
+impl Objective {
+    /// The value to minimise (infinite when the assessment lacks the figure).
+    #[must_use]
+    pub fn score(self, a: &Assessment) -> f64 {
+        match self {
+            Self::Time => a.effective_train_days,
+            Self::Cost => a.cost_usd.unwrap_or(f64::INFINITY),
+            Self::Energy => a.energy_mwh.unwrap_or(f64::INFINITY),
         }
     }
 }
@@ -256,32 +280,23 @@ fn rented(chip: &Chip, pricing: Pricing) -> Option<(UsdPerChipHour, String, bool
     };
     kinds
         .iter()
-        .filter_map(|k| {
-            chip.prices
-                .iter()
-                .filter(|p| p.kind == *k)
-                .max_by(|a, b| a.date.cmp(&b.date))
-        })
+        .filter_map(|k| catalog_price(chip, k))
         .min_by(|a, b| {
             a.per_chip_hour
                 .usd_per_chip_hour()
                 .total_cmp(&b.per_chip_hour.usd_per_chip_hour())
         })
         .map(|p| {
-            let status = p.provenance.status.as_str();
-            let assumed = matches!(status, "assumed" | "press");
-            (
-                p.per_chip_hour,
-                format!(
-                    "{} {} {}{} [{}]",
-                    p.kind,
-                    p.date,
-                    status,
-                    if assumed { " (ESTIMATE)" } else { "" },
-                    p.provenance.source.key
-                ),
-                assumed,
-            )
+            let assumed = p.is_estimate();
+            let basis = format!(
+                "{} {} {}{} {}",
+                p.kind,
+                p.date,
+                p.status.as_str(),
+                if assumed { " (ESTIMATE)" } else { "" },
+                p.source
+            );
+            (p.per_chip_hour, basis, assumed)
         })
 }
 

@@ -1,9 +1,9 @@
-//! Energy, facility power and location-based carbon of a training run.
+//! The facility: PUE and grid intensity, and the arithmetic of facility power, energy and
+//! location-based carbon: `energy = chips × power per chip × time × PUE`.
 //!
-//! `energy = chips × chip power × time × PUE`. Chip power is the catalog's TDP (or, for Trainium3,
-//! the TDP derived from AWS's efficiency claim): an upper bound on the chips' draw, which is also
-//! how most published training-energy figures are computed (Llama, BLOOM; see the validation
-//! caveats). Host, network and storage power beyond PUE are not included.
+//! What a chip draws (idle to TDP with utilisation, plus host and network shares, or an all-in
+//! system figure) is [`crate::economics`]'s; its values are checked where requests are resolved
+//! ([`crate::EconomicsRequest::resolve`]).
 //!
 //! ```
 //! use xpusim::Facility;
@@ -13,7 +13,6 @@
 //! assert!((e.megawatt_hours() - 700.0 * 16_384.0 * 54.0 * 24.0 * 1.15 / 1e6).abs() < 1e-6);
 //! ```
 
-use crate::error::{Error, Result};
 use crate::units::{Joules, Seconds, Watts};
 use serde::Serialize;
 
@@ -38,29 +37,6 @@ impl Default for Facility {
 }
 
 impl Facility {
-    /// A facility with the given PUE and grid intensity.
-    ///
-    /// # Errors
-    /// [`Error::Input`] for a PUE below 1 or a negative or non-finite intensity.
-    pub fn new(pue: f64, grid_kg_co2_per_kwh: f64) -> Result<Self> {
-        if !(pue.is_finite() && pue >= 1.0) {
-            return Err(Error::input(
-                "pue",
-                format!("must be at least 1 (facility power / IT power), got {pue}"),
-            ));
-        }
-        if !(grid_kg_co2_per_kwh.is_finite() && grid_kg_co2_per_kwh >= 0.0) {
-            return Err(Error::input(
-                "grid_kg_co2_per_kwh",
-                format!("must be a non-negative number, got {grid_kg_co2_per_kwh}"),
-            ));
-        }
-        Ok(Self {
-            pue,
-            grid_kg_co2_per_kwh,
-        })
-    }
-
     /// Facility power of `chips` chips drawing `chip_power` each.
     #[must_use]
     pub fn power(&self, chip_power: Watts, chips: u64) -> Watts {
@@ -97,9 +73,19 @@ mod tests {
     use super::*;
     use approx::assert_relative_eq;
 
+    fn facility(pue: f64, grid: f64) -> Result<Facility, Vec<crate::error::Problem>> {
+        crate::request::EconomicsRequest {
+            pue: Some(pue),
+            grid_kg_co2_per_kwh: Some(grid),
+            ..Default::default()
+        }
+        .resolve("")
+        .map(|s| s.facility)
+    }
+
     #[test]
     fn energy_is_power_times_time() {
-        let f = Facility::new(1.1, 0.4).unwrap_or_else(|e| panic!("{e}"));
+        let f = facility(1.1, 0.4).unwrap_or_else(|e| panic!("{e:?}"));
         let p = f.power(Watts::new(1000.0), 1000);
         assert_relative_eq!(p.watts(), 1.1e6, max_relative = 1e-12);
         let e = f.energy(Watts::new(1000.0), 1000, Seconds::new(3600.0));
@@ -109,8 +95,8 @@ mod tests {
 
     #[test]
     fn a_pue_below_one_is_refused() {
-        assert!(Facility::new(0.9, 0.4).is_err());
-        assert!(Facility::new(1.2, -1.0).is_err());
-        assert!(Facility::new(f64::NAN, 0.4).is_err());
+        assert!(facility(0.9, 0.4).is_err());
+        assert!(facility(1.2, -1.0).is_err());
+        assert!(facility(f64::NAN, 0.4).is_err());
     }
 }

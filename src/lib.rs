@@ -24,14 +24,16 @@ pub mod workload;
 
 pub use calibration::{fit as calibrate, Calibration, Extent, GroupFit, Sample};
 pub use cost::{catalog_price, chip_hours_for_budget, cost, PriceUsed};
-pub use economics::{assess, Assessment, Pricing, Settings};
+pub use economics::{assess, Assessment, Objective, Pricing, Settings};
 pub use energy::Facility;
 pub use error::{Error, Problem, Result};
 pub use hardware::{Catalog, Chip, Cluster, Precision, System};
 pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
 pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 pub use perf::{Bound, Efficiency, MemoryBreakdown, Prediction, StepBreakdown};
-pub use plan::{estimate, run, search, search_in, Answer, Estimate, Feasibility, Job, Search};
+pub use plan::{
+    estimate, run, run_in, search, search_in, Answer, Estimate, Feasibility, Job, Search,
+};
 pub use request::{ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest};
 pub use scenario::{Budget, Case, CaseOutcome, Scenario, Sizing};
 pub use sweep::SearchSpace;
@@ -44,8 +46,9 @@ pub use workload::{
 /// Limits applied when requests are resolved (the largest cluster, sequence, batch...).
 pub mod limits {
     pub use crate::request::{
-        GRID_KG_PER_KWH_RANGE, MAX_CHIPS, MAX_GLOBAL_BATCH, MAX_LAYOUT_SIZE, MAX_SEQ_LEN,
-        MAX_TOKENS, MAX_TOKENS_PER_STEP, PRICE_RANGE, PUE_RANGE, SCALE_OUT_GBIT_RANGE,
+        positive_up_to, GRID_KG_PER_KWH_RANGE, MAX_BUDGET_USD, MAX_CHIPS, MAX_GLOBAL_BATCH,
+        MAX_LAYOUT_SIZE, MAX_POWER_MW, MAX_SEQ_LEN, MAX_TOKENS, MAX_TOKENS_PER_STEP, MAX_YEARS,
+        PRICE_RANGE, PUE_RANGE, SCALE_OUT_GBIT_RANGE,
     };
     pub use crate::workload::{MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_WIDTH};
 }

@@ -5,7 +5,9 @@
 //! inside it; with the scale-up domain size it decides which links a collective uses
 //! (see [`crate::network`]).
 
-use crate::error::{Error, Problem, Result};
+use crate::error::Problem;
+#[cfg(test)]
+use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::request::key;
 use crate::workload::{Model, TrainingSetup};
@@ -26,22 +28,6 @@ pub enum Recompute {
 }
 
 impl Recompute {
-    /// Parse `none`, `selective`, `full`.
-    ///
-    /// # Errors
-    /// [`Error::Input`] for other text.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Self::None),
-            "selective" => Ok(Self::Selective),
-            "full" => Ok(Self::Full),
-            other => Err(Error::input(
-                "recompute",
-                format!("unknown policy `{other}`; expected none, selective or full"),
-            )),
-        }
-    }
-
     /// The kebab-case name.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -51,8 +51,10 @@ use crate::error::{parse_toml, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster};
 use crate::plan::{run, Answer, Job};
 use crate::request::{
-    key, ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
+    key, positive_up_to, ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest,
+    SetupRequest, MAX_BUDGET_USD, MAX_POWER_MW, MAX_YEARS,
 };
+use crate::units::Usd;
 use crate::workload::{model_from_table, Model, TrainingSetup};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -85,7 +87,7 @@ struct BudgetFile {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Budget {
     /// Dollars.
-    pub usd: f64,
+    pub usd: Usd,
     /// Over how many years.
     pub years: f64,
 }
@@ -117,7 +119,9 @@ struct HardwareFile {
 pub struct Case {
     /// The cluster.
     pub cluster: Cluster,
-    /// The requested hardware id.
+    /// The hardware id as the file gives it.
+    pub id: String,
+    /// The row's label: the id, with how the chip count was chosen when it was searched.
     pub hardware: String,
     /// Where it is in the file (`hardware[2]`).
     pub key: String,
@@ -267,11 +271,8 @@ impl Scenario {
                 let n = match (n, sizing) {
                     (Some(n), _) => Some(n),
                     (None, Sizing::Power(mw)) => {
-                        if !(mw.is_finite() && mw > 0.0 && mw <= 1e6) {
-                            p.push(Problem::new(
-                                key(&at, "power_mw"),
-                                format!("must be a positive number of MW up to 1e6, got {mw}"),
-                            ));
+                        if let Err(e) = positive_up_to(&key(&at, "power_mw"), mw, MAX_POWER_MW) {
+                            p.push(e);
                             continue;
                         }
                         let Ok(settings) = economics.resolve(&at) else {
@@ -309,6 +310,7 @@ impl Scenario {
                 };
                 match request.resolve(&at, catalog) {
                     Ok(cluster) => cases.push(Case {
+                        id: h.id.clone(),
                         hardware: match sizing {
                             Sizing::Exact => h.id.clone(),
                             Sizing::UpTo => format!("{} (up to {})", h.id, cluster.chips),
@@ -339,21 +341,16 @@ impl Scenario {
             .map_err(|e| p.extend(e))
             .ok();
         let budget = f.budget.map(|b| {
-            let ok = |x: f64, max: f64| x.is_finite() && x > 0.0 && x <= max;
-            if !ok(b.usd, 1e15) {
-                p.push(Problem::new(
-                    "budget.usd",
-                    format!("must be positive up to 1e15, got {}", b.usd),
-                ));
-            }
-            if !ok(b.years, 100.0) {
-                p.push(Problem::new(
-                    "budget.years",
-                    format!("must be positive up to 100, got {}", b.years),
-                ));
+            for (k, v, max) in [
+                ("budget.usd", b.usd, MAX_BUDGET_USD),
+                ("budget.years", b.years, MAX_YEARS),
+            ] {
+                if let Err(e) = positive_up_to(k, v, max) {
+                    p.push(e);
+                }
             }
             Budget {
-                usd: b.usd,
+                usd: Usd::new(b.usd),
                 years: b.years,
             }
         });
@@ -416,10 +413,6 @@ impl Scenario {
                             let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) =
                                 self.layout;
                             let c = &case.cluster;
-                            let effective = |x: &crate::plan::Estimate| {
-                                crate::economics::assess(x, &c.chip, &c.system, &e)
-                                    .effective_train_days
-                            };
                             let (found, _) = crate::capacity::best_chip_count(
                                 c,
                                 c.chips,
@@ -427,12 +420,12 @@ impl Scenario {
                                 &self.setup,
                                 &pinned,
                                 calibration,
-                                &effective,
+                                crate::capacity::Goal {
+                                    objective: crate::economics::Objective::Time,
+                                    settings: &e,
+                                },
                             )?;
-                            Answer {
-                                estimate: found.best.clone(),
-                                search: Some(found),
-                            }
+                            Answer::from(found)
                         }
                     };
                     Ok((answer, e))

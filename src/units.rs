@@ -243,6 +243,9 @@ impl BytesPerSecond {
     }
 }
 
+/// Hours in a (Julian) year: 365.25 days x 24 hours.
+pub const HOURS_PER_YEAR: f64 = 365.25 * 24.0;
+
 impl Seconds {
     /// From microseconds.
     #[must_use]

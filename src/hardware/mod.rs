@@ -56,24 +56,6 @@ impl Precision {
         }
     }
 
-    /// Parse `fp32`, `tf32`, `bf16`/`fp16`, `fp8`, `fp4`.
-    ///
-    /// # Errors
-    /// [`Error::Input`] for any other text.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "fp32" => Ok(Self::Fp32),
-            "tf32" => Ok(Self::Tf32),
-            "bf16" | "fp16" => Ok(Self::Bf16),
-            "fp8" => Ok(Self::Fp8),
-            "fp4" => Ok(Self::Fp4),
-            other => Err(Error::input(
-                "precision",
-                format!("unknown number format `{other}`; expected bf16, fp8, fp4, tf32 or fp32"),
-            )),
-        }
-    }
-
     /// Bytes per element of a tensor stored in this format.
     #[must_use]
     pub fn bytes(self) -> f64 {

@@ -50,34 +50,61 @@ pub struct Shape {
     pub(crate) model_flops_per_step: f64,
     pub(crate) tokens_per_step: f64,
     pub(crate) chips: f64,
+    /// What [`Shape::place`] needs to derive the layout's share: routed experts, shared experts,
+    /// parameters of one expert, layers, and the global batch in sequences.
+    experts: f64,
+    shared_experts: f64,
+    expert_params: f64,
+    layer_count: u64,
+    global_batch: u64,
 }
 
 impl Shape {
     /// Build from validated parts (the layout is assumed valid).
     #[must_use]
     pub fn new(model: &Model, setup: &TrainingSetup, layout: &Layout) -> Self {
+        Self::unplaced(model, setup).place(layout)
+    }
+
+    /// Everything that depends on the model and the setup only, computed once per job (a search
+    /// then [`Shape::place`]s each candidate layout); the layout fields hold a single-chip
+    /// placeholder until placed.
+    #[must_use]
+    pub fn unplaced(model: &Model, setup: &TrainingSetup) -> Self {
         let layers = model.layers as f64;
         let moe_fraction = model.moe_layers() as f64 / layers;
         let dense = model.layer_flops_per_token(setup.seq_len, false);
         let moe = model.layer_flops_per_token(setup.seq_len, true);
         let avg = |a: f64, b: f64| a * (1.0 - moe_fraction) + b * moe_fraction;
-        let (mlp_width, moe_active, expert_params_avg, mlp_params_avg) = match &model.moe {
-            Some(m) => {
+        let (mlp_width, moe_active, mlp_params_avg, experts, shared_experts) = match &model.moe {
+            Some(m) => (
                 // Summed in f64: a u32 sum of expert counts could wrap.
-                let w = (m.active as f64 + m.shared as f64) * m.expert_ffn as f64;
-                let experts_per_rank = m.experts as f64 / layout.ep as f64 + m.shared as f64;
-                (
-                    avg(model.ffn as f64, w),
-                    m.active as f64,
-                    moe_fraction * experts_per_rank * model.expert_params(),
-                    (1.0 - moe_fraction) * model.dense_mlp_params(),
-                )
-            }
-            None => (model.ffn as f64, 0.0, 0.0, model.dense_mlp_params()),
+                avg(
+                    model.ffn as f64,
+                    (m.active as f64 + m.shared as f64) * m.expert_ffn as f64,
+                ),
+                m.active as f64,
+                (1.0 - moe_fraction) * model.dense_mlp_params(),
+                m.experts as f64,
+                m.shared as f64,
+            ),
+            None => (model.ffn as f64, 0.0, model.dense_mlp_params(), 0.0, 0.0),
         };
         let tokens_per_step = setup.tokens_per_step();
         Self {
-            layout: *layout,
+            layout: Layout {
+                tp: 1,
+                pp: 1,
+                dp: 1,
+                cp: 1,
+                ep: 1,
+                microbatch: 1,
+                virtual_stages: 1,
+                recompute: crate::parallelism::Recompute::None,
+                sequence_parallel: false,
+                zero: 0,
+                zero_group: 0,
+            },
             d_model: model.d_model as f64,
             heads: model.heads as f64,
             q_width: model.q_width(),
@@ -89,8 +116,8 @@ impl Shape {
             vocab: model.vocab as f64,
             seq: setup.seq_len as f64,
             layers,
-            layers_per_stage: layers_per_stage(model, layout) as f64,
-            microbatches: layout.microbatches(setup) as f64,
+            layers_per_stage: layers,
+            microbatches: 0.0,
             attention: setup.attention,
             tp_overlap: setup.tp_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
@@ -105,13 +132,41 @@ impl Shape {
             logit_per_token: model.logit_flops_per_token().flops(),
             attention_params: model.attention_params(),
             mlp_params_avg,
-            expert_params_avg,
+            expert_params_avg: 0.0,
             embedding_params: model.vocab as f64 * model.d_model as f64,
             model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops()
                 * tokens_per_step,
             tokens_per_step,
-            chips: layout.chips() as f64,
+            chips: 1.0,
+            experts,
+            shared_experts,
+            expert_params: if model.moe.is_some() {
+                model.expert_params()
+            } else {
+                0.0
+            },
+            layer_count: u64::from(model.layers),
+            global_batch: setup.global_batch,
         }
+    }
+
+    /// This shape with `layout` in place: the layout's share of experts, layers per stage,
+    /// micro-batches and chips (cheap; the search's per-candidate step).
+    #[must_use]
+    pub fn place(mut self, layout: &Layout) -> Self {
+        self.expert_params_avg = if self.experts > 0.0 {
+            let experts_per_rank = self.experts / layout.ep as f64 + self.shared_experts;
+            self.moe_fraction * experts_per_rank * self.expert_params
+        } else {
+            0.0
+        };
+        self.layers_per_stage = layers_per_stage(self.layer_count, layout) as f64;
+        self.microbatches = (self.global_batch
+            / (u64::from(layout.dp) * u64::from(layout.microbatch)).max(1))
+            as f64;
+        self.chips = layout.chips() as f64;
+        self.layout = *layout;
+        self
     }
 
     /// Tokens one rank processes per micro-batch (before the tensor-parallel split).
@@ -134,10 +189,10 @@ impl Shape {
 
 /// Layers on the most loaded pipeline rank (all its virtual chunks): as
 /// [`Layout::layers_per_stage`], with the chunk count `pp · v` computed in u64 so it cannot wrap.
-fn layers_per_stage(model: &Model, layout: &Layout) -> u64 {
+fn layers_per_stage(layers: u64, layout: &Layout) -> u64 {
     let v = u64::from(layout.virtual_stages);
     let chunks = u64::from(layout.pp) * v;
-    u64::from(model.layers).div_ceil(chunks.max(1)) * v
+    layers.div_ceil(chunks.max(1)) * v
 }
 
 /// Hardware numbers the step model needs.
@@ -200,11 +255,14 @@ mod tests {
         for (pp, v) in [(1, 1), (8, 1), (8, 3), (16, 2), (5, 1)] {
             l.pp = pp;
             l.virtual_stages = v;
-            assert_eq!(layers_per_stage(&model, &l), l.layers_per_stage(&model));
+            assert_eq!(
+                layers_per_stage(u64::from(model.layers), &l),
+                l.layers_per_stage(&model)
+            );
         }
         l.pp = 1 << 16;
         l.virtual_stages = 1 << 16;
         // 2^32 chunks: one layer in each of the 2^16 chunks of the first rank.
-        assert_eq!(layers_per_stage(&model, &l), 1 << 16);
+        assert_eq!(layers_per_stage(u64::from(model.layers), &l), 1 << 16);
     }
 }

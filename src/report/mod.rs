@@ -181,25 +181,6 @@ pub enum Format {
     Markdown,
 }
 
-impl Format {
-    /// Parse `table`, `json`, `csv`, `markdown`.
-    ///
-    /// # Errors
-    /// [`Error::Input`] for other text.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "table" => Ok(Self::Table),
-            "json" => Ok(Self::Json),
-            "csv" => Ok(Self::Csv),
-            "markdown" | "md" => Ok(Self::Markdown),
-            other => Err(Error::input(
-                "format",
-                format!("unknown format `{other}`; expected table, json, csv or markdown"),
-            )),
-        }
-    }
-}
-
 /// A quantity for people: three significant digits and an SI prefix (`5.89 M`, `12.1 k`).
 ///
 /// ```

@@ -53,6 +53,35 @@ pub const GRID_KG_PER_KWH_RANGE: (f64, f64) = (0.0, 3.0);
 /// Price accepted, USD per chip-hour (0 for sunk cost; a thousand times today's on-demand prices).
 pub const PRICE_RANGE: (f64, f64) = (0.0, 10_000.0);
 
+/// Largest facility power envelope accepted, MW (1 TW: far above any grid).
+pub const MAX_POWER_MW: f64 = 1e6;
+/// Largest budget accepted, USD (1e15: ten times world GDP).
+pub const MAX_BUDGET_USD: f64 = 1e15;
+/// Longest period a budget may be spent over, years.
+pub const MAX_YEARS: f64 = 100.0;
+
+/// A finite, positive number at most `max`, or the problem at `key`: the check of envelopes,
+/// budgets and periods wherever they are read (command line or scenario file).
+///
+/// ```
+/// use xpusim::limits::{positive_up_to, MAX_POWER_MW};
+/// assert!(positive_up_to("power_mw", 2200.0, MAX_POWER_MW).is_ok());
+/// assert!(positive_up_to("power_mw", -1.0, MAX_POWER_MW).is_err());
+/// ```
+///
+/// # Errors
+/// The problem, keyed `key`.
+pub fn positive_up_to(key: &str, v: f64, max: f64) -> Result<f64, Problem> {
+    if v.is_finite() && v > 0.0 && v <= max {
+        Ok(v)
+    } else {
+        Err(Problem::new(
+            key,
+            format!("must be positive and at most {max:e}, got {v}"),
+        ))
+    }
+}
+
 /// The key `name` under `prefix` (`""` gives the bare name).
 #[must_use]
 pub fn key(prefix: &str, name: &str) -> String {

@@ -1,43 +1,14 @@
 //! The command-line tool as a user runs it: the README's commands, JSON output, bad input.
 
-use std::process::{Command, Output};
-
-fn xpusim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xpusim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run xpusim: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::{stderr, stdout, xpusim};
+use std::process::Command;
 
 #[test]
 fn hardware_list_prints_every_chip() {
     let o = xpusim(&["hardware", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for id in [
-        "trn1",
-        "trn2",
-        "trn3",
-        "trn4",
-        "tpu-v5e",
-        "tpu-v5p",
-        "tpu-v6e",
-        "tpu-7x",
-        "a100-80gb",
-        "h100-sxm",
-        "h200",
-        "b200",
-        "gb200",
-        "gb300",
-    ] {
+    for id in crate::SEED_CHIPS {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{id} "))),
             "{id} not listed:\n{out}"
@@ -98,20 +69,7 @@ fn estimate_json_has_the_documented_keys() {
         serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
     // `estimate` prints the same array of rows as `run`.
     let v = &all[0];
-    for key in [
-        "hardware",
-        "chips",
-        "layout",
-        "fits_memory",
-        "memory_per_chip_gb",
-        "step_time_s",
-        "tokens_per_s",
-        "mfu",
-        "hfu",
-        "train_days",
-        "chip_hours",
-        "bound_by",
-    ] {
+    for key in crate::ROW_KEYS {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["layout"]["dp"], 16);

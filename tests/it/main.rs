@@ -14,6 +14,59 @@ use xpusim::{
     Precision, Recompute, SetupRequest, TrainingSetup,
 };
 
+/// The chips the seed facts name (every one must be in the catalog and in `hardware list`).
+pub const SEED_CHIPS: [&str; 14] = [
+    "trn1",
+    "trn2",
+    "trn3",
+    "trn4",
+    "tpu-v5e",
+    "tpu-v5p",
+    "tpu-v6e",
+    "tpu-7x",
+    "a100-80gb",
+    "h100-sxm",
+    "h200",
+    "b200",
+    "gb200",
+    "gb300",
+];
+
+/// Keys every result row carries in JSON (the README's schema).
+pub const ROW_KEYS: [&str; 12] = [
+    "hardware",
+    "chips",
+    "layout",
+    "fits_memory",
+    "memory_per_chip_gb",
+    "step_time_s",
+    "tokens_per_s",
+    "mfu",
+    "hfu",
+    "train_days",
+    "chip_hours",
+    "bound_by",
+];
+
+/// Run the `xpusim` binary in the repository root.
+pub fn xpusim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xpusim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xpusim: {e}"))
+}
+
+/// Standard output as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A layout written out in full (the tests' shorthand for a fully pinned [`LayoutRequest`]).
 #[derive(Clone, Copy, Debug)]
 pub struct L {

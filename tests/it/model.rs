@@ -73,20 +73,7 @@ fn gpt3_on_1024_a100_llama405b_on_16k_h100_and_a_million_trn3() {
         assert!(p.step_time.is_finite() && p.step_time.seconds() > 0.0);
         assert!(p.mfu > 0.0 && p.mfu < 1.0, "{m}: mfu {}", p.mfu);
         let json = serde_json::to_value(Row::new(hw, &e)).unwrap_or_else(|e| panic!("{e}"));
-        for key in [
-            "hardware",
-            "chips",
-            "layout",
-            "fits_memory",
-            "memory_per_chip_gb",
-            "step_time_s",
-            "tokens_per_s",
-            "mfu",
-            "hfu",
-            "train_days",
-            "chip_hours",
-            "bound_by",
-        ] {
+        for key in crate::ROW_KEYS {
             assert!(json.get(key).is_some(), "JSON lacks {key}");
         }
         for key in [

@@ -2,8 +2,8 @@
 //! command-line inputs that used to crash, values that overflow after unit conversion, outputs
 //! that would overwrite an input or a device, and scenarios whose cases fail.
 
+use crate::xpusim;
 use std::path::Path;
-use std::process::Command;
 use xpusim::{Calibration, Catalog, Scenario};
 
 /// Mutated files fed through the loaders (the issue asks for at least 10,000).
@@ -151,14 +151,6 @@ fn ten_thousand_mutated_files_never_panic_a_loader() {
         refused > MUTATIONS / 4,
         "only {refused} mutations were refused"
     );
-}
-
-fn xpusim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xpusim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn refused(args: &[&str], says: &[&str]) {

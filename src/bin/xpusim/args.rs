@@ -3,7 +3,9 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
-use xpusim::{AttentionKernel, MainGrads, OptimizerStates, Precision, Pricing, Recompute};
+use xpusim::{
+    AttentionKernel, MainGrads, Objective, OptimizerStates, Precision, Pricing, Recompute,
+};
 
 #[derive(Parser)]
 #[command(
@@ -353,17 +355,6 @@ impl std::str::FromStr for ChipCounts {
         }
         Ok(Self(v))
     }
-}
-
-/// What a chip-count search minimises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Objective {
-    /// Days to train, failures included.
-    Time,
-    /// Cost of the run on the pricing basis (most tokens per dollar).
-    Cost,
-    /// Facility energy of the run.
-    Energy,
 }
 
 /// Energy and cost settings.

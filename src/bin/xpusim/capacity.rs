@@ -3,11 +3,15 @@
 use crate::args::CapacityArgs;
 use crate::{calibration, emit, flagged};
 use anyhow::{bail, Result};
-use xpusim::capacity::{best_chip_count, chips_for_power, peak};
+use xpusim::capacity::{best_chip_count, chips_for_power, peak, Goal};
 use xpusim::economics::hourly_price;
+use xpusim::limits::{positive_up_to, MAX_BUDGET_USD, MAX_POWER_MW, MAX_YEARS};
 use xpusim::report::table;
-use xpusim::units::Watts;
-use xpusim::{assess, preset, Catalog, LayoutChoice, LayoutRequest, Pricing, SetupRequest};
+use xpusim::units::{Usd, Watts};
+use xpusim::{
+    assess, chip_hours_for_budget, preset, Catalog, LayoutChoice, LayoutRequest, Objective,
+    Pricing, SetupRequest,
+};
 
 /// Largest count searched when a budget gives no chip limit.
 const BUDGET_SEARCH_LIMIT: u64 = 1 << 20;
@@ -17,19 +21,15 @@ pub fn run(catalog: &Catalog, a: &CapacityArgs) -> Result<()> {
         bail!("--power-mw or --budget-usd: give a power envelope, a budget, or both");
     }
     let mut problems = Vec::new();
-    let positive = |p: &mut Vec<xpusim::Problem>, k: &str, v: Option<f64>, max: f64| {
-        if let Some(x) = v {
-            if !(x.is_finite() && x > 0.0 && x <= max) {
-                p.push(xpusim::Problem::new(
-                    k,
-                    format!("must be positive and at most {max:e}, got {x}"),
-                ));
-            }
+    for (k, v, max) in [
+        ("power_mw", a.power_mw, MAX_POWER_MW),
+        ("budget_usd", a.budget_usd, MAX_BUDGET_USD),
+        ("years", Some(a.years), MAX_YEARS),
+    ] {
+        if let Some(Err(e)) = v.map(|v| positive_up_to(k, v, max)) {
+            problems.push(e);
         }
-    };
-    positive(&mut problems, "power_mw", a.power_mw, 1e6);
-    positive(&mut problems, "budget_usd", a.budget_usd, 1e15);
-    positive(&mut problems, "years", Some(a.years), 100.0);
+    }
     let settings = a
         .economics
         .request()
@@ -70,10 +70,10 @@ pub fn run(catalog: &Catalog, a: &CapacityArgs) -> Result<()> {
             .power_mw
             .map(|mw| chips_for_power(&chip, &system, &settings.facility, Watts::new(mw * 1e6)));
         let price = hourly_price(&chip, &system, &settings);
-        let budget = a.budget_usd.zip(price.as_ref()).map(|(b, (p, _))| {
-            let hours = b / p.usd_per_chip_hour();
-            (hours, hours / (a.years * 8766.0))
-        });
+        let budget = a
+            .budget_usd
+            .zip(price.as_ref())
+            .map(|(b, (p, _))| chip_hours_for_budget(Usd::new(b), *p, a.years));
         // The chips a run may use: the power envelope's, else what the budget keeps busy.
         let limit = fit
             .as_ref()
@@ -83,9 +83,6 @@ pub fn run(catalog: &Catalog, a: &CapacityArgs) -> Result<()> {
             (Some(m), Some(s), Some(n)) if n > 0 => {
                 // Chosen by the time to train with failures: past some size, interruptions cost
                 // more than the chips save.
-                let effective = |e: &xpusim::Estimate| {
-                    assess(e, &chip, &system, &settings).effective_train_days
-                };
                 let base = xpusim::ClusterRequest {
                     hardware: hw.clone(),
                     chips: i64::try_from(n).ok(),
@@ -93,7 +90,11 @@ pub fn run(catalog: &Catalog, a: &CapacityArgs) -> Result<()> {
                 }
                 .resolve("", catalog)
                 .map_err(flagged)?;
-                match best_chip_count(&base, n, m, s, &pinned, &cal, &effective) {
+                let goal = Goal {
+                    objective: Objective::Time,
+                    settings: &settings,
+                };
+                match best_chip_count(&base, n, m, s, &pinned, &cal, goal) {
                     Ok((found, _)) => {
                         let e = found.best;
                         let x = assess(&e, &chip, &system, &settings);
@@ -110,7 +111,7 @@ pub fn run(catalog: &Catalog, a: &CapacityArgs) -> Result<()> {
             fit.as_ref().map_or("-".into(), |f| f.systems.to_string()),
             fit.as_ref().map_or("-".into(), |f| f.chips.to_string()),
             fit.as_ref()
-                .map_or("-".into(), |x| format!("{:.1}", x.facility_mw)),
+                .map_or("-".into(), |x| format!("{:.1}", x.facility.watts() / 1e6)),
             fit.as_ref().map_or("-".into(), |x| {
                 f(peak(&chip, x.chips, a.precision).flops_per_second())
             }),

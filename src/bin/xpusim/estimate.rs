@@ -1,15 +1,16 @@
 //! `xpusim estimate`: one training run from command-line flags.
 
-use crate::args::{EstimateArgs, Objective};
+use crate::args::EstimateArgs;
 use crate::{calibration, emit, flagged};
 use anyhow::{bail, Result};
 use std::path::Path;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Row};
 use xpusim::{
-    assess, capacity::best_chip_count, parse_models, preset, run as plan, search_in, Answer,
-    Catalog, ClusterRequest, Error, Job, LayoutChoice, LayoutRequest, Model, SearchSpace,
-    SetupRequest,
+    assess,
+    capacity::{best_chip_count, Goal},
+    parse_models, preset, run_in, Answer, Catalog, ClusterRequest, Error, Job, LayoutChoice,
+    LayoutRequest, Model, SearchSpace, SetupRequest,
 };
 
 /// Batch when neither `--global-batch` nor `--global-batch-tokens` is given.
@@ -28,6 +29,14 @@ fn model(spec: &str) -> Result<Model> {
         return Ok(v.remove(0));
     }
     preset(spec).map_err(|e| anyhow::anyhow!("--model: {e}"))
+}
+
+/// A library error as the command line reports it: request problems name their flags.
+fn flag_errors(e: Error) -> anyhow::Error {
+    match e {
+        Error::Input { problems } => flagged(problems),
+        e => e.into(),
+    }
 }
 
 /// One estimate: its row, the answer, why the chip count was chosen, and the chip's group.
@@ -173,14 +182,9 @@ fn estimate_one(
     let answer = match max {
         Some(m) => {
             let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) = layout;
-            let objective = a.objective;
-            let effective = |e: &xpusim::Estimate| {
-                let x = assess(e, &chip, &system, &economics);
-                match objective {
-                    Objective::Time => x.effective_train_days,
-                    Objective::Cost => x.cost_usd.unwrap_or(f64::INFINITY),
-                    Objective::Energy => x.energy_mwh.unwrap_or(f64::INFINITY),
-                }
+            let goal = Goal {
+                objective: a.objective,
+                settings: &economics,
             };
             let (found, because) = best_chip_count(
                 job.cluster(),
@@ -189,38 +193,19 @@ fn estimate_one(
                 job.setup(),
                 &pinned,
                 &cal,
-                &effective,
+                goal,
             )
-            .map_err(|e| match e {
-                Error::Input { problems } => flagged(problems),
-                e => e.into(),
-            })?;
+            .map_err(flag_errors)?;
             why = Some(because);
-            Answer {
-                estimate: found.best.clone(),
-                search: Some(found),
-            }
+            Answer::from(found)
         }
-        None => match layout {
-            LayoutChoice::Search(pinned) => {
-                let space = SearchSpace {
-                    runner_ups: a.top,
-                    ..Default::default()
-                };
-                let found = search_in(&job, &pinned, &cal, &space).map_err(|e| match e {
-                    Error::Input { problems } => flagged(problems),
-                    e => e.into(),
-                })?;
-                Answer {
-                    estimate: found.best.clone(),
-                    search: Some(found),
-                }
-            }
-            LayoutChoice::Fixed(_) => plan(&job, &layout, &cal).map_err(|e| match e {
-                Error::Input { problems } => flagged(problems),
-                e => e.into(),
-            })?,
-        },
+        None => {
+            let space = SearchSpace {
+                runner_ups: a.top,
+                ..Default::default()
+            };
+            run_in(&job, &layout, &cal, &space).map_err(flag_errors)?
+        }
     };
     let e = &answer.estimate;
     let row = Row::new(&a.hardware, e).with_assessment(assess(e, &chip, &system, &economics));

@@ -5,7 +5,8 @@ use crate::{calibration, emit, Partial};
 use anyhow::Result;
 use xpusim::io::{read_input, OutputPath};
 use xpusim::report::{self, Format, Outcome, Row};
-use xpusim::{assess, Catalog, Scenario};
+use xpusim::units::UsdPerChipHour;
+use xpusim::{assess, chip_hours_for_budget, Catalog, Scenario};
 
 pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
     let (path, format, economics) = (a.scenario.as_path(), a.format, &a.economics);
@@ -121,12 +122,15 @@ fn draw(_: &str, _: &[Outcome], _: &OutputPath) -> Result<()> {
 }
 
 /// The lines under a scenario's table: each case against the baseline, and what the budget buys.
+/// `rows` are the scenario's cases' rows, in the cases' order.
 fn summary(s: &Scenario, rows: &[Outcome]) -> String {
     let mut out = String::new();
     let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
     if let Some(base) = s.baseline.as_ref().and_then(|b| {
-        ok.iter()
-            .find(|r| &r.hardware == b || r.hardware.starts_with(&format!("{b} (")))
+        s.cases
+            .iter()
+            .zip(rows)
+            .find_map(|(c, r)| r.as_ref().ok().filter(|_| &c.id == b))
     }) {
         out.push_str(&format!(
             "\nagainst {} ({} chips):\n",
@@ -157,18 +161,20 @@ fn summary(s: &Scenario, rows: &[Outcome]) -> String {
     if let Some(b) = s.budget {
         out.push_str(&format!(
             "\nUSD {:.3e} over {} years buys:\n",
-            b.usd, b.years
+            b.usd.usd(),
+            b.years
         ));
         for r in &ok {
             match (r.economics.price_usd_per_chip_hour, r.economics.cost_usd) {
                 (Some(p), Some(c)) if p > 0.0 && c > 0.0 => {
-                    let hours = b.usd / p;
+                    let (hours, held) =
+                        chip_hours_for_budget(b.usd, UsdPerChipHour::new(p), b.years);
                     out.push_str(&format!(
                         "  {:<24} {:.3e} chip-hours at ${p:.2}/h = {:.0} chips held on average; {:.1} runs of this size{}\n",
                         r.hardware,
                         hours,
-                        hours / (b.years * 8766.0),
-                        b.usd / c,
+                        held,
+                        b.usd.usd() / c,
                         if r.economics.price_assumed { " (estimated price)" } else { "" }
                     ));
                 }
