@@ -114,27 +114,101 @@ impl OutputPath {
         &self.0
     }
 
-    /// Write `contents` whole or not at all: into a new temporary file in the same directory
-    /// (created exclusively with a random name, so no planted link is followed), then renamed
-    /// over the target. On any failure the temporary file is removed and the target is untouched.
+    /// Write `contents` whole or not at all ([`OutputPath::start`], then
+    /// [`PendingFile::commit`]).
     ///
     /// # Errors
     /// [`Error::Io`] when the directory is not writable or the disk is full.
     pub fn write(&self, contents: &[u8]) -> Result<()> {
-        let path = &self.0;
+        let mut f = self.start()?;
+        f.write_all(contents).map_err(|e| f.error(e))?;
+        f.commit()
+    }
+
+    /// Start writing the output in pieces: into a new temporary file in the same directory
+    /// (created exclusively with a random name, so no planted link is followed) that only
+    /// [`PendingFile::commit`] renames over the target. Dropped without a commit (an error, an
+    /// interrupted sweep), the temporary file is removed and the target is untouched.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let dir = tempfile::tempdir()?;
+    /// let target = dir.path().join("rows.csv");
+    /// let out = xpusim::io::OutputPath::check(&target, &[])?;
+    /// let mut f = out.start()?;
+    /// f.write_all(b"a,b\n")?;
+    /// assert!(!target.exists(), "nothing is visible before the commit");
+    /// f.commit()?;
+    /// assert_eq!(std::fs::read_to_string(&target)?, "a,b\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary file cannot be created.
+    pub fn start(&self) -> Result<PendingFile> {
+        let path = self.0.clone();
+        let tmp = tempfile::Builder::new()
+            .prefix(".xpusim-")
+            .suffix(".tmp")
+            .tempfile_in(parent(&path))
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(PendingFile {
+            tmp: std::io::BufWriter::new(tmp),
+            path,
+        })
+    }
+}
+
+/// An output being written ([`OutputPath::start`]): invisible until committed.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+    path: PathBuf,
+}
+
+impl PendingFile {
+    /// The target path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An I/O error as the library's, naming the target.
+    #[must_use]
+    pub fn error(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Flush, sync and rename over the target: the whole output appears at once.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the disk is full or the rename fails (the target is then untouched).
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
         let io = |source| Error::Io {
             path: path.clone(),
             source,
         };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".xpusim-")
-            .suffix(".tmp")
-            .tempfile_in(parent(path))
-            .map_err(io)?;
-        tmp.write_all(contents).map_err(io)?;
+        let tmp = self.tmp.into_inner().map_err(|e| io(e.into_error()))?;
         tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
         Ok(())
+    }
+}
+
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
     }
 }
 

@@ -34,7 +34,9 @@ pub use perf::{Bound, Efficiency, MemoryBreakdown, Prediction, StepBreakdown};
 pub use plan::{
     estimate, run, run_in, search, search_in, Answer, Estimate, Feasibility, Job, Search,
 };
-pub use request::{ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest};
+pub use request::{
+    ClusterRequest, ClusterTemplate, EconomicsRequest, LayoutChoice, LayoutRequest, SetupRequest,
+};
 pub use scenario::{Budget, Case, CaseOutcome, Scenario, Sizing};
 pub use sweep::SearchSpace;
 pub use validation::{compare, cross_validate, Comparison};

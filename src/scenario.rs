@@ -51,8 +51,8 @@ use crate::error::{parse_toml, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster};
 use crate::plan::{run, Answer, Job};
 use crate::request::{
-    key, positive_up_to, ClusterRequest, EconomicsRequest, LayoutChoice, LayoutRequest,
-    SetupRequest, MAX_BUDGET_USD, MAX_POWER_MW, MAX_YEARS,
+    key, positive_up_to, ClusterRequest, ClusterTemplate, EconomicsRequest, LayoutChoice,
+    LayoutRequest, SetupRequest, MAX_BUDGET_USD, MAX_CHIPS, MAX_POWER_MW, MAX_YEARS,
 };
 use crate::units::Usd;
 use crate::workload::{model_from_table, Model, TrainingSetup};
@@ -109,9 +109,71 @@ struct HardwareFile {
     max_chips: Vec<i64>,
     #[serde(default)]
     power_mw: Vec<f64>,
+    chips_range: Option<RangeFile>,
     scale_out_gbit_per_chip: Option<f64>,
     domain_chips: Option<i64>,
     price_usd_per_chip_hour: Option<f64>,
+}
+
+/// A sweep of chip counts (`chips_range = { from = 8, to = 1024, step = 8 }`, or `factor = 2`
+/// for a geometric one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeFile {
+    from: i64,
+    to: i64,
+    step: Option<i64>,
+    factor: Option<i64>,
+}
+
+/// The most cases one scenario file may expand to (its chip counts are kept, 16 bytes a case;
+/// cases are built as they run).
+pub const MAX_CASES: usize = 1 << 24;
+
+impl RangeFile {
+    /// The counts, or why not.
+    fn counts(&self) -> std::result::Result<Vec<u64>, String> {
+        let (Ok(from), Ok(to)) = (u64::try_from(self.from), u64::try_from(self.to)) else {
+            return Err(format!(
+                "from {} and to {} must be at least 1",
+                self.from, self.to
+            ));
+        };
+        if from == 0 || to < from || to > crate::request::MAX_CHIPS {
+            return Err(format!(
+                "must run from at least 1 up to at most {} chips, got {from} to {to}",
+                crate::request::MAX_CHIPS
+            ));
+        }
+        let next: Box<dyn Fn(u64) -> Option<u64>> = match (self.step, self.factor) {
+            (Some(s), None) if s >= 1 => Box::new(move |n: u64| n.checked_add(s as u64)),
+            (None, Some(f)) if f >= 2 => Box::new(move |n: u64| n.checked_mul(f as u64)),
+            (Some(_), Some(_)) => return Err("give step or factor, not both".into()),
+            (None, None) => return Err("give step (arithmetic) or factor (geometric)".into()),
+            (Some(s), None) => return Err(format!("step must be at least 1, got {s}")),
+            (None, Some(f)) => return Err(format!("factor must be at least 2, got {f}")),
+        };
+        let mut v = Vec::new();
+        let mut n = Some(from);
+        while let Some(x) = n.filter(|x| *x <= to) {
+            if v.len() == MAX_CASES {
+                return Err(format!("expands to more than {MAX_CASES} cases"));
+            }
+            v.push(x);
+            n = next(x);
+        }
+        Ok(v)
+    }
+}
+
+/// One `[[hardware]]` entry: its hardware resolved once, and its chip counts.
+#[derive(Clone, Debug)]
+struct Entry {
+    id: String,
+    key: String,
+    template: ClusterTemplate,
+    economics: EconomicsRequest,
+    counts: Vec<(u64, Sizing)>,
 }
 
 /// One cluster to evaluate.
@@ -154,8 +216,8 @@ pub struct Scenario {
     pub model: Model,
     /// Training setup.
     pub setup: TrainingSetup,
-    /// Clusters, in file order.
-    pub cases: Vec<Case>,
+    /// The `[[hardware]]` entries; [`Scenario::case`] builds their cases.
+    entries: Vec<Entry>,
     /// A fixed layout, or the knobs pinned in a search.
     pub layout: LayoutChoice,
     /// A budget whose chip-hours and runs are reported per case (`[budget]`).
@@ -175,7 +237,7 @@ impl Scenario {
     /// let text = std::fs::read_to_string("scenarios/headline.toml").map_err(|e| xpusim::Error::Io {
     ///     path: "scenarios/headline.toml".into(), source: e })?;
     /// let s = xpusim::Scenario::parse("headline.toml", &text, &catalog)?;
-    /// assert_eq!(s.cases.len(), 5);
+    /// assert_eq!(s.len(), 5);
     /// let bad = text.replace("[training]", "[training]\nglobal_batchh = 3");
     /// let e = xpusim::Scenario::parse("headline.toml", &bad, &catalog).unwrap_err();
     /// assert!(e.to_string().contains("global_batchh"));
@@ -229,110 +291,130 @@ impl Scenario {
                 ..Default::default()
             }),
         };
-        let mut cases = Vec::new();
+        let mut entries = Vec::new();
+        let mut total = 0usize;
+        let mut check_problems = Vec::new();
         for (i, h) in f.hardware.iter().enumerate() {
             let at = format!("hardware[{i}]");
             let economics = EconomicsRequest {
                 price_usd_per_chip_hour: h.price_usd_per_chip_hour,
                 ..facility.clone()
             };
-            if let Err(e) = economics.resolve(&at) {
-                p.extend(e.into_iter().map(|x| {
-                    // The facility's keys live in [facility], the price in the hardware entry.
-                    let k = if x.key == format!("{at}.price_usd_per_chip_hour") {
-                        x.key
-                    } else {
-                        x.key.replacen(&format!("{at}."), table, 1)
-                    };
-                    Problem::new(k, x.reason)
-                }));
-            }
-            if h.chips.is_empty() && h.max_chips.is_empty() && h.power_mw.is_empty() {
+            let settings = economics
+                .resolve(&at)
+                .map_err(|e| {
+                    p.extend(e.into_iter().map(|x| {
+                        // The facility's keys live in [facility], the price in the entry.
+                        let k = if x.key == format!("{at}.price_usd_per_chip_hour") {
+                            x.key
+                        } else {
+                            x.key.replacen(&format!("{at}."), table, 1)
+                        };
+                        Problem::new(k, x.reason)
+                    }));
+                })
+                .ok();
+            if h.chips.is_empty()
+                && h.max_chips.is_empty()
+                && h.power_mw.is_empty()
+                && h.chips_range.is_none()
+            {
                 p.push(Problem::new(
                     key(&at, "chips"),
-                    "list at least one chip count (or max_chips, or power_mw)",
+                    "list at least one chip count (or chips_range, max_chips, or power_mw)",
                 ));
             }
-            let sized = h
-                .chips
-                .iter()
-                .map(|&n| (Some(n), Sizing::Exact, "chips"))
-                .chain(
-                    h.max_chips
-                        .iter()
-                        .map(|&n| (Some(n), Sizing::UpTo, "max_chips")),
-                )
-                .chain(
-                    h.power_mw
-                        .iter()
-                        .map(|&mw| (None, Sizing::Power(mw), "power_mw")),
+            let request = ClusterRequest {
+                hardware: h.id.clone(),
+                chips: None,
+                scale_out_gbit_per_chip: h.scale_out_gbit_per_chip,
+                domain_chips: h.domain_chips,
+            };
+            let template = match request.template(&at, catalog) {
+                Ok(t) => t,
+                Err(e) => {
+                    p.extend(
+                        e.into_iter()
+                            .map(|x| Problem::new(x.key.replace(".hardware", ".id"), x.reason)),
+                    );
+                    continue;
+                }
+            };
+            let mut counts = Vec::new();
+            // Every listed count is checked as a cluster; a range's counts are in range by
+            // construction, and its ends are checked.
+            let mut check = |field: &str, n: i64| {
+                let mut q = Vec::new();
+                let checked = crate::request::count(&mut q, &at, field, Some(n), MAX_CHIPS)
+                    .and_then(|n| template.with_chips(&at, n).map_err(|e| q.push(e)).ok());
+                p.extend(q.into_iter().map(|x| {
+                    Problem::new(
+                        x.key.replace(&format!("{at}.chips"), &key(&at, field)),
+                        x.reason,
+                    )
+                }));
+                checked.map(|c| c.chips)
+            };
+            for &n in &h.chips {
+                counts.extend(check("chips", n).map(|n| (n, Sizing::Exact)));
+            }
+            for &n in &h.max_chips {
+                counts.extend(check("max_chips", n).map(|n| (n, Sizing::UpTo)));
+            }
+            for &mw in &h.power_mw {
+                if let Err(e) = positive_up_to(&key(&at, "power_mw"), mw, MAX_POWER_MW) {
+                    check_problems.push(e);
+                    continue;
+                }
+                let Some(settings) = &settings else {
+                    continue;
+                };
+                let fit = crate::capacity::chips_for_power(
+                    template.chip(),
+                    template.system(),
+                    &settings.facility,
+                    crate::units::Watts::new(mw * 1e6),
                 );
-            for (n, sizing, field) in sized {
-                let n = match (n, sizing) {
-                    (Some(n), _) => Some(n),
-                    (None, Sizing::Power(mw)) => {
-                        if let Err(e) = positive_up_to(&key(&at, "power_mw"), mw, MAX_POWER_MW) {
-                            p.push(e);
-                            continue;
+                if fit.chips == 0 {
+                    check_problems.push(Problem::new(
+                        key(&at, "power_mw"),
+                        format!("{mw} MW does not power one {} system", template.system().id),
+                    ));
+                    continue;
+                }
+                let n = i64::try_from(fit.chips).unwrap_or(i64::MAX);
+                counts.extend(check("power_mw", n).map(|n| (n, Sizing::Power(mw))));
+            }
+            if let Some(r) = &h.chips_range {
+                match r.counts() {
+                    Ok(v) => {
+                        let ends = [v.first(), v.last()];
+                        if ends.iter().flatten().all(|&&n| {
+                            check("chips_range", i64::try_from(n).unwrap_or(i64::MAX)).is_some()
+                        }) {
+                            counts.extend(v.into_iter().map(|n| (n, Sizing::Exact)));
                         }
-                        let Ok(settings) = economics.resolve(&at) else {
-                            continue;
-                        };
-                        let (chip, system) = match catalog.resolve(&h.id) {
-                            Ok(x) => x,
-                            Err(e) => {
-                                p.push(Problem::new(key(&at, "id"), e.to_string()));
-                                continue;
-                            }
-                        };
-                        let fit = crate::capacity::chips_for_power(
-                            &chip,
-                            &system,
-                            &settings.facility,
-                            crate::units::Watts::new(mw * 1e6),
-                        );
-                        if fit.chips == 0 {
-                            p.push(Problem::new(
-                                key(&at, "power_mw"),
-                                format!("{mw} MW does not power one {} system", system.id),
-                            ));
-                            continue;
-                        }
-                        i64::try_from(fit.chips).ok()
                     }
-                    (None, _) => None,
-                };
-                let request = ClusterRequest {
-                    hardware: h.id.clone(),
-                    chips: n,
-                    scale_out_gbit_per_chip: h.scale_out_gbit_per_chip,
-                    domain_chips: h.domain_chips,
-                };
-                match request.resolve(&at, catalog) {
-                    Ok(cluster) => cases.push(Case {
-                        id: h.id.clone(),
-                        hardware: match sizing {
-                            Sizing::Exact => h.id.clone(),
-                            Sizing::UpTo => format!("{} (up to {})", h.id, cluster.chips),
-                            Sizing::Power(mw) => {
-                                format!("{} ({mw} MW holds {})", h.id, cluster.chips)
-                            }
-                        },
-                        cluster,
-                        key: at.clone(),
-                        economics: economics.clone(),
-                        sizing,
-                    }),
-                    Err(e) => p.extend(e.into_iter().map(|x| {
-                        Problem::new(
-                            x.key
-                                .replace(".hardware", ".id")
-                                .replace(".chips", &format!(".{field}")),
-                            x.reason,
-                        )
-                    })),
+                    Err(why) => check_problems.push(Problem::new(key(&at, "chips_range"), why)),
                 }
             }
+            p.append(&mut check_problems);
+            total = total.saturating_add(counts.len());
+            entries.push(Entry {
+                id: h.id.clone(),
+                key: at,
+                template,
+                economics,
+                counts,
+            });
+        }
+        if total > MAX_CASES {
+            p.push(Problem::new(
+                "hardware",
+                format!(
+                    "the entries expand to {total} cases, more than the {MAX_CASES} a file may"
+                ),
+            ));
         }
         let layout = f
             .layout
@@ -376,7 +458,7 @@ impl Scenario {
                 description: f.description,
                 model,
                 setup,
-                cases,
+                entries,
                 layout,
                 budget,
                 baseline: f.baseline,
@@ -388,50 +470,160 @@ impl Scenario {
         }
     }
 
-    /// Evaluate every case (in parallel, results in file order), with `over`'s energy and cost
-    /// settings taking precedence over the file's. A case that cannot run (invalid layout, no
-    /// layout fits, a format the chip lacks) gives its reason instead of an estimate.
+    /// How many cases the file expands to.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.iter().map(|e| e.counts.len()).sum()
+    }
+
+    /// Whether the file has no case (never true of a parsed scenario).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Case `i` (file order: entries in turn, each entry's `chips`, `max_chips`, `power_mw`
+    /// and `chips_range` counts in that order), built when asked so that a sweep of millions
+    /// of cases holds only their chip counts.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when `i` is out of range, or the count does not make a cluster with
+    /// the entry's overrides (only a range's inner counts are not checked when parsing).
+    pub fn case(&self, i: usize) -> Result<Case> {
+        let mut j = i;
+        for e in &self.entries {
+            if j < e.counts.len() {
+                let (n, sizing) = e.counts[j];
+                let cluster = e
+                    .template
+                    .with_chips(&e.key, n)
+                    .map_err(|p| Error::Input { problems: vec![p] })?;
+                return Ok(Case {
+                    id: e.id.clone(),
+                    hardware: match sizing {
+                        Sizing::Exact => e.id.clone(),
+                        Sizing::UpTo => format!("{} (up to {n})", e.id),
+                        Sizing::Power(mw) => format!("{} ({mw} MW holds {n})", e.id),
+                    },
+                    cluster,
+                    key: e.key.clone(),
+                    economics: e.economics.clone(),
+                    sizing,
+                });
+            }
+            j -= e.counts.len();
+        }
+        Err(Error::input(
+            "case",
+            format!("case {i} is beyond the {} cases of the file", self.len()),
+        ))
+    }
+
+    /// The hardware id and chip count of case `i`, without building it.
+    #[must_use]
+    pub fn case_label(&self, i: usize) -> Option<(&str, u64)> {
+        let mut j = i;
+        for e in &self.entries {
+            if let Some((n, _)) = e.counts.get(j) {
+                return Some((&e.id, *n));
+            }
+            j -= e.counts.len();
+        }
+        None
+    }
+
+    /// Evaluate one case, with `over`'s energy and cost settings taking precedence over the
+    /// file's. A case that cannot run (invalid layout, no layout fits, a format the chip lacks)
+    /// gives its reason instead of an estimate.
+    fn evaluate(
+        &self,
+        case: &Case,
+        calibration: &Calibration,
+        over: &EconomicsRequest,
+    ) -> CaseOutcome {
+        let job = Job::new(self.model.clone(), self.setup.clone(), case.cluster.clone());
+        let economics = case
+            .economics
+            .overridden_by(over)
+            .resolve(&case.key)
+            .map_err(|problems| Error::Input { problems })?;
+        let answer = match case.sizing {
+            Sizing::Exact => run(&job, &self.layout, calibration)?,
+            Sizing::UpTo | Sizing::Power(_) => {
+                let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) = self.layout;
+                let c = &case.cluster;
+                let (found, _) = crate::capacity::best_chip_count(
+                    c,
+                    c.chips,
+                    &self.model,
+                    &self.setup,
+                    &pinned,
+                    calibration,
+                    crate::capacity::Goal {
+                        objective: crate::economics::Objective::Time,
+                        settings: &economics,
+                    },
+                )?;
+                Answer::from(found)
+            }
+        };
+        Ok((answer, economics))
+    }
+
+    /// Evaluate the cases whose index `keep` admits, in parallel, handing each to `sink` in
+    /// file order as soon as it and every earlier one are done. Cases run in chunks, so memory
+    /// stays flat in the number of cases; results are identical at any thread count. Each case
+    /// comes with its outcome, or, when it cannot even be built, as its error. Stops at the
+    /// first error `sink` returns.
+    ///
+    /// # Errors
+    /// The first error of `sink`.
+    pub fn for_each<E>(
+        &self,
+        calibration: &Calibration,
+        over: &EconomicsRequest,
+        keep: impl Fn(usize) -> bool + Sync,
+        mut sink: impl FnMut(usize, Result<(Case, CaseOutcome)>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let chunk = 256 * rayon::current_num_threads().max(1);
+        let picked: Vec<usize> = (0..self.len()).filter(|&i| keep(i)).collect();
+        for part in picked.chunks(chunk) {
+            let done: Vec<_> = part
+                .par_iter()
+                .map(|&i| {
+                    let r = self.case(i).map(|c| {
+                        let r = self.evaluate(&c, calibration, over);
+                        (c, r)
+                    });
+                    (i, r)
+                })
+                .collect();
+            for (i, r) in done {
+                sink(i, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluate every case (in parallel, results in file order) and keep them all: fine for a
+    /// comparison, not for a sweep of millions (use [`Scenario::for_each`]).
     #[must_use]
     pub fn run(
         &self,
         calibration: &Calibration,
         over: &EconomicsRequest,
-    ) -> Vec<(Case, CaseOutcome)> {
-        self.cases
-            .par_iter()
-            .map(|case| {
-                let job = Job::new(self.model.clone(), self.setup.clone(), case.cluster.clone());
-                let economics = case
-                    .economics
-                    .overridden_by(over)
-                    .resolve(&case.key)
-                    .map_err(|problems| Error::Input { problems });
-                let r = economics.and_then(|e| {
-                    let answer = match case.sizing {
-                        Sizing::Exact => run(&job, &self.layout, calibration)?,
-                        Sizing::UpTo | Sizing::Power(_) => {
-                            let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) =
-                                self.layout;
-                            let c = &case.cluster;
-                            let (found, _) = crate::capacity::best_chip_count(
-                                c,
-                                c.chips,
-                                &self.model,
-                                &self.setup,
-                                &pinned,
-                                calibration,
-                                crate::capacity::Goal {
-                                    objective: crate::economics::Objective::Time,
-                                    settings: &e,
-                                },
-                            )?;
-                            Answer::from(found)
-                        }
-                    };
-                    Ok((answer, e))
-                });
-                (case.clone(), r)
-            })
-            .collect()
+    ) -> Vec<(usize, Result<(Case, CaseOutcome)>)> {
+        let mut out = Vec::with_capacity(self.len());
+        let done: std::result::Result<(), std::convert::Infallible> = self.for_each(
+            calibration,
+            over,
+            |_| true,
+            |i, r| {
+                out.push((i, r));
+                Ok(())
+            },
+        );
+        let Ok(()) = done;
+        out
     }
 }

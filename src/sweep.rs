@@ -4,18 +4,28 @@
 //! order, then reduced sequentially, so results are bitwise identical at any thread count.
 
 use crate::hardware::Cluster;
-use crate::parallelism::{Layout, LayoutConstraints, Recompute};
+use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::workload::{AttentionKernel, Model, TrainingSetup};
 
 /// Limits of the layout search.
+///
+/// The default covers what established planners search (Calculon's space): ZeRO 0 to 3,
+/// every power-of-two micro-batch up to the per-replica batch (and the per-replica batch
+/// itself), interleaving up to 16 chunks, sequence parallelism on and off, and every
+/// recompute policy. Overlap of communication is a property of the software stack and is set
+/// on the training setup, not searched: the step model gives overlap no memory cost, so a
+/// search would always turn it on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchSpace {
-    /// Micro-batch sizes tried.
-    pub microbatches: Vec<u32>,
+    /// Largest micro-batch tried.
+    pub max_microbatch: u32,
     /// Recompute policies tried.
     pub recompute: Vec<Recompute>,
     /// ZeRO stages tried.
-    pub zero: Vec<u8>,
+    pub zero: Vec<ZeroStage>,
+    /// Sequence-parallel settings tried for tensor-parallel layouts (without tensor
+    /// parallelism there is nothing to split).
+    pub sequence_parallel: Vec<bool>,
     /// Largest context-parallel size tried.
     pub max_cp: u32,
     /// Largest number of interleaved stages tried.
@@ -27,11 +37,12 @@ pub struct SearchSpace {
 impl Default for SearchSpace {
     fn default() -> Self {
         Self {
-            microbatches: vec![1, 2, 4],
+            max_microbatch: u32::MAX,
             recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
-            zero: vec![1, 3],
+            zero: ZeroStage::ALL.to_vec(),
+            sequence_parallel: vec![true, false],
             max_cp: 8,
-            max_virtual: 4,
+            max_virtual: 16,
             runner_ups: crate::plan::RUNNER_UPS,
         }
     }
@@ -77,7 +88,7 @@ pub fn candidates(
     };
     let zeros: Vec<u8> = match pinned.zero {
         Some(z) => vec![z.as_u8()],
-        None => space.zero.clone(),
+        None => space.zero.iter().map(|z| z.as_u8()).collect(),
     };
     let mut out = Vec::new();
     for tp in pick(pinned.tp, pow2(tp_max).collect()) {
@@ -104,8 +115,10 @@ pub fn candidates(
                     if v > 1 && (pp == 1 || !divides(pp * v, u64::from(model.layers))) {
                         continue;
                     }
-                    let mbs = space.microbatches.iter().map(|&m| u64::from(m)).collect();
-                    for mb in pick(pinned.microbatch, mbs) {
+                    for mb in pick(
+                        pinned.microbatch,
+                        microbatches(setup.global_batch / dp, space),
+                    ) {
                         if !divides(dp * mb, setup.global_batch) {
                             continue;
                         }
@@ -113,32 +126,38 @@ pub fn candidates(
                             if !divides(ep, experts) || !divides(ep, dp * cp * tp) {
                                 continue;
                             }
-                            for &rc in &recompute {
+                            let sps: &[bool] = match pinned.sequence_parallel {
+                                Some(true) => &[true],
+                                Some(false) => &[false],
+                                None if tp == 1 => &[false],
+                                None => &space.sequence_parallel,
+                            };
+                            let Ok(sizes) = [tp, pp, dp, cp, ep, mb, v]
+                                .map(u32::try_from)
+                                .into_iter()
+                                .collect::<std::result::Result<Vec<u32>, _>>()
+                            else {
+                                continue;
+                            };
+                            for &recompute in &recompute {
                                 for &zero in &zeros {
-                                    let Ok(sizes) = [tp, pp, dp, cp, ep, mb, v]
-                                        .map(u32::try_from)
-                                        .into_iter()
-                                        .collect::<std::result::Result<Vec<u32>, _>>()
-                                    else {
-                                        continue;
-                                    };
-                                    let l = Layout {
-                                        tp: sizes[0],
-                                        pp: sizes[1],
-                                        dp: sizes[2],
-                                        cp: sizes[3],
-                                        ep: sizes[4],
-                                        microbatch: sizes[5],
-                                        virtual_stages: sizes[6],
-                                        recompute: rc,
-                                        sequence_parallel: pinned
-                                            .sequence_parallel
-                                            .unwrap_or(tp > 1),
-                                        zero,
-                                        zero_group: pinned.zero_group.unwrap_or(0),
-                                    };
-                                    if l.is_valid(model, cluster, setup, allow) {
-                                        out.push(l);
+                                    for &sequence_parallel in sps {
+                                        let l = Layout {
+                                            tp: sizes[0],
+                                            pp: sizes[1],
+                                            dp: sizes[2],
+                                            cp: sizes[3],
+                                            ep: sizes[4],
+                                            microbatch: sizes[5],
+                                            virtual_stages: sizes[6],
+                                            recompute,
+                                            sequence_parallel,
+                                            zero,
+                                            zero_group: pinned.zero_group.unwrap_or(0),
+                                        };
+                                        if l.is_valid(model, cluster, setup, allow) {
+                                            out.push(l);
+                                        }
                                     }
                                 }
                             }
@@ -149,6 +168,21 @@ pub fn candidates(
         }
     }
     out
+}
+
+/// Micro-batch sizes tried for a per-replica batch of `per_replica` sequences: every power of
+/// two that divides it and the per-replica batch itself, up to the space's limit.
+fn microbatches(per_replica: u64, space: &SearchSpace) -> Vec<u64> {
+    let max = per_replica.min(u64::from(space.max_microbatch));
+    let mut v: Vec<u64> = (0..63)
+        .map(|i| 1u64 << i)
+        .take_while(|m| *m <= max)
+        .filter(|m| per_replica.is_multiple_of(*m))
+        .collect();
+    if per_replica <= max && !per_replica.is_power_of_two() {
+        v.push(per_replica);
+    }
+    v
 }
 
 #[cfg(test)]
@@ -189,29 +223,41 @@ mod tests {
                     for cp in (1..=space.max_cp).filter(|x| x.is_power_of_two()) {
                         for dp in 1..=n {
                             for v in (1..=space.max_virtual).filter(|x| x.is_power_of_two()) {
-                                for &mb in &space.microbatches {
+                                for mb in 1..=32u32 {
+                                    // The space's micro-batches: powers of two and the
+                                    // per-replica batch itself.
+                                    if !(mb.is_power_of_two() || dp * mb == 32) {
+                                        continue;
+                                    }
                                     for rc in [Recompute::None, Recompute::Full] {
                                         for &zero in &space.zero {
-                                            let l = Layout {
-                                                tp,
-                                                pp,
-                                                dp,
-                                                cp,
-                                                ep: 1,
-                                                microbatch: mb,
-                                                virtual_stages: v,
-                                                recompute: rc,
-                                                sequence_parallel: tp > 1,
-                                                zero,
-                                                zero_group: 0,
-                                            };
-                                            // The search's one policy beyond validity:
-                                            // interleave only into equal chunks (Megatron-LM's
-                                            // rule; uneven stages are for given layouts).
-                                            let even =
-                                                v == 1 || model.layers.is_multiple_of(pp * v);
-                                            if even && l.is_valid(&model, &cluster, &setup, false) {
-                                                want.push(l);
+                                            for sp in [false, true] {
+                                                let l = Layout {
+                                                    tp,
+                                                    pp,
+                                                    dp,
+                                                    cp,
+                                                    ep: 1,
+                                                    microbatch: mb,
+                                                    virtual_stages: v,
+                                                    recompute: rc,
+                                                    sequence_parallel: sp,
+                                                    zero: zero.as_u8(),
+                                                    zero_group: 0,
+                                                };
+                                                // The search's policies beyond validity:
+                                                // interleave only into equal chunks
+                                                // (Megatron-LM's rule; uneven stages are for
+                                                // given layouts), and no sequence
+                                                // parallelism without tensor parallelism.
+                                                let even =
+                                                    v == 1 || model.layers.is_multiple_of(pp * v);
+                                                if even
+                                                    && (tp > 1 || !sp)
+                                                    && l.is_valid(&model, &cluster, &setup, false)
+                                                {
+                                                    want.push(l);
+                                                }
                                             }
                                         }
                                     }

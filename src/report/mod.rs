@@ -55,8 +55,7 @@ pub struct Row {
     pub layout: Layout,
     /// Whether it fits in HBM.
     pub fits_memory: bool,
-    /// Why not, when it does not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why not, when it does not (`null` when it fits).
     pub infeasible_reason: Option<String>,
     /// Memory per chip, decimal GB.
     pub memory_per_chip_gb: f64,
@@ -348,73 +347,12 @@ fn cells(o: &Outcome) -> [String; 16] {
 /// Serialisation errors (not expected).
 pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
     match format {
-        Format::Json => {
-            let v: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|o| match o {
-                    Ok(r) => serde_json::to_value(r),
-                    Err((hw, chips, reason)) => {
-                        Ok(serde_json::json!({"hardware": hw, "chips": chips, "error": reason}))
-                    }
-                })
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::input("output", e.to_string()))?;
-            serde_json::to_string_pretty(&v)
-                .map(|s| s + "\n")
-                .map_err(|e| Error::input("output", e.to_string()))
-        }
-        Format::Csv => {
-            // Every column of the JSON row, nested keys joined with dots.
-            let flat: Vec<Option<Vec<(String, String)>>> = rows
-                .iter()
-                .map(|o| {
-                    o.as_ref().ok().map(|r| {
-                        let mut out = Vec::new();
-                        if let Ok(v) = serde_json::to_value(r) {
-                            flatten(&v, "", &mut out);
-                        }
-                        out
-                    })
-                })
-                .collect();
-            let mut head: Vec<String> = flat
-                .iter()
-                .flatten()
-                .next()
-                .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
-                .unwrap_or_else(|| vec!["hardware".into(), "chips".into()]);
-            head.push("error".into());
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let io = |e: csv::Error| Error::input("output", e.to_string());
-            w.write_record(&head).map_err(io)?;
-            for (o, f) in rows.iter().zip(&flat) {
-                let rec: Vec<String> = match (o, f) {
-                    (Ok(_), Some(f)) => head
-                        .iter()
-                        .map(|h| {
-                            f.iter()
-                                .find(|(k, _)| k == h)
-                                .map(|(_, v)| v.clone())
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                    (Err((hw, chips, reason)), _) => head
-                        .iter()
-                        .map(|h| match h.as_str() {
-                            "hardware" => hw.clone(),
-                            "chips" => chips.to_string(),
-                            "error" => reason.clone(),
-                            _ => String::new(),
-                        })
-                        .collect(),
-                    _ => vec![String::new(); head.len()],
-                };
-                w.write_record(&rec).map_err(io)?;
+        Format::Json | Format::Csv => {
+            let mut w = RowWriter::new(Vec::new(), format);
+            for r in rows {
+                w.push(r)?;
             }
-            let bytes = w
-                .into_inner()
-                .map_err(|e| Error::input("output", e.to_string()))?;
-            String::from_utf8(bytes).map_err(|e| Error::input("output", e.to_string()))
+            String::from_utf8(w.finish()?).map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Table | Format::Markdown => {
             let body: Vec<[String; 16]> = rows.iter().map(cells).collect();
@@ -426,6 +364,165 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
             t.push_str(LEGEND);
             Ok(t)
         }
+    }
+}
+
+/// Rows written as they come, in CSV or JSON (an array of rows), so that a sweep's output
+/// needs no more memory than one row: JSON is written exactly as one pretty-printed array
+/// would be; CSV has every column of the JSON row (nested keys joined with dots) plus `error`,
+/// its header taken from the first row that ran (rows that could not run before it wait).
+///
+/// ```
+/// use xpusim::report::{Format, RowWriter};
+/// let mut w = RowWriter::new(Vec::new(), Format::Csv);
+/// w.push(&Err(("trn3".into(), 7, "no valid layout".into())))?;
+/// let text = String::from_utf8(w.finish()?).unwrap_or_default();
+/// assert_eq!(text, "hardware,chips,error\ntrn3,7,no valid layout\n");
+/// # Ok::<(), xpusim::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RowWriter<W: std::io::Write> {
+    w: W,
+    format: Format,
+    rows: usize,
+    /// CSV: the columns, once a row that ran has given them.
+    head: Option<Vec<String>>,
+    /// CSV: rows that could not run, waiting for the header.
+    waiting: Vec<(String, u64, String)>,
+}
+
+impl<W: std::io::Write> RowWriter<W> {
+    /// A writer of `format` (CSV or JSON; a table needs every row first, see [`render`]).
+    #[must_use]
+    pub fn new(w: W, format: Format) -> Self {
+        Self {
+            w,
+            format,
+            rows: 0,
+            head: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    fn io(e: impl std::fmt::Display) -> Error {
+        Error::input("output", e.to_string())
+    }
+
+    fn write_err(source: std::io::Error) -> Error {
+        Error::Io {
+            path: "<output>".into(),
+            source,
+        }
+    }
+
+    fn csv_err(e: csv::Error) -> Error {
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => Self::write_err(source),
+            other => Error::input("output", format!("{other:?}")),
+        }
+    }
+
+    /// Write one row.
+    ///
+    /// # Errors
+    /// Write errors of the sink (a full disk, a closed pipe).
+    pub fn push(&mut self, o: &Outcome) -> Result<()> {
+        self.rows += 1;
+        match self.format {
+            Format::Csv => self.push_csv(o),
+            _ => {
+                let v = match o {
+                    Ok(r) => serde_json::to_value(r).map_err(Self::io)?,
+                    Err((hw, chips, reason)) => {
+                        serde_json::json!({"hardware": hw, "chips": chips, "error": reason})
+                    }
+                };
+                let text = serde_json::to_string_pretty(&v).map_err(Self::io)?;
+                let sep = if self.rows == 1 { "[\n" } else { ",\n" };
+                self.w.write_all(sep.as_bytes()).map_err(Self::write_err)?;
+                for (k, line) in text.lines().enumerate() {
+                    if k > 0 {
+                        self.w.write_all(b"\n").map_err(Self::write_err)?;
+                    }
+                    self.w.write_all(b"  ").map_err(Self::write_err)?;
+                    self.w.write_all(line.as_bytes()).map_err(Self::write_err)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn push_csv(&mut self, o: &Outcome) -> Result<()> {
+        match o {
+            Err(e) if self.head.is_none() => {
+                self.waiting.push(e.clone());
+                Ok(())
+            }
+            Err(e) => self.error_record(e),
+            Ok(r) => {
+                let mut flat = Vec::new();
+                flatten(&serde_json::to_value(r).map_err(Self::io)?, "", &mut flat);
+                if self.head.is_none() {
+                    let mut head: Vec<String> = flat.iter().map(|(k, _)| k.clone()).collect();
+                    head.push("error".into());
+                    self.record(&head)?;
+                    self.head = Some(head);
+                    for e in std::mem::take(&mut self.waiting) {
+                        self.error_record(&e)?;
+                    }
+                }
+                let mut rec: Vec<String> = flat.into_iter().map(|(_, v)| v).collect();
+                rec.push(String::new());
+                self.record(&rec)
+            }
+        }
+    }
+
+    fn error_record(&mut self, (hw, chips, reason): &(String, u64, String)) -> Result<()> {
+        let head = self.head.as_deref().unwrap_or_default();
+        let rec: Vec<String> = head
+            .iter()
+            .map(|h| match h.as_str() {
+                "hardware" => hw.clone(),
+                "chips" => chips.to_string(),
+                "error" => reason.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        self.record(&rec)
+    }
+
+    fn record(&mut self, fields: &[String]) -> Result<()> {
+        let mut w = csv::WriterBuilder::new().from_writer(&mut self.w);
+        w.write_record(fields).map_err(Self::csv_err)?;
+        w.flush().map_err(Self::write_err)
+    }
+
+    /// Close the output (the JSON array's bracket; a CSV of rows that all failed gets its
+    /// header) and give the sink back.
+    ///
+    /// # Errors
+    /// Write errors of the sink.
+    pub fn finish(mut self) -> Result<W> {
+        match self.format {
+            Format::Csv => {
+                if self.head.is_none() {
+                    let head: Vec<String> =
+                        ["hardware", "chips", "error"].map(String::from).to_vec();
+                    self.record(&head)?;
+                    self.head = Some(head);
+                    for e in std::mem::take(&mut self.waiting) {
+                        self.error_record(&e)?;
+                    }
+                }
+            }
+            _ => {
+                let end: &[u8] = if self.rows == 0 { b"[]\n" } else { b"\n]\n" };
+                self.w.write_all(end).map_err(Self::write_err)?;
+            }
+        }
+        self.w.flush().map_err(Self::write_err)?;
+        Ok(self.w)
     }
 }
 

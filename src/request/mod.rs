@@ -24,7 +24,7 @@
 use crate::economics::{Ownership, Pricing, Settings};
 use crate::energy::Facility;
 use crate::error::{Error, Problem};
-use crate::hardware::{Catalog, Cluster, Precision};
+use crate::hardware::{Catalog, Chip, Cluster, Precision, System};
 use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
@@ -93,7 +93,13 @@ pub fn key(prefix: &str, name: &str) -> String {
 }
 
 /// A whole number in `1..=max`, or a problem.
-fn count(p: &mut Vec<Problem>, prefix: &str, name: &str, v: Option<i64>, max: u64) -> Option<u64> {
+pub(crate) fn count(
+    p: &mut Vec<Problem>,
+    prefix: &str,
+    name: &str,
+    v: Option<i64>,
+    max: u64,
+) -> Option<u64> {
     let v = v?;
     if v < 1 {
         p.push(Problem::new(
@@ -478,6 +484,24 @@ impl ClusterRequest {
             }
             c => count(&mut p, prefix, "chips", c, MAX_CHIPS),
         };
+        let template = self.template(prefix, catalog).map_err(|e| p.extend(e)).ok();
+        match (chips, template) {
+            (Some(n), Some(t)) if p.is_empty() => t.with_chips(prefix, n).map_err(|e| vec![e]),
+            _ => Err(p),
+        }
+    }
+
+    /// Resolve everything but the chip count: the hardware and its overrides, once for many
+    /// counts (a scenario's sweep).
+    ///
+    /// # Errors
+    /// Every problem, keyed under `prefix`.
+    pub fn template(
+        &self,
+        prefix: &str,
+        catalog: &Catalog,
+    ) -> Result<ClusterTemplate, Vec<Problem>> {
+        let mut p = Vec::new();
         let scale_out = self.scale_out_gbit_per_chip.and_then(|g| {
             bounded(
                 &mut p,
@@ -488,39 +512,72 @@ impl ClusterRequest {
             )
         });
         let domain = count(&mut p, prefix, "domain_chips", self.domain_chips, MAX_CHIPS);
-        let Some(chips) = chips else {
-            return Err(p);
-        };
-        let mut cluster = match catalog.cluster(&self.hardware, chips) {
-            Ok(c) => c,
+        let hardware = match catalog.resolve(&self.hardware) {
+            Ok(x) => Some(x),
             Err(e) => {
                 p.push(Problem::new(key(prefix, "hardware"), e.to_string()));
-                return Err(p);
+                None
             }
         };
-        if let Some(g) = scale_out {
-            match cluster
-                .clone()
-                .with_scale_out(BytesPerSecond::from_gbit_per_s(g))
-            {
-                Ok(c) => cluster = c,
-                Err(e) => p.push(Problem::new(
-                    key(prefix, "scale_out_gbit_per_chip"),
-                    e.to_string(),
-                )),
+        match hardware {
+            Some((chip, system)) if p.is_empty() => {
+                let t = ClusterTemplate {
+                    chip,
+                    system,
+                    scale_out: scale_out.map(BytesPerSecond::from_gbit_per_s),
+                    domain,
+                };
+                // The overrides' own checks, on the smallest cluster they may apply to.
+                t.with_chips(prefix, domain.unwrap_or(1))
+                    .map_err(|e| vec![e])?;
+                Ok(t)
             }
+            _ => Err(p),
         }
-        if let Some(d) = domain {
-            match cluster.clone().with_domain_chips(d) {
-                Ok(c) => cluster = c,
-                Err(e) => p.push(Problem::new(key(prefix, "domain_chips"), e.to_string())),
-            }
+    }
+}
+
+/// A cluster's hardware and overrides without its chip count ([`ClusterRequest::template`]).
+#[derive(Clone, Debug)]
+pub struct ClusterTemplate {
+    chip: Chip,
+    system: System,
+    scale_out: Option<BytesPerSecond>,
+    domain: Option<u64>,
+}
+
+impl ClusterTemplate {
+    /// The cluster of `chips` chips.
+    ///
+    /// # Errors
+    /// A problem keyed under `prefix` for a count out of range or an override that does not
+    /// apply to it.
+    pub fn with_chips(&self, prefix: &str, chips: u64) -> Result<Cluster, Problem> {
+        let mut cluster = Cluster::new(self.chip.clone(), self.system.clone(), chips)
+            .map_err(|e| Problem::new(key(prefix, "chips"), e.to_string()))?;
+        if let Some(b) = self.scale_out {
+            cluster = cluster
+                .with_scale_out(b)
+                .map_err(|e| Problem::new(key(prefix, "scale_out_gbit_per_chip"), e.to_string()))?;
         }
-        if p.is_empty() {
-            Ok(cluster)
-        } else {
-            Err(p)
+        if let Some(d) = self.domain {
+            cluster = cluster
+                .with_domain_chips(d)
+                .map_err(|e| Problem::new(key(prefix, "domain_chips"), e.to_string()))?;
         }
+        Ok(cluster)
+    }
+
+    /// The chip.
+    #[must_use]
+    pub fn chip(&self) -> &Chip {
+        &self.chip
+    }
+
+    /// The scale-up system.
+    #[must_use]
+    pub fn system(&self) -> &System {
+        &self.system
     }
 }
 

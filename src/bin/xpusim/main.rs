@@ -33,9 +33,10 @@ impl std::error::Error for Partial {}
 fn main() {
     let Err(e) = run() else { return };
     // A reader that stops early (`xpusim ... | head`) is not an error.
-    if e.downcast_ref::<std::io::Error>()
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    {
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
         return;
     }
     eprintln!("error: {e:#}");
@@ -82,22 +83,63 @@ fn run() -> Result<()> {
 
 /// Print `text`, or write it whole to `output` (checked beforehand with [`OutputPath::check`]).
 pub fn emit(text: &str, output: Option<&OutputPath>) -> Result<()> {
-    match output {
-        Some(p) => {
-            p.write(text.as_bytes())?;
-            eprintln!("wrote {}", p.path().display());
+    let mut d = Destination::open(output)?;
+    d.write_all(text.as_bytes()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => anyhow::Error::new(e),
+        _ => anyhow::Error::new(e).context("writing the output"),
+    })?;
+    d.finish()
+}
+
+/// Where a command's rows go as they are made: a file that appears whole when finished (and not
+/// at all on an error), or standard output.
+pub enum Destination {
+    /// `-o FILE`.
+    File(xpusim::io::PendingFile),
+    /// Standard output.
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>),
+}
+
+impl Destination {
+    /// Start writing to `output`, or to standard output.
+    pub fn open(output: Option<&OutputPath>) -> Result<Self> {
+        Ok(match output {
+            Some(p) => Self::File(p.start()?),
+            None => Self::Stdout(std::io::BufWriter::new(std::io::stdout().lock())),
+        })
+    }
+
+    /// Finish: commit the file (and say so), or flush standard output.
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Self::File(f) => {
+                let path = f.path().to_path_buf();
+                f.commit()?;
+                eprintln!("wrote {}", path.display());
+            }
+            Self::Stdout(mut w) => w.flush().map_err(|e| match e.kind() {
+                std::io::ErrorKind::BrokenPipe => anyhow::Error::new(e),
+                _ => anyhow::Error::new(e).context("writing to standard output"),
+            })?,
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::BrokenPipe => anyhow::Error::new(e),
-                    _ => anyhow::Error::new(e).context("writing to standard output"),
-                })?;
+        Ok(())
+    }
+}
+
+impl Write for Destination {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(f) => f.write(buf),
+            Self::Stdout(w) => w.write(buf),
         }
     }
-    Ok(())
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(f) => f.flush(),
+            Self::Stdout(w) => w.flush(),
+        }
+    }
 }
 
 /// The calibration to use: the file given, else the shipped one.

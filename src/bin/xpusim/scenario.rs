@@ -1,10 +1,11 @@
 //! `xpusim run`: a scenario file.
 
 use crate::args::RunArgs;
-use crate::{calibration, emit, Partial};
+use crate::{calibration, Destination, Partial};
 use anyhow::Result;
+use std::io::Write;
 use xpusim::io::{read_input, OutputPath};
-use xpusim::report::{self, Format, Outcome, Row};
+use xpusim::report::{self, Format, Outcome, Row, RowWriter};
 use xpusim::units::UsdPerChipHour;
 use xpusim::{assess, chip_hours_for_budget, Catalog, Scenario};
 
@@ -27,16 +28,12 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
         anyhow::bail!("--plot and --output name the same file; give two paths");
     }
     let plot = plot.map(|p| OutputPath::check(p, &inputs)).transpose()?;
-    let mut s = Scenario::parse(&path.display().to_string(), &read_input(path)?, catalog)?;
+    let s = Scenario::parse(&path.display().to_string(), &read_input(path)?, catalog)?;
+    // Shard I of N holds cases I-1, I-1+N, ...: `xpusim merge` restores the file's order by
+    // interleaving.
+    let keep = |i: usize| a.shard.is_none_or(|sh| i % sh.count == sh.index - 1);
     if let Some(sh) = a.shard {
-        // Cases I-1, I-1+N, ...: `xpusim merge` restores the file's order by interleaving.
-        s.cases = std::mem::take(&mut s.cases)
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % sh.count == sh.index - 1)
-            .map(|(_, c)| c)
-            .collect();
-        if s.cases.is_empty() {
+        if !(0..s.len()).any(keep) {
             anyhow::bail!(
                 "--shard {}/{}: the scenario has fewer cases than shards; this slice is empty",
                 sh.index,
@@ -46,53 +43,68 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
     }
     let cal = calibration(calibration_file)?;
     let over = economics.request();
-    let mut failed = 0;
-    let rows: Vec<Outcome> = s
-        .run(&cal, &over)
-        .into_iter()
-        .map(|(case, r)| match r {
-            Ok((answer, economics)) => {
+    let (mut failed, mut total) = (0usize, 0usize);
+    // Tables need every row (column widths, the summary) and so does the plot; CSV and JSON
+    // stream, so a sweep of millions of cases runs in flat memory.
+    let streaming = matches!(format, Format::Csv | Format::Json);
+    let mut kept: Vec<(usize, Outcome)> = Vec::new();
+    let mut sink = Destination::open(output.as_ref())?;
+    let mut writer = streaming.then(|| RowWriter::new(&mut sink, format));
+    s.for_each(&cal, &over, keep, |i, r| -> Result<()> {
+        total += 1;
+        let outcome = match r {
+            Ok((case, Ok((answer, economics)))) => {
                 let e = &answer.estimate;
                 let a = assess(e, &case.cluster.chip, &case.cluster.system, &economics);
                 Ok(Row::new(&case.hardware, e).with_assessment(a))
             }
+            Ok((case, Err(reason))) => Err((case.hardware, case.cluster.chips, reason.to_string())),
             Err(reason) => {
-                failed += 1;
-                Err((
-                    case.hardware.clone(),
-                    case.cluster.chips,
-                    reason.to_string(),
-                ))
+                let (id, chips) = s.case_label(i).unwrap_or(("?", 0));
+                Err((id.to_string(), chips, reason.to_string()))
             }
-        })
-        .collect();
-    let mut out = String::new();
-    if format == Format::Table {
-        out.push_str(&format!(
-            "{}\n{}\nmodel {} ({:.1}B parameters), global batch {} x {} tokens, {:.3e} tokens, {}\n\n",
-            s.name,
-            s.description,
-            s.model.id,
-            s.model.params() / 1e9,
-            s.setup.global_batch(),
-            s.setup.seq_len(),
-            s.setup.tokens(),
-            s.setup.precision()
-        ));
+        };
+        failed += usize::from(outcome.is_err());
+        if let Some(w) = writer.as_mut() {
+            w.push(&outcome)?;
+        }
+        if !streaming || plot.is_some() {
+            kept.push((i, outcome));
+        }
+        Ok(())
+    })?;
+    if let Some(w) = writer {
+        w.finish()?;
+    } else {
+        let mut out = String::new();
+        if format == Format::Table {
+            out.push_str(&format!(
+                "{}\n{}\nmodel {} ({:.1}B parameters), global batch {} x {} tokens, {:.3e} tokens, {}\n\n",
+                s.name,
+                s.description,
+                s.model.id,
+                s.model.params() / 1e9,
+                s.setup.global_batch(),
+                s.setup.seq_len(),
+                s.setup.tokens(),
+                s.setup.precision()
+            ));
+        }
+        let rows: Vec<Outcome> = kept.iter().map(|(_, o)| o.clone()).collect();
+        out.push_str(&report::render(&rows, format)?);
+        if format == Format::Table {
+            out.push_str(&summary(&s, &kept));
+        }
+        sink.write_all(out.as_bytes())?;
     }
-    out.push_str(&report::render(&rows, format)?);
-    if format == Format::Table {
-        out.push_str(&summary(&s, &rows));
-    }
-    emit(&out, output.as_ref())?;
+    sink.finish()?;
     if let Some(plot) = plot {
-        draw(&s.name, &rows, &plot)?;
+        draw(&s.name, &kept, &plot)?;
     }
     if failed > 0 {
         return Err(Partial(format!(
-            "{}: {failed} of {} case(s) could not run (see the `cannot run` rows)",
+            "{}: {failed} of {total} case(s) could not run (see the `cannot run` rows)",
             path.display(),
-            rows.len()
         ))
         .into());
     }
@@ -101,10 +113,10 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
 
 /// Write the figure of the rows that ran (`--plot`); nothing when none did.
 #[cfg(feature = "plot")]
-fn draw(title: &str, rows: &[Outcome], plot: &OutputPath) -> Result<()> {
+fn draw(title: &str, rows: &[(usize, Outcome)], plot: &OutputPath) -> Result<()> {
     let ok: Vec<Row> = rows
         .iter()
-        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|(_, r)| r.as_ref().ok())
         .cloned()
         .collect();
     if ok.is_empty() {
@@ -117,20 +129,21 @@ fn draw(title: &str, rows: &[Outcome], plot: &OutputPath) -> Result<()> {
 
 /// Refused before anything runs (see [`run`]).
 #[cfg(not(feature = "plot"))]
-fn draw(_: &str, _: &[Outcome], _: &OutputPath) -> Result<()> {
+fn draw(_: &str, _: &[(usize, Outcome)], _: &OutputPath) -> Result<()> {
     Ok(())
 }
 
 /// The lines under a scenario's table: each case against the baseline, and what the budget buys.
-/// `rows` are the scenario's cases' rows, in the cases' order.
-fn summary(s: &Scenario, rows: &[Outcome]) -> String {
+/// `rows` are the scenario's cases' rows with their case numbers, in the cases' order.
+fn summary(s: &Scenario, rows: &[(usize, Outcome)]) -> String {
     let mut out = String::new();
-    let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let ok: Vec<&Row> = rows.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
     if let Some(base) = s.baseline.as_ref().and_then(|b| {
-        s.cases
-            .iter()
-            .zip(rows)
-            .find_map(|(c, r)| r.as_ref().ok().filter(|_| &c.id == b))
+        rows.iter().find_map(|(i, r)| {
+            r.as_ref()
+                .ok()
+                .filter(|_| s.case_label(*i).is_some_and(|(id, _)| id == b))
+        })
     }) {
         out.push_str(&format!(
             "\nagainst {} ({} chips):\n",
