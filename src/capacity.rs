@@ -143,6 +143,33 @@ pub fn best_chip_count(
         goal.objective
             .score(&assess(e, &base.chip, &base.system, goal.settings))
     };
+    let (best, tried, domain) =
+        lowest_over_counts(base, max_chips, model, setup, pinned, calibration, score)?;
+    let why = format!(
+        "fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {} chips",
+        best.best.chips
+    );
+    Ok((best, why))
+}
+
+/// The search at the count of [`chip_counts`] up to `max_chips` whose best estimate has the
+/// lowest finite `score` (ties keep the larger count), with the number of counts tried and the
+/// chips per domain.
+///
+/// # Errors
+/// [`Error::Input`] when no count has a layout that fits and a finite score.
+pub(crate) fn lowest_over_counts<F>(
+    base: &Cluster,
+    max_chips: u64,
+    model: &Model,
+    setup: &TrainingSetup,
+    pinned: &LayoutConstraints,
+    calibration: &Calibration,
+    score: F,
+) -> Result<(Search, usize, u64)>
+where
+    F: Fn(&crate::plan::Estimate) -> f64 + Sync,
+{
     let domain = base.system.domain_chips.value.min(base.domain_chips.max(1));
     let counts = chip_counts(max_chips, domain);
     let tried = counts.len();
@@ -178,11 +205,7 @@ pub fn best_chip_count(
             ),
         )
     })?;
-    let why = format!(
-        "fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {} chips",
-        best.best.chips
-    );
-    Ok((best, why))
+    Ok((best, tried, domain))
 }
 
 #[cfg(test)]

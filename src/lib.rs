@@ -7,6 +7,7 @@ pub mod economics;
 mod energy;
 pub mod error;
 pub mod hardware;
+pub mod inverse;
 pub mod io;
 mod measured;
 mod network;
@@ -48,9 +49,10 @@ pub use workload::{
 /// Limits applied when requests are resolved (the largest cluster, sequence, batch...).
 pub mod limits {
     pub use crate::request::{
-        positive_up_to, GRID_KG_PER_KWH_RANGE, MAX_BUDGET_USD, MAX_CHIPS, MAX_GLOBAL_BATCH,
-        MAX_LAYOUT_SIZE, MAX_POWER_MW, MAX_SEQ_LEN, MAX_TOKENS, MAX_TOKENS_PER_STEP, MAX_YEARS,
-        PRICE_RANGE, PUE_RANGE, SCALE_OUT_GBIT_RANGE,
+        positive_up_to, GRID_KG_PER_KWH_RANGE, MAX_BUDGET_USD, MAX_CHIPS, MAX_DAYS, MAX_ENERGY_MWH,
+        MAX_GLOBAL_BATCH, MAX_LAYOUT_SIZE, MAX_POWER_MW, MAX_SEQ_LEN, MAX_TOKENS,
+        MAX_TOKENS_PER_STEP, MAX_YEARS, PRICE_RANGE, PUE_RANGE, SCALE_OUT_GBIT_RANGE,
+        TOKENS_PER_PARAM_RANGE,
     };
     pub use crate::workload::{MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_WIDTH};
 }

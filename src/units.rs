@@ -252,6 +252,15 @@ impl Seconds {
     pub fn from_micros(us: f64) -> Self {
         Self(us * 1e-6)
     }
+    /// From days of 86,400 s.
+    ///
+    /// ```
+    /// assert_eq!(xpusim::units::Seconds::from_days(2.0).seconds(), 172_800.0);
+    /// ```
+    #[must_use]
+    pub fn from_days(days: f64) -> Self {
+        Self(days * 86_400.0)
+    }
     /// In hours.
     #[must_use]
     pub fn hours(self) -> f64 {
@@ -273,6 +282,15 @@ impl Watts {
 }
 
 impl Joules {
+    /// From megawatt-hours (3.6e9 J).
+    ///
+    /// ```
+    /// assert_eq!(xpusim::units::Joules::from_megawatt_hours(1.0).joules(), 3.6e9);
+    /// ```
+    #[must_use]
+    pub fn from_megawatt_hours(mwh: f64) -> Self {
+        Self(mwh * 3.6e9)
+    }
     /// In megawatt-hours.
     #[must_use]
     pub fn megawatt_hours(self) -> f64 {

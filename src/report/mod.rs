@@ -247,6 +247,49 @@ fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>)
     }
 }
 
+/// JSON records as CSV: one column per dotted key of any record (nested objects flattened, in
+/// the order keys first appear), one line per record; a key a record lacks is an empty cell.
+///
+/// ```
+/// let rows = [serde_json::json!({"a": 1, "b": {"c": "x"}}), serde_json::json!({"a": 2, "d": true})];
+/// assert_eq!(xpusim::report::records_csv(&rows)?, "a,b.c,d\n1,x,\n2,,true\n");
+/// # Ok::<(), xpusim::Error>(())
+/// ```
+///
+/// # Errors
+/// Serialisation errors (not expected).
+pub fn records_csv(records: &[serde_json::Value]) -> Result<String> {
+    let flat: Vec<Vec<(String, String)>> = records
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            flatten(r, "", &mut out);
+            out
+        })
+        .collect();
+    let mut head: Vec<&str> = Vec::new();
+    for (k, _) in flat.iter().flatten() {
+        if !head.contains(&k.as_str()) {
+            head.push(k);
+        }
+    }
+    let io = |e: csv::Error| Error::input("output", e.to_string());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&head).map_err(io)?;
+    for f in &flat {
+        let rec = head.iter().map(|h| {
+            f.iter()
+                .find(|(k, _)| k == h)
+                .map_or("", |(_, v)| v.as_str())
+        });
+        w.write_record(rec).map_err(io)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::input("output", e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| Error::input("output", e.to_string()))
+}
+
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
 v interleaved stages; none/selective/full recompute; Z ZeRO stage. days (failures): without and with expected \

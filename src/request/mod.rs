@@ -59,6 +59,13 @@ pub const MAX_POWER_MW: f64 = 1e6;
 pub const MAX_BUDGET_USD: f64 = 1e15;
 /// Longest period a budget may be spent over, years.
 pub const MAX_YEARS: f64 = 100.0;
+/// Longest wall-clock limit accepted, days (100 years, as [`MAX_YEARS`]).
+pub const MAX_DAYS: f64 = 36_525.0;
+/// Largest energy allowance accepted, MWh ([`MAX_POWER_MW`] for [`MAX_YEARS`] is about 8.8e11).
+pub const MAX_ENERGY_MWH: f64 = 1e12;
+/// Tokens per parameter accepted by a compute-optimal rule: from 0.01 (far below any published
+/// rule) to 100,000 (fifty times Llama 3 8B's ~1,900).
+pub const TOKENS_PER_PARAM_RANGE: (f64, f64) = (0.01, 1e5);
 
 /// A finite, positive number at most `max`, or the problem at `key`: the check of envelopes,
 /// budgets and periods wherever they are read (command line or scenario file).

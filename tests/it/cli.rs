@@ -418,3 +418,105 @@ fn hardware_compare_shows_the_ratios_claims_are_about() {
     let o = xpusim(&["hardware", "compare", "trn3", "trn9"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// `capacity --days --budget-usd --compute-optimal`: tokens trainable within the limits, the
+/// binding one named, and the Chinchilla model for the compute (JSON checked against the rule;
+/// the table and CSV carry the same answer); bad limits are refused naming the flag.
+#[test]
+fn capacity_answers_how_many_tokens_and_which_model_size() {
+    let args = [
+        "capacity",
+        "--hardware",
+        "h100",
+        "--budget-usd",
+        "2e7",
+        "--days",
+        "30",
+        "--model",
+        "llama3-8b",
+        "--compute-optimal",
+        "chinchilla",
+    ];
+    let with = |f: &'static str| -> Vec<&'static str> {
+        args.iter().copied().chain(["--format", f]).collect()
+    };
+    let o = xpusim(&with("json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    let t = &v[0]["trainable"];
+    let num = |x: &serde_json::Value| x.as_f64().unwrap_or(f64::NAN);
+    let tokens = num(&t["tokens"]);
+    assert!(tokens > 1e11 && tokens < 1e15, "{t}");
+    let binding = t["binding"].as_str().unwrap_or("");
+    assert!(binding == "time" || binding == "budget", "{t}");
+    // The binding limit is the one that allows the fewest tokens.
+    let allowed = t["allowed"].as_array().cloned().unwrap_or_default();
+    assert_eq!(allowed.len(), 2, "{t}");
+    let least = allowed
+        .iter()
+        .map(|a| num(&a["tokens"]))
+        .fold(f64::INFINITY, f64::min);
+    assert!((least / tokens - 1.0).abs() < 1e-12, "{t}");
+    assert!(num(&t["cost_usd"]) <= 2e7 * (1.0 + 1e-9) && num(&t["cost_usd"]) > 0.0);
+    assert!(num(&t["wall_time_s"]) <= 30.0 * 86_400.0 * (1.0 + 1e-9));
+    let c = &v[0]["compute_optimal"];
+    let (n, d, flop) = (
+        num(&c["params"]),
+        num(&c["tokens"]),
+        num(&c["compute_flop"]),
+    );
+    assert!((d / n / 20.0 - 1.0).abs() < 1e-12, "{c}");
+    assert!((6.0 * n * d / flop - 1.0).abs() < 1e-12, "{c}");
+    assert!((flop / num(&t["compute_flop"]) - 1.0).abs() < 1e-12);
+    assert_eq!(c["reference"], "llama3-8b");
+    let table = xpusim(&with("table"));
+    let text = stdout(&table);
+    assert!(table.status.success(), "{}", stderr(&table));
+    for s in [
+        "tokens trainable",
+        "bound by",
+        "N params",
+        "Hoffmann",
+        "llama3-8b",
+    ] {
+        assert!(text.contains(s), "`{s}` not in {text}");
+    }
+    let csv = stdout(&xpusim(&with("csv")));
+    assert!(csv.lines().next().is_some_and(|h| h.contains("trainable.tokens")
+        && h.contains("compute_optimal.params")), "{csv}");
+    for (flag, value) in [
+        ("--days", "0"),
+        ("--days", "-3"),
+        ("--days", "nan"),
+        ("--days", "1e9"),
+        ("--energy-mwh", "-1"),
+        ("--compute-optimal", "0"),
+        ("--compute-optimal", "abc"),
+        ("--compute-optimal", "inf"),
+    ] {
+        let o = xpusim(&[
+            "capacity",
+            "--hardware",
+            "h100",
+            "--power-mw",
+            "10",
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{flag} {value}: {}", stderr(&o));
+    }
+    // A compute-optimal question with nothing to spend.
+    let o = xpusim(&[
+        "capacity",
+        "--hardware",
+        "h100",
+        "--power-mw",
+        "10",
+        "--compute-optimal",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--days"), "{}", stderr(&o));
+}

@@ -296,10 +296,21 @@ pub struct CapacityArgs {
     /// Budget, USD.
     #[arg(long, allow_negative_numbers = true)]
     pub budget_usd: Option<f64>,
-    /// Years the budget is spent over.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
-    pub years: f64,
-    /// Model preset to train there (with --tokens).
+    /// Years the budget is spent over (default: --days when given, else 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub years: Option<f64>,
+    /// Wall-clock limit, days (failures included): how many tokens the chips train in it.
+    #[arg(long, allow_negative_numbers = true)]
+    pub days: Option<f64>,
+    /// Facility energy allowance, MWh: how many tokens the chips train on it.
+    #[arg(long, allow_negative_numbers = true)]
+    pub energy_mwh: Option<f64>,
+    /// The compute-optimal model for what the limits deliver (C = 6·N·D, D = r·N):
+    /// `chinchilla` (20 tokens per parameter, Hoffmann et al. 2022) or a ratio r (e.g. 40).
+    #[arg(long, value_name = "chinchilla|RATIO", allow_hyphen_values = true)]
+    pub compute_optimal: Option<String>,
+    /// Model preset to train there (with --tokens); with --days, --energy-mwh or
+    /// --compute-optimal, the reference whose throughput and MFU are used (default llama3-70b).
     #[arg(long)]
     pub model: Option<String>,
     /// Tokens to train.
@@ -314,6 +325,9 @@ pub struct CapacityArgs {
     /// Number format of the linear layers (and of the peak column).
     #[arg(long, value_enum, default_value = "bf16")]
     pub precision: Precision,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
     #[command(flatten)]
     pub economics: EconomicsArgs,
 }
