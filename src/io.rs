@@ -196,6 +196,16 @@ impl PendingFile {
             source,
         };
         let tmp = self.tmp.into_inner().map_err(|e| io(e.into_error()))?;
+        // The temporary file is private (0600); the output gets the target's permissions, or
+        // those of a new file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_or(0o644, |m| m.permissions().mode());
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(io)?;
+        }
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&path).map_err(|e| io(e.error))?;
         Ok(())
@@ -267,5 +277,11 @@ mod tests {
             .filter_map(|e| e.ok())
             .collect();
         assert_eq!(names.len(), 1, "no temporary file left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o644), "the output is not left private");
+        }
     }
 }
