@@ -6,8 +6,25 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use xpusim::prelude::*;
 
 fn catalog(c: &mut Criterion) {
+    let builtin = || Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    // Load, resolve and validate the whole built-in catalog (what `hardware list` needs).
     c.bench_function("catalog/builtin", |b| {
-        b.iter(|| black_box(Catalog::builtin()))
+        b.iter(|| {
+            let cat = builtin();
+            black_box(cat.chips().len() + cat.systems().len())
+        })
+    });
+    // What a one-chip command needs: the chip and its system, resolved alone.
+    c.bench_function("catalog/one-chip", |b| {
+        b.iter(|| black_box(builtin().resolve("h100-sxm").map(|(c, s)| (c.id, s.id))))
+    });
+    // The same chip derived from another (trn4 from trn3), so both are resolved.
+    c.bench_function("catalog/one-derived-chip", |b| {
+        b.iter(|| black_box(builtin().resolve("trn4").map(|(c, s)| (c.id, s.id))))
+    });
+    // The reference path: the built-in TOML parsed and resolved as a whole.
+    c.bench_function("catalog/toml", |b| {
+        b.iter(|| black_box(Catalog::builtin_from_toml().map(|c| c.chips().len())))
     });
 }
 

@@ -2,9 +2,11 @@
 //! (raw file structs, then resolved figures with every problem reported at once).
 //!
 //! This file loads and merges files; [`schema`] is what a file may hold, [`chip`] builds one chip,
-//! [`derive`] computes figures from other chips', [`system`] adds scale-up systems and [`lookup`]
-//! answers queries.
+//! [`derive`] computes figures from other chips', [`system`] adds scale-up systems, [`lookup`]
+//! answers queries and [`builtin`] loads the built-in files lazily, from the JSON form `build.rs`
+//! makes of them, an entry at a time.
 
+mod builtin;
 mod chip;
 mod derive;
 mod lookup;
@@ -18,6 +20,7 @@ use super::limits::{check_id, check_name, check_source_key};
 use super::{Chip, Provenance, Status, System};
 use crate::error::{parse_toml, read_file, Error, Problem, Result};
 use crate::units::UsdPerChipHour;
+use builtin::{builtin_name, Lazy};
 use derive::PendingDerive;
 use schema::{CatalogFile, SCHEMA_VERSION};
 use serde::Serialize;
@@ -82,19 +85,74 @@ pub struct Catalog {
     origin: BTreeMap<String, String>,
     /// The files it was built from, in order.
     files: Vec<Loaded>,
+    /// For the built-in catalog: its entries, resolved on first use (the fields above are then
+    /// empty and every query goes through this).
+    lazy: Option<Box<Lazy>>,
 }
 
 impl Catalog {
     /// The built-in catalog (embedded TOML files).
     ///
+    /// Cheap: an entry is read and resolved when it is first looked up (a chip with the chips it
+    /// derives from and their systems), the whole catalog when it is first listed. The built-in
+    /// files are validated by the test suite, entry by entry and as a whole.
+    ///
+    /// # Errors
+    /// Only if the embedded files are broken, which the test suite rules out; a broken entry
+    /// found later is reported by the lookup that needs it, or by [`Catalog::check`].
+    pub fn builtin() -> Result<Self> {
+        match Lazy::new() {
+            Some(lazy) => Ok(Self {
+                lazy: Some(Box::new(lazy)),
+                ..Self::default()
+            }),
+            None => Self::builtin_from_toml(),
+        }
+    }
+
+    /// The built-in catalog parsed from its TOML text and resolved as a whole, as a user file is
+    /// (the reference [`Catalog::builtin`] is tested against).
+    ///
     /// # Errors
     /// Only if the embedded files are broken, which the test suite rules out.
-    pub fn builtin() -> Result<Self> {
+    pub fn builtin_from_toml() -> Result<Self> {
         let files: Vec<(String, String, bool)> = BUILT_IN
             .iter()
-            .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string(), false))
+            .map(|(name, text)| (builtin_name(name), text.to_string(), false))
             .collect();
         Self::from_sources(&files)
+    }
+
+    /// The catalog that answers a lookup of `id` (lowercase): this one, or for the lazy built-in
+    /// catalog the resolved part that holds it (`None` when it holds no such id).
+    fn part_for(&self, id: &str, wanted: builtin::Wanted) -> Result<Option<&Self>> {
+        match &self.lazy {
+            None => Ok(Some(self)),
+            Some(lazy) => lazy.part_for(id, wanted),
+        }
+    }
+
+    /// The ids of the chips, the systems or both, in catalog order, for messages (the built-in
+    /// catalog lists them without resolving anything).
+    fn ids(&self, wanted: builtin::Wanted) -> Vec<&str> {
+        if let Some(lazy) = &self.lazy {
+            return lazy.ids(wanted);
+        }
+        let chips = self.chips.iter().map(|c| c.id.as_str());
+        let systems = self.systems.iter().map(|s| s.id.as_str());
+        match wanted {
+            builtin::Wanted::Chip => chips.collect(),
+            builtin::Wanted::System => systems.collect(),
+            builtin::Wanted::Either => chips.chain(systems).collect(),
+        }
+    }
+
+    /// This catalog resolved as a whole.
+    fn whole(&self) -> Result<&Self> {
+        match &self.lazy {
+            None => Ok(self),
+            Some(lazy) => lazy.full(),
+        }
     }
 
     /// The built-in catalog extended (or overridden, with `override = true`) by user files,
@@ -103,6 +161,9 @@ impl Catalog {
     /// # Errors
     /// I/O errors, parse errors and validation problems, each naming the file and key.
     pub fn with_user_files(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        if paths.is_empty() {
+            return Self::builtin();
+        }
         let mut texts = Vec::with_capacity(paths.len());
         for p in paths {
             let p = p.as_ref();
@@ -145,7 +206,13 @@ impl Catalog {
 
     /// This catalog with user files `(name, text)` added, rebuilt from all its files.
     fn extend(self, texts: Vec<(String, String)>) -> Result<Self> {
-        let mut files = self.files;
+        if texts.is_empty() {
+            return Ok(self);
+        }
+        let mut files = match &self.lazy {
+            Some(lazy) => lazy.files()?,
+            None => self.files,
+        };
         for (name, text) in texts {
             files.push(Loaded {
                 file: parse_toml(&name, &text)?,
@@ -190,11 +257,11 @@ impl Catalog {
     }
 
     /// Check a file's header and sources, build its chips and queue its derivations and systems.
-    fn add_file(
+    fn add_file<'a>(
         &mut self,
-        loaded: &Loaded,
+        loaded: &'a Loaded,
         derives: &mut Vec<PendingDerive>,
-        systems: &mut Vec<PendingSystem>,
+        systems: &mut Vec<PendingSystem<'a>>,
     ) -> Result<()> {
         let Loaded {
             name,
@@ -228,21 +295,22 @@ impl Catalog {
         }
         let mut sources = file.sources.clone();
         for (k, s) in &mut sources {
-            problems.extend(check_source_key(k, &format!("sources.{k}")));
+            problems.extend(check_source_key(k, format_args!("sources.{k}")));
             s.key = k.clone();
         }
         for (i, chip) in file.chips.iter().enumerate() {
             self.add_chip(name, file, i, chip, &sources, derives, &mut problems);
         }
+        let sources = std::rc::Rc::new(sources);
         for (i, s) in file.systems.iter().enumerate() {
             let at = entry_key("systems", i, &s.id);
-            problems.extend(check_id(&s.id, &format!("{at}.id")));
-            problems.extend(check_name(&s.name, &format!("{at}.name")));
+            problems.extend(check_id(&s.id, format_args!("{at}.id")));
+            problems.extend(check_name(&s.name, format_args!("{at}.name")));
             systems.push(PendingSystem {
-                file: name.clone(),
+                file: name,
                 at,
-                spec: s.clone(),
-                sources: sources.clone(),
+                spec: s,
+                sources: std::rc::Rc::clone(&sources),
             });
         }
         if problems.is_empty() {
@@ -274,7 +342,78 @@ mod tests {
     #[test]
     fn every_builtin_figure_passes_the_range_checks() {
         let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        c.check().unwrap_or_else(|e| panic!("{e}"));
         assert!(c.chips().len() >= 14 && !c.systems().is_empty());
+    }
+
+    #[test]
+    fn the_builtin_toml_passes_every_check() {
+        let c = Catalog::builtin_from_toml().unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.lazy.is_none() && c.chips().len() >= 14 && !c.systems().is_empty());
+    }
+
+    #[test]
+    fn the_lazy_builtin_catalog_is_the_toml_one_entry_by_entry_and_whole() {
+        let toml = Catalog::builtin_from_toml().unwrap_or_else(|e| panic!("{e}"));
+        let ok = |r: Result<(Chip, System)>| r.unwrap_or_else(|e| panic!("{e}"));
+        for chip in toml.chips() {
+            // A fresh catalog each time, so that the chip comes from its own part.
+            let lazy = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+            assert!(lazy.lazy.is_some(), "every built-in file has its fast form");
+            assert_eq!(lazy.chip(&chip.id).ok(), Some(chip), "{}", chip.id);
+            for a in &chip.aliases {
+                assert_eq!(lazy.chip(a).map(|c| &c.id).ok(), Some(&chip.id), "{a}");
+            }
+            let fresh = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ok(fresh.resolve(&chip.id)), ok(toml.resolve(&chip.id)));
+        }
+        for system in toml.systems() {
+            let lazy = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(lazy.system(&system.id).ok(), Some(system), "{}", system.id);
+            let fresh = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ok(fresh.resolve(&system.id)), ok(toml.resolve(&system.id)));
+        }
+        let lazy = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lazy.chips(), toml.chips());
+        assert_eq!(lazy.systems(), toml.systems());
+        let json = |c: &Catalog| {
+            serde_json::to_string(&(c.chips(), c.systems())).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(json(&lazy), json(&toml));
+        assert_eq!(format!("{:?}", lazy.chips()), format!("{:?}", toml.chips()));
+        // Once whole, lookups answer from the whole catalog.
+        assert_eq!(lazy.chip("h100").ok(), toml.chip("h100").ok());
+        let files = |c: &Catalog| -> Vec<String> {
+            let files = match &c.lazy {
+                Some(l) => l.files().unwrap_or_else(|e| panic!("{e}")),
+                None => c.files.clone(),
+            };
+            files.iter().map(|f| format!("{:?}", f.file)).collect()
+        };
+        assert_eq!(files(&lazy), files(&toml));
+    }
+
+    #[test]
+    fn unknown_ids_get_the_same_message_from_the_lazy_catalog() {
+        let toml = Catalog::builtin_from_toml().unwrap_or_else(|e| panic!("{e}"));
+        let msg = |r: Result<String>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        for id in ["trn33", "h100-sxm5", "hgx-h10", ""] {
+            let lazy = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+            let chip = |c: &Catalog| msg(c.chip(id).map(|c| c.id.clone()));
+            let system = |c: &Catalog| msg(c.system(id).map(|s| s.id.clone()));
+            let resolve = |c: &Catalog| msg(c.resolve(id).map(|(c, _)| c.id));
+            assert_eq!(chip(&lazy), chip(&toml));
+            assert_eq!(system(&lazy), system(&toml));
+            assert_eq!(resolve(&lazy), resolve(&toml));
+            assert!(!chip(&lazy).is_empty());
+        }
+    }
+
+    #[test]
+    fn no_user_files_is_the_builtin_catalog() {
+        let none: [&str; 0] = [];
+        let c = Catalog::with_user_files(&none).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.lazy.is_some());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! total derived from them.
 
 use crate::error::Problem;
+use std::fmt::Display;
 
 /// An inclusive range of acceptable values of one quantity, in SI units, with its rationale.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,13 +33,14 @@ impl SaneRange {
         v.is_normal() && v >= self.min && v <= self.max
     }
 
-    /// `v` when it is inside the range, or a problem at `key` saying why not.
-    pub(crate) fn check(&self, v: f64, key: &str) -> Result<f64, Problem> {
+    /// `v` when it is inside the range, or a problem at `key` saying why not (the key is only
+    /// written out then: pass `format_args!`).
+    pub(crate) fn check(&self, v: f64, key: impl Display) -> Result<f64, Problem> {
         if self.contains(v) {
             Ok(v)
         } else {
             Err(Problem::new(
-                key,
+                key.to_string(),
                 format!(
                     "{v:e} {} is outside the sane range {:e} to {:e} {} ({})",
                     self.unit, self.min, self.max, self.unit, self.why
@@ -210,7 +212,7 @@ impl Kind {
     }
 
     /// SI factor of `unit`, or a problem at `key.unit` naming the accepted units.
-    pub(crate) fn factor(self, unit: Option<&str>, key: &str) -> Result<f64, Problem> {
+    pub(crate) fn factor(self, unit: Option<&str>, key: impl Display) -> Result<f64, Problem> {
         let units = self.units();
         if units.is_empty() {
             return match unit {
@@ -221,32 +223,24 @@ impl Kind {
                 )),
             };
         }
+        if let Some((_, f)) = unit.and_then(|u| units.iter().find(|(name, _)| *name == u)) {
+            return Ok(*f);
+        }
         let accepted = units
             .iter()
             .map(|(u, _)| format!("`{u}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        match unit {
-            None => Err(Problem::new(
-                format!("{key}.unit"),
-                format!("missing unit; expected one of {accepted}"),
-            )),
-            Some(u) => units
-                .iter()
-                .find(|(name, _)| *name == u)
-                .map(|(_, f)| *f)
-                .ok_or_else(|| {
-                    Problem::new(
-                        format!("{key}.unit"),
-                        format!("cannot parse unit `{u}`; expected one of {accepted}"),
-                    )
-                }),
-        }
+        let reason = match unit {
+            None => format!("missing unit; expected one of {accepted}"),
+            Some(u) => format!("cannot parse unit `{u}`; expected one of {accepted}"),
+        };
+        Err(Problem::new(format!("{key}.unit"), reason))
     }
 }
 
 /// A problem at `key` unless `id` is lowercase kebab-case of at most [`MAX_ID_CHARS`].
-pub(crate) fn check_id(id: &str, key: &str) -> Option<Problem> {
+pub(crate) fn check_id(id: &str, key: impl Display) -> Option<Problem> {
     let kebab = !id.is_empty()
         && !id.starts_with('-')
         && !id.ends_with('-')
@@ -257,12 +251,12 @@ pub(crate) fn check_id(id: &str, key: &str) -> Option<Problem> {
     let n = id.chars().count();
     if n > MAX_ID_CHARS {
         Some(Problem::new(
-            key,
+            key.to_string(),
             format!("too long ({n} characters); an id has at most {MAX_ID_CHARS}"),
         ))
     } else if !kebab {
         Some(Problem::new(
-            key,
+            key.to_string(),
             format!("`{id}` must be lowercase kebab-case (e.g. `my-chip`)"),
         ))
     } else {
@@ -272,7 +266,7 @@ pub(crate) fn check_id(id: &str, key: &str) -> Option<Problem> {
 
 /// A problem at `key` unless `key_name` is a source key: letters, digits, `-` or `_`, at most
 /// [`MAX_ID_CHARS`].
-pub(crate) fn check_source_key(name: &str, key: &str) -> Option<Problem> {
+pub(crate) fn check_source_key(name: &str, key: impl Display) -> Option<Problem> {
     let n = name.chars().count();
     let ok = n > 0
         && n <= MAX_ID_CHARS
@@ -281,7 +275,7 @@ pub(crate) fn check_source_key(name: &str, key: &str) -> Option<Problem> {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     (!ok).then(|| {
         Problem::new(
-            key,
+            key.to_string(),
             format!(
                 "a source key is 1 to {MAX_ID_CHARS} letters, digits, `-` or `_` ({n} characters given)"
             ),
@@ -291,17 +285,20 @@ pub(crate) fn check_source_key(name: &str, key: &str) -> Option<Problem> {
 
 /// A problem at `key` unless `name` is a non-blank display name of at most [`MAX_NAME_CHARS`]
 /// without control characters.
-pub(crate) fn check_name(name: &str, key: &str) -> Option<Problem> {
+pub(crate) fn check_name(name: &str, key: impl Display) -> Option<Problem> {
     let n = name.chars().count();
     if name.trim().is_empty() {
-        Some(Problem::new(key, "must not be empty"))
+        Some(Problem::new(key.to_string(), "must not be empty"))
     } else if n > MAX_NAME_CHARS {
         Some(Problem::new(
-            key,
+            key.to_string(),
             format!("too long ({n} characters); a name has at most {MAX_NAME_CHARS}"),
         ))
     } else if name.chars().any(char::is_control) {
-        Some(Problem::new(key, "must not contain control characters"))
+        Some(Problem::new(
+            key.to_string(),
+            "must not contain control characters",
+        ))
     } else {
         None
     }
@@ -309,7 +306,7 @@ pub(crate) fn check_name(name: &str, key: &str) -> Option<Problem> {
 
 /// A problem at `key` unless `date` reads `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (so that dates sort
 /// as text, which is how the latest price is found).
-pub(crate) fn check_date(date: &str, key: &str) -> Option<Problem> {
+pub(crate) fn check_date(date: &str, key: impl Display) -> Option<Problem> {
     let parts: Vec<&str> = date.split('-').collect();
     let num = |s: &str, len: usize, lo: u32, hi: u32| {
         s.len() == len
@@ -324,7 +321,7 @@ pub(crate) fn check_date(date: &str, key: &str) -> Option<Problem> {
     };
     (!ok).then(|| {
         Problem::new(
-            key,
+            key.to_string(),
             format!("`{date}` is not a date; write YYYY-MM-DD (or YYYY-MM)"),
         )
     })

@@ -5,15 +5,65 @@ use super::figure::{Alternative, Direction, Figure, Link, Provenance, Source, So
 use super::limits::{check_source_key, Kind, SHARE_FACTOR};
 use crate::error::Problem;
 use crate::units::BytesPerSecond;
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt::{self, Display};
+
+/// A key written out only when it is displayed, for a problem: `key(|f| write!(f, "{at}.x[{i}]"))`
+/// (what `format_args!` gives, but storable in a variable).
+pub(crate) struct Key<F>(F);
+
+/// A key written out by `f` when it is displayed.
+pub(crate) fn key<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(f: F) -> Key<F> {
+    Key(f)
+}
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> Display for Key<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
 
 /// A number as written in a TOML file: integer or float.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Deserialised as `#[serde(untagged)]` would (same variants, same message for anything else),
+/// without buffering the value and building an error for each variant that does not match.
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Number {
     Int(i64),
     Float(f64),
+}
+
+/// A number of either kind (`None` for any other value).
+struct NumberVisitor;
+
+impl Visitor<'_> for NumberVisitor {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer or a float")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+        Ok(Number::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+        Ok(i64::try_from(v).map_or(Number::Float(v as f64), Number::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+        Ok(Number::Float(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NumberVisitor).map_err(|_| {
+            de::Error::custom("data did not match any variant of untagged enum Number")
+        })
+    }
 }
 
 impl Number {
@@ -25,12 +75,48 @@ impl Number {
     }
 }
 
-/// A value in an `alternatives` list: a number or text.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// A value in an `alternatives` list: a number or text (deserialised as `#[serde(untagged)]`
+/// would, like [`Number`]).
+#[derive(Clone, Debug)]
 pub(crate) enum AltValue {
     Number(Number),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for AltValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AltValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or text")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AltValue, E> {
+                NumberVisitor.visit_i64(v).map(AltValue::Number)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AltValue, E> {
+                NumberVisitor.visit_u64(v).map(AltValue::Number)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<AltValue, E> {
+                NumberVisitor.visit_f64(v).map(AltValue::Number)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AltValue, E> {
+                Ok(AltValue::Text(v.to_string()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<AltValue, E> {
+                Ok(AltValue::Text(v))
+            }
+        }
+        d.deserialize_any(V).map_err(|_| {
+            de::Error::custom("data did not match any variant of untagged enum AltValue")
+        })
+    }
 }
 
 /// A conflicting published value, as written.
@@ -75,6 +161,9 @@ pub(crate) struct TextFigureFile {
 }
 
 /// Context for turning file figures into typed figures: the file's sources, and the problems.
+///
+/// Keys (`at`) are taken as anything displayable, `format_args!("{at}.tdp")` say, and are only
+/// written out for a problem.
 pub(crate) struct Resolver<'a> {
     pub sources: &'a BTreeMap<String, Source>,
     pub problems: Vec<Problem>,
@@ -85,16 +174,17 @@ impl Resolver<'_> {
         self.problems.extend(p);
     }
 
-    fn source(&mut self, key: &str, at: &str) -> Source {
+    fn source(&mut self, key: &str, at: &dyn Display) -> Source {
         match self.sources.get(key) {
             Some(s) => s.clone(),
             None => {
-                let problem = check_source_key(key, &format!("{at}.source")).unwrap_or_else(|| {
-                    Problem::new(
-                        format!("{at}.source"),
-                        format!("source key `{key}` is not defined in [sources]"),
-                    )
-                });
+                let problem =
+                    check_source_key(key, format_args!("{at}.source")).unwrap_or_else(|| {
+                        Problem::new(
+                            format!("{at}.source"),
+                            format!("source key `{key}` is not defined in [sources]"),
+                        )
+                    });
                 self.problems.push(problem);
                 Source {
                     key: key.to_string(),
@@ -108,17 +198,23 @@ impl Resolver<'_> {
 
     /// Alternatives, their numbers checked like the main figure's: unit, then range after
     /// conversion.
-    fn alternatives(&mut self, alts: &[AlternativeFile], kind: Kind, at: &str) -> Vec<Alternative> {
+    fn alternatives(
+        &mut self,
+        alts: &[AlternativeFile],
+        kind: Kind,
+        at: &dyn Display,
+    ) -> Vec<Alternative> {
         alts.iter()
             .enumerate()
             .map(|(i, a)| {
-                let key = format!("{at}.alternatives[{i}]");
-                let _ = self.source(&a.source, &key);
+                let key = &key(|f| write!(f, "{at}.alternatives[{i}]"));
+                let _ = self.source(&a.source, key);
                 let value = match (&a.value, &a.unit) {
                     (AltValue::Number(n), unit) => {
-                        match kind.factor(unit.as_deref(), &key) {
+                        match kind.factor(unit.as_deref(), key) {
                             Ok(f) => {
-                                let r = kind.range().check(n.get() * f, &format!("{key}.value"));
+                                let r =
+                                    kind.range().check(n.get() * f, format_args!("{key}.value"));
                                 self.push(r.err());
                             }
                             Err(p) => self.problems.push(p),
@@ -148,7 +244,12 @@ impl Resolver<'_> {
 
     /// A positive, finite SI value from a numeric figure that is not a link (which takes a
     /// `direction`).
-    pub(crate) fn number(&mut self, f: &FigureFile, kind: Kind, at: &str) -> Option<Figure<f64>> {
+    pub(crate) fn number(
+        &mut self,
+        f: &FigureFile,
+        kind: Kind,
+        at: &dyn Display,
+    ) -> Option<Figure<f64>> {
         if f.direction.is_some() {
             self.problems.push(Problem::new(
                 format!("{at}.direction"),
@@ -159,7 +260,7 @@ impl Resolver<'_> {
     }
 
     /// The value of `f` in SI units, checked after conversion against `kind`'s sane range.
-    fn quantity(&mut self, f: &FigureFile, kind: Kind, at: &str) -> Option<Figure<f64>> {
+    fn quantity(&mut self, f: &FigureFile, kind: Kind, at: &dyn Display) -> Option<Figure<f64>> {
         let factor = match kind.factor(f.unit.as_deref(), at) {
             Ok(x) => Some(x),
             Err(p) => {
@@ -174,7 +275,7 @@ impl Resolver<'_> {
             ("multiplied_by", f.multiplied_by),
         ] {
             if let Some(x) = x {
-                let r = SHARE_FACTOR.check(x.get(), &format!("{at}.{key}"));
+                let r = SHARE_FACTOR.check(x.get(), format_args!("{at}.{key}"));
                 shares_ok &= r.is_ok();
                 self.push(r.err());
             }
@@ -218,7 +319,7 @@ impl Resolver<'_> {
         }
         // After conversion: `1e300 PFLOP/s` is infinite, `1e-310 B` subnormal; both refused.
         let sane = kind.range();
-        let value = match sane.check(raw * factor, &format!("{at}.value")) {
+        let value = match sane.check(raw * factor, format_args!("{at}.value")) {
             Ok(v) => v,
             Err(p) => {
                 self.problems.push(p);
@@ -227,8 +328,8 @@ impl Resolver<'_> {
         };
         let range = match range {
             Some((lo, hi)) => {
-                let key = format!("{at}.range");
-                match (sane.check(lo * factor, &key), sane.check(hi * factor, &key)) {
+                let key = &key(|f| write!(f, "{at}.range"));
+                match (sane.check(lo * factor, key), sane.check(hi * factor, key)) {
                     (Ok(lo), Ok(hi)) => Some((lo, hi)),
                     (Err(p), _) | (_, Err(p)) => {
                         self.problems.push(p);
@@ -263,7 +364,7 @@ impl Resolver<'_> {
     }
 
     /// A positive whole number of chips per domain: no unit, no shares, no range, no direction.
-    pub(crate) fn count(&mut self, f: &FigureFile, at: &str) -> Option<Figure<u64>> {
+    pub(crate) fn count(&mut self, f: &FigureFile, at: &dyn Display) -> Option<Figure<u64>> {
         let mut extra = false;
         for (key, present) in [
             ("divided_by", f.divided_by.is_some()),
@@ -300,7 +401,7 @@ impl Resolver<'_> {
     }
 
     /// A text figure (release date, process node).
-    pub(crate) fn text(&mut self, f: &TextFigureFile, at: &str) -> Figure<String> {
+    pub(crate) fn text(&mut self, f: &TextFigureFile, at: &dyn Display) -> Figure<String> {
         let source = self.source(&f.source, at);
         Figure {
             value: f.value.clone(),
@@ -317,7 +418,7 @@ impl Resolver<'_> {
     }
 
     /// A link bandwidth with its direction convention.
-    pub(crate) fn link(&mut self, f: &FigureFile, at: &str) -> Option<Link> {
+    pub(crate) fn link(&mut self, f: &FigureFile, at: &dyn Display) -> Option<Link> {
         let direction = match f.direction {
             Some(d) => d,
             None => {
@@ -362,7 +463,7 @@ mod tests {
             sources: &s,
             problems: Vec::new(),
         };
-        let v = r.number(&figure(text), kind, "x");
+        let v = r.number(&figure(text), kind, &"x");
         match (v, r.problems.is_empty()) {
             (Some(f), true) => Ok(f.value),
             _ => Err(r.problems.iter().map(|p| p.key.clone()).collect()),
@@ -462,11 +563,62 @@ status = "official""#;
             (format!("value = 8\nunit = \"GB\"\n{OK}"), "d.unit"),
             (format!("value = 72\ndivided_by = 2\n{OK}"), "d.divided_by"),
         ] {
-            assert!(r.count(&figure(&text), "d").is_none(), "{text}");
+            assert!(r.count(&figure(&text), &"d").is_none(), "{text}");
             assert!(r.problems.iter().any(|p| p.key == key), "{text}");
             r.problems.clear();
         }
-        let n = r.count(&figure(&format!("value = 72\n{OK}")), "d");
+        let n = r.count(&figure(&format!("value = 72\n{OK}")), &"d");
         assert_eq!(n.map(|f| f.value), Some(72));
+    }
+
+    #[test]
+    fn numbers_read_as_untagged_enums_would_with_the_same_messages() {
+        let parse = |text: &str| {
+            crate::error::parse_toml::<FigureFile>("t.toml", &format!("{text}\n{OK}"))
+                .map_err(|e| e.to_string())
+        };
+        let number = "data did not match any variant of untagged enum Number";
+        let alt = "data did not match any variant of untagged enum AltValue";
+        for (text, key, line, msg) in [
+            ("value = \"abc\"", "value", 1, number),
+            ("value = true", "value", 1, number),
+            ("value = [1]", "value", 1, number),
+            ("value = { a = 1 }", "value", 1, number),
+            ("value = 1979-05-27", "value", 1, number),
+            ("value = 1\nrange = [1, \"x\"]", "range[1]", 2, number),
+            ("value = 1\ndivided_by = \"x\"", "divided_by", 2, number),
+            (
+                "value = 1\nalternatives = [{ value = true, source = \"A\" }]",
+                "alternatives[0].value",
+                2,
+                alt,
+            ),
+            (
+                "value = 1\nalternatives = [{ value = [1], source = \"A\" }]",
+                "alternatives[0].value",
+                2,
+                alt,
+            ),
+        ] {
+            assert_eq!(
+                parse(text).err(),
+                Some(format!("t.toml: {key}: {msg} (line {line})"))
+            );
+        }
+        let ok = |text: &str| parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            ok("value = 9223372036854775807").value,
+            Number::Int(i64::MAX)
+        ));
+        assert!(
+            matches!(ok("value = 2.5").value, Number::Float(x) if x.to_bits() == 2.5f64.to_bits())
+        );
+        assert!(matches!(ok("value = nan").value, Number::Float(x) if x.is_nan()));
+        let alts = ok("value = 1\nalternatives = [{ value = \"t\", source = \"A\" }, { value = 3, source = \"A\" }]").alternatives;
+        assert!(matches!(&alts[0].value, AltValue::Text(t) if t == "t"));
+        assert!(matches!(alts[1].value, AltValue::Number(Number::Int(3))));
+        let json: Number =
+            serde_json::from_str("18446744073709551615").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(json, Number::Float(x) if x.to_bits() == (u64::MAX as f64).to_bits()));
     }
 }

@@ -32,8 +32,9 @@ fn fig<T>(f: &Option<Figure<T>>) -> String {
 /// The catalog as a table of chips and a table of systems, or as JSON.
 ///
 /// # Errors
-/// Serialisation errors (not expected).
+/// A problem in the catalog files (see [`Catalog::check`]); serialisation errors (not expected).
 pub fn hardware_list(catalog: &Catalog, format: TextFormat) -> Result<String> {
+    catalog.check()?;
     let mut s = String::new();
     match format {
         TextFormat::Json => {

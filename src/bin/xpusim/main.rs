@@ -45,25 +45,28 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let catalog = Catalog::with_user_files(&cli.catalog)?;
+    // The built-in catalog resolves only what a command looks up. It is leaked on purpose: it
+    // lives as long as the process, and freeing it figure by figure at exit would only cost time
+    // (an eighth of `hardware list`).
+    let catalog: &Catalog = Box::leak(Box::new(Catalog::with_user_files(&cli.catalog)?));
     match cli.command {
         Command::Hardware { command } => match command {
-            HardwareCommand::Compare { a, b } => emit(&report::compare(&catalog, &a, &b)?, None),
+            HardwareCommand::Compare { a, b } => emit(&report::compare(catalog, &a, &b)?, None),
             HardwareCommand::List { format } => {
-                emit(&report::hardware_list(&catalog, format)?, None)
+                emit(&report::hardware_list(catalog, format)?, None)
             }
             HardwareCommand::Show { id, format } => {
-                emit(&report::hardware_show(&catalog, &id, format)?, None)
+                emit(&report::hardware_show(catalog, &id, format)?, None)
             }
         },
         Command::Models { format } => emit(&report::models(format)?, None),
-        Command::Estimate(a) => estimate::run(&catalog, &a),
-        Command::Capacity(a) => capacity::run(&catalog, &a),
+        Command::Estimate(a) => estimate::run(catalog, &a),
+        Command::Capacity(a) => capacity::run(catalog, &a),
         Command::Completions { shell } => emit(&manual::completions(shell), None),
         Command::Man => emit(&manual::page()?, None),
-        Command::Run(a) => scenario::run(&catalog, &a),
+        Command::Run(a) => scenario::run(catalog, &a),
         Command::Merge { files, output } => merge::run(&files, output.as_deref()),
-        Command::Calibrate { runs, output } => measured::calibrate(&catalog, &runs, &output),
+        Command::Calibrate { runs, output } => measured::calibrate(catalog, &runs, &output),
         Command::Validate {
             runs,
             calibration,
@@ -71,7 +74,7 @@ fn run() -> Result<()> {
             holdout,
             update_readme,
         } => measured::validate(
-            &catalog,
+            catalog,
             &runs,
             calibration.as_deref(),
             format,

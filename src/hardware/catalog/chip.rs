@@ -1,7 +1,7 @@
 //! One `[[chips]]` entry: its names checked, its figures resolved, its derivations queued.
 
 use super::super::limits::{check_date, check_id, check_name, Kind};
-use super::super::resolver::{FigureFile, Resolver};
+use super::super::resolver::{key, FigureFile, Resolver};
 use super::super::{figure, Chip, Claim, Figure, Precision};
 use super::derive::PendingDerive;
 use super::schema::{CatalogFile, ChipFile};
@@ -29,20 +29,21 @@ impl Catalog {
             sources,
             problems: Vec::new(),
         };
-        r.problems.extend(check_id(&spec.id, &format!("{at}.id")));
         r.problems
-            .extend(check_name(&spec.name, &format!("{at}.name")));
+            .extend(check_id(&spec.id, format_args!("{at}.id")));
+        r.problems
+            .extend(check_name(&spec.name, format_args!("{at}.name")));
         for (j, a) in spec.aliases.iter().enumerate() {
             r.problems
-                .extend(check_id(a, &format!("{at}.aliases[{j}]")));
+                .extend(check_id(a, format_args!("{at}.aliases[{j}]")));
         }
         r.problems.extend(check_id(
             &spec.calibration_group,
-            &format!("{at}.calibration_group"),
+            format_args!("{at}.calibration_group"),
         ));
         if let Some(s) = &spec.default_system {
             r.problems
-                .extend(check_id(s, &format!("{at}.default_system")));
+                .extend(check_id(s, format_args!("{at}.default_system")));
         }
         let built = build_chip(spec, &file.family, &file.vendor, &at, &mut r);
         problems.append(&mut r.problems);
@@ -131,13 +132,13 @@ fn build_chip(
     ] {
         if let Some(f) = f {
             peaks[p.index()] = r
-                .number(f, Kind::FlopRate, &format!("{at}.peak_{p}"))
+                .number(f, Kind::FlopRate, &format_args!("{at}.peak_{p}"))
                 .map(figure::flop_rate);
         }
     }
     let num = |r: &mut Resolver<'_>, f: &Option<FigureFile>, kind: Kind, key: &str| {
         f.as_ref()
-            .and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
+            .and_then(|f| r.number(f, kind, &format_args!("{at}.{key}")))
     };
     let hbm_capacity = num(r, &c.hbm_capacity, Kind::Memory, "hbm_capacity").map(figure::memory);
     let hbm_bandwidth =
@@ -148,23 +149,24 @@ fn build_chip(
     let idle_power = num(r, &c.idle_power, Kind::Power, "idle_power").map(figure::power);
     let purchase = num(r, &c.purchase, Kind::Capex, "purchase").map(figure::money);
     let link = |r: &mut Resolver<'_>, f: &Option<FigureFile>, key: &str| {
-        f.as_ref().and_then(|f| r.link(f, &format!("{at}.{key}")))
+        f.as_ref()
+            .and_then(|f| r.link(f, &format_args!("{at}.{key}")))
     };
     let scale_up = link(r, &c.scale_up_bandwidth, "scale_up_bandwidth");
     let scale_out = link(r, &c.scale_out_bandwidth, "scale_out_bandwidth");
     let release = c
         .release
         .as_ref()
-        .map(|f| r.text(f, &format!("{at}.release")));
+        .map(|f| r.text(f, &format_args!("{at}.release")));
     let process_node = c
         .process_node
         .as_ref()
-        .map(|f| r.text(f, &format!("{at}.process_node")));
+        .map(|f| r.text(f, &format_args!("{at}.process_node")));
     let mut prices = Vec::new();
     for (i, p) in c.prices.iter().enumerate() {
-        let key = format!("{at}.prices[{i}]");
+        let key = &key(|f| write!(f, "{at}.prices[{i}]"));
         r.problems
-            .extend(check_date(&p.date, &format!("{key}.date")));
+            .extend(check_date(&p.date, format_args!("{key}.date")));
         let ff = FigureFile {
             value: p.value,
             unit: Some(p.unit.clone()),
@@ -177,7 +179,7 @@ fn build_chip(
             divided_by: None,
             multiplied_by: None,
         };
-        if let Some(f) = r.number(&ff, Kind::Price, &key) {
+        if let Some(f) = r.number(&ff, Kind::Price, key) {
             prices.push(Price {
                 kind: p.kind.as_str().to_string(),
                 per_chip_hour: figure::price(f.value),

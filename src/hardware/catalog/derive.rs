@@ -83,11 +83,11 @@ impl Catalog {
         base: usize,
     ) -> std::result::Result<bool, Problem> {
         let s = &d.spec;
-        let factor = DERIVE_FACTOR.check(s.factor, &format!("{}.factor", d.at))?;
+        let factor = DERIVE_FACTOR.check(s.factor, format_args!("{}.factor", d.at))?;
         let sane = s.field.kind().range();
         // The derived value (and range ends) must stay in the field's sane range.
         let out = |v: f64| -> std::result::Result<f64, Problem> {
-            sane.check(v, &format!("{}.factor", d.at))
+            sane.check(v, format_args!("{}.factor", d.at))
                 .map_err(|p| Problem::new(p.key, format!("the derived value {}", p.reason)))
         };
         let prov = |derivation: String| Provenance {
@@ -97,8 +97,7 @@ impl Catalog {
             derivation: Some(derivation),
             alternatives: Vec::new(),
         };
-        let from = self.chips[base].clone();
-        let Some(target) = self.chips.iter_mut().find(|c| c.id == d.target) else {
+        let Some(t) = self.chips.iter().position(|c| c.id == d.target) else {
             return Err(Problem::new(
                 d.at.clone(),
                 format!(
@@ -106,6 +105,23 @@ impl Catalog {
                     d.target
                 ),
             ));
+        };
+        // The base chip read and the target written; a chip derived from itself is read from a
+        // copy.
+        let copy;
+        let (from, target): (&Chip, &mut Chip) = match base.cmp(&t) {
+            std::cmp::Ordering::Less => {
+                let (head, tail) = self.chips.split_at_mut(t);
+                (&head[base], &mut tail[0])
+            }
+            std::cmp::Ordering::Greater => {
+                let (head, tail) = self.chips.split_at_mut(base);
+                (&tail[0], &mut head[t])
+            }
+            std::cmp::Ordering::Equal => {
+                copy = self.chips[base].clone();
+                (&copy, &mut self.chips[t])
+            }
         };
         let desc = format!("{factor} x {}.{}", s.from, s.field.as_str());
         // "144 GiB" scaled by 2 reads "288 GiB".
@@ -179,7 +195,7 @@ impl Catalog {
                 scale_link!(from.scale_out, target.scale_out)
             }
             (DeriveRule::PerfPerWatt, DeriveField::Tdp) => {
-                return perf_per_watt(d, &from, target, factor, sane, prov);
+                return perf_per_watt(d, from, target, factor, sane, prov);
             }
             (rule, f) => {
                 return Err(Problem::new(
@@ -216,7 +232,7 @@ fn perf_per_watt(
     };
     let ratio = own.value / bt.value;
     let value = bp.value * ratio / factor;
-    sane.check(value.watts(), &format!("{}.factor", d.at))
+    sane.check(value.watts(), format_args!("{}.factor", d.at))
         .map_err(|p| Problem::new(p.key, format!("the derived value {}", p.reason)))?;
     let derivation = format!(
         "{}.tdp x ({}.peak_{fmt} / {}.peak_{fmt}) / {} = {:.0} W x {:.3} / {}",

@@ -10,27 +10,27 @@ use super::Catalog;
 use crate::error::{Error, Problem, Result};
 use std::collections::BTreeMap;
 
-/// A system entry waiting for the chips it refers to.
-pub(super) struct PendingSystem {
+/// A system entry waiting for the chips it refers to (borrowed from its file).
+pub(super) struct PendingSystem<'a> {
     /// The file it comes from.
-    pub file: String,
+    pub file: &'a str,
     /// Its key, `systems[x]`.
     pub at: String,
-    pub spec: SystemFile,
+    pub spec: &'a SystemFile,
     /// Its file's sources.
-    pub sources: BTreeMap<String, Source>,
+    pub sources: std::rc::Rc<BTreeMap<String, Source>>,
 }
 
 impl Catalog {
     /// Check and add one system.
-    pub(super) fn add_system(&mut self, p: PendingSystem) -> Result<()> {
-        let s = &p.spec;
+    pub(super) fn add_system(&mut self, p: PendingSystem<'_>) -> Result<()> {
+        let s = p.spec;
         let at = &p.at;
         let mut r = Resolver {
             sources: &p.sources,
             problems: Vec::new(),
         };
-        let chip = self.chips.iter().find(|c| c.id == s.chip).cloned();
+        let chip = self.chips.iter().find(|c| c.id == s.chip);
         if chip.is_none() {
             let known = self.chips.iter().map(|c| c.id.as_str());
             let hint = crate::error::nearest(&s.chip, known)
@@ -48,9 +48,10 @@ impl Catalog {
                 ));
             }
         }
-        let domain = r.count(&s.domain_chips, &format!("{at}.domain_chips"));
+        let domain = r.count(&s.domain_chips, &format_args!("{at}.domain_chips"));
         let link = |r: &mut Resolver<'_>, f: &Option<_>, key: &str| {
-            f.as_ref().and_then(|f| r.link(f, &format!("{at}.{key}")))
+            f.as_ref()
+                .and_then(|f| r.link(f, &format_args!("{at}.{key}")))
         };
         let up_override = link(&mut r, &s.scale_up_bandwidth, "scale_up_bandwidth");
         let out_override = link(&mut r, &s.scale_out_bandwidth, "scale_out_bandwidth");
@@ -58,19 +59,19 @@ impl Catalog {
             .number(
                 &s.scale_up_latency,
                 Kind::Time,
-                &format!("{at}.scale_up_latency"),
+                &format_args!("{at}.scale_up_latency"),
             )
             .map(time);
         let out_lat = r
             .number(
                 &s.scale_out_latency,
                 Kind::Time,
-                &format!("{at}.scale_out_latency"),
+                &format_args!("{at}.scale_out_latency"),
             )
             .map(time);
         let opt = |r: &mut Resolver<'_>, f: &Option<_>, kind: Kind, key: &str| {
             f.as_ref()
-                .and_then(|f| r.number(f, kind, &format!("{at}.{key}")))
+                .and_then(|f| r.number(f, kind, &format_args!("{at}.{key}")))
         };
         let host = opt(
             &mut r,
@@ -109,7 +110,7 @@ impl Catalog {
             }
         }
         let mut problems = r.problems;
-        if let Some(chip) = &chip {
+        if let Some(chip) = chip {
             let up = up_override.or_else(|| chip.scale_up.clone());
             let out = out_override.or_else(|| chip.scale_out.clone());
             for (present, key, what) in [
@@ -129,7 +130,7 @@ impl Catalog {
                 if s.replace {
                     self.systems.retain(|x| x.id != s.id);
                 }
-                self.origin.insert(s.id.clone(), p.file.clone());
+                self.origin.insert(s.id.clone(), p.file.to_string());
                 self.systems.push(System {
                     id: s.id.clone(),
                     name: s.name.clone(),
@@ -151,7 +152,7 @@ impl Catalog {
             Ok(())
         } else {
             Err(Error::Invalid {
-                file: p.file,
+                file: p.file.to_string(),
                 problems,
             })
         }
