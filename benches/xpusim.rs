@@ -4,6 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use xpusim::prelude::*;
+use xpusim::Objective;
 
 fn catalog(c: &mut Criterion) {
     let builtin = || Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
@@ -29,7 +30,19 @@ fn catalog(c: &mut Criterion) {
 }
 
 fn job(cat: &Catalog, hw: &str, chips: i64, gbs: i64, precision: Precision) -> Job {
-    let model = xpusim::preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
+    job_of("llama3-405b", None, cat, hw, chips, gbs, precision)
+}
+
+fn job_of(
+    preset: &str,
+    seq_len: Option<i64>,
+    cat: &Catalog,
+    hw: &str,
+    chips: i64,
+    gbs: i64,
+    precision: Precision,
+) -> Job {
+    let model = xpusim::preset(preset).unwrap_or_else(|e| panic!("{e}"));
     let cluster = ClusterRequest {
         hardware: hw.into(),
         chips: Some(chips),
@@ -39,7 +52,7 @@ fn job(cat: &Catalog, hw: &str, chips: i64, gbs: i64, precision: Precision) -> J
     .unwrap_or_else(|e| panic!("{e:?}"));
     let setup = SetupRequest {
         global_batch: Some(gbs),
-        seq_len: Some(8192),
+        seq_len: seq_len.or(Some(8192)),
         tokens: Some(15.6e12),
         precision: Some(precision),
         ..Default::default()
@@ -78,24 +91,107 @@ fn perf(c: &mut Criterion) {
 fn sweep(c: &mut Criterion) {
     let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
-    let mut g = c.benchmark_group("sweep");
-    g.sample_size(20);
-    for (hw, chips, gbs) in [("h100-sxm", 16384, 2048), ("trn3", 1_000_000, 16000)] {
-        let job = job(&cat, hw, chips, gbs, Precision::Fp8);
+    let mut g = c.benchmark_group("search");
+    g.sample_size(10);
+    // The full default space (Calculon's knobs: ZeRO 0-3, micro-batch up to the per-replica
+    // batch, interleaving to 16, sequence parallelism on and off), best + runner-ups.
+    for (preset, seq, hw, chips, gbs, precision) in [
+        (
+            "megatron-1t",
+            Some(2048),
+            "a100-80gb",
+            3072,
+            3072,
+            Precision::Bf16,
+        ),
+        ("llama3-405b", None, "h100-sxm", 1024, 2048, Precision::Fp8),
+        ("llama3-405b", None, "h100-sxm", 16384, 2048, Precision::Fp8),
+        (
+            "llama3-405b",
+            None,
+            "h100-sxm",
+            65536,
+            16384,
+            Precision::Fp8,
+        ),
+        (
+            "llama3-405b",
+            None,
+            "trn3",
+            1_048_576,
+            16384,
+            Precision::Fp8,
+        ),
+    ] {
+        let job = job_of(preset, seq, &cat, hw, chips, gbs, precision);
         let free = LayoutConstraints::default();
         let n = search(&job, &free, &cal).map(|s| s.considered).unwrap_or(0) as u64;
         g.throughput(Throughput::Elements(n));
-        g.bench_function(
-            format!("search llama3-405b {chips} {hw} ({n} layouts)"),
-            |b| b.iter(|| search(black_box(&job), &free, &cal)),
-        );
+        g.bench_function(format!("{preset} {chips} {hw} ({n} layouts)"), |b| {
+            b.iter(|| search(black_box(&job), &free, &cal))
+        });
     }
+    g.finish();
+}
+
+/// Planning: the best chip count up to a million, and a whole scenario.
+fn plan(c: &mut Criterion) {
+    let cat = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let mut g = c.benchmark_group("plan");
+    g.sample_size(10);
+    let job = job(&cat, "trn3", 1_000_000, 16000, Precision::Fp8);
+    let settings = EconomicsRequest::default()
+        .resolve("")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let goal = xpusim::capacity::Goal {
+        objective: Objective::Time,
+        settings: &settings,
+    };
+    g.bench_function("max-chips 1000000 trn3 llama3-405b", |b| {
+        b.iter(|| {
+            xpusim::capacity::best_chip_count(
+                job.cluster(),
+                1_000_000,
+                job.model(),
+                job.setup(),
+                &LayoutConstraints::default(),
+                &cal,
+                goal,
+            )
+        })
+    });
+    let path = "scenarios/trn3-ultraserver-scaling.toml";
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    let (text, cat, cal) = (&text, &cat, &cal);
+    let scenario = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        move |b: &mut criterion::Bencher| {
+            b.iter(|| {
+                pool.install(|| {
+                    let s = Scenario::parse(path, text, cat).unwrap_or_else(|e| panic!("{e}"));
+                    s.run(cal, &EconomicsRequest::default()).len()
+                })
+            })
+        }
+    };
+    // End to end (parse, every case, the last one a best-count search up to a million), and
+    // the same on one thread: the ratio is the sweep's parallel speed-up.
+    g.bench_function(
+        "scenario trn3-ultraserver-scaling (all threads)",
+        scenario(0),
+    );
+    g.bench_function("scenario trn3-ultraserver-scaling (1 thread)", scenario(1));
+    g.bench_function("scenario trn3-ultraserver-scaling (2 threads)", scenario(2));
     g.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = catalog, perf, sweep
+    targets = catalog, perf, sweep, plan
 }
 criterion_main!(benches);

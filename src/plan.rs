@@ -24,10 +24,10 @@ use crate::calibration::Calibration;
 use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::parallelism::{Layout, LayoutConstraints};
-use crate::perf::{evaluate, Efficiency, Machine, Prediction, Shape};
+use crate::perf::{evaluate, step_if_fits, Efficiency, Machine, Prediction, Shape};
 use crate::request::LayoutChoice;
 use crate::sweep::{candidates, SearchSpace};
-use crate::units::{Flops, Seconds};
+use crate::units::{Bytes, Flops, Seconds};
 use crate::workload::{Model, TrainingSetup};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -284,22 +284,23 @@ pub fn search_in(
     // The model- and setup-dependent part of the step inputs is computed once; each candidate
     // only places its layout.
     let base = Shape::unplaced(&job.model, &job.setup);
-    let preds: Vec<Prediction> = layouts
+    let theta = fit.efficiency.to_theta();
+    // Rank by step time without building full predictions; only the winners get one.
+    let ranked: Vec<(Bytes, Option<f64>)> = layouts
         .par_iter()
-        .map(|l| evaluate(&base.place(l), &machine).predict(&fit.efficiency))
+        .map(|l| step_if_fits(&base.place(l), &machine, &theta))
         .collect();
     // Fitting layouts by step time; ties keep the candidates' order (a stable sort).
-    let mut order: Vec<usize> = (0..preds.len()).filter(|&i| preds[i].fits_memory).collect();
-    order.sort_by(|&a, &b| {
-        preds[a]
-            .step_time
-            .seconds()
-            .total_cmp(&preds[b].step_time.seconds())
-    });
-    let Some(&best) = order.first() else {
-        let least = preds
+    let mut order: Vec<(usize, f64)> = ranked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, s))| s.map(|s| (i, s)))
+        .collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let Some(&(best, _)) = order.first() else {
+        let least = ranked
             .iter()
-            .map(|p| p.memory.total().gb())
+            .map(|(m, _)| m.gb())
             .fold(f64::INFINITY, f64::min);
         return Err(Error::input(
             "layout",
@@ -311,14 +312,17 @@ pub fn search_in(
             ),
         ));
     };
-    let make = |i: usize| assemble(job, layouts[i], preds[i], &fit, &machine);
+    let make = |i: usize| {
+        let p = evaluate(&base.place(&layouts[i]), &machine).predict(&fit.efficiency);
+        assemble(job, layouts[i], p, &fit, &machine)
+    };
     Ok(Search {
         best: make(best),
         runner_ups: order
             .iter()
             .skip(1)
             .take(space.runner_ups)
-            .map(|&i| make(i))
+            .map(|&(i, _)| make(i))
             .collect(),
         considered: layouts.len(),
         fitting: order.len(),
@@ -370,6 +374,58 @@ mod tests {
     use super::*;
     use crate::hardware::Catalog;
     use crate::request::{ClusterRequest, SetupRequest};
+
+    /// The search ranks with [`step_if_fits`]; its winner is the fastest full prediction that
+    /// fits, with the same step time bit for bit, and its runner-ups follow in order.
+    #[test]
+    fn ranking_shortcut_equals_full_predictions() {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+        for (preset, hw, chips, gbs) in [
+            ("llama3-70b", "h100", 256_i64, 512_i64),
+            ("mixtral-8x7b", "trn2", 128, 256),
+        ] {
+            let model = crate::workload::preset(preset).unwrap_or_else(|e| panic!("{e}"));
+            let cluster = ClusterRequest {
+                hardware: hw.into(),
+                chips: Some(chips),
+                ..Default::default()
+            }
+            .resolve("", &catalog)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            let setup = SetupRequest {
+                global_batch: Some(gbs),
+                tokens: Some(1e12),
+                ..Default::default()
+            }
+            .resolve("", &model)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            let job = Job::new(model, setup, cluster);
+            let s =
+                search(&job, &LayoutConstraints::default(), &cal).unwrap_or_else(|e| panic!("{e}"));
+            let all = candidates(
+                &job.model,
+                &job.cluster,
+                &job.setup,
+                &LayoutConstraints::default(),
+                &SearchSpace::default(),
+            );
+            let mut full: Vec<f64> = all
+                .iter()
+                .filter_map(|l| {
+                    let p = estimate(&job, l, &cal).ok()?.prediction;
+                    p.fits_memory.then_some(p.step_time.seconds())
+                })
+                .collect();
+            full.sort_by(f64::total_cmp);
+            let got: Vec<f64> = std::iter::once(&s.best)
+                .chain(&s.runner_ups)
+                .map(|e| e.prediction.step_time.seconds())
+                .collect();
+            assert_eq!(s.fitting, full.len(), "{preset}");
+            assert_eq!(got, full[..got.len()].to_vec(), "{preset}");
+        }
+    }
 
     /// The configurations the property below evaluates.
     const CONFIGURATIONS: usize = 1_000_000;

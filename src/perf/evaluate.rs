@@ -282,6 +282,21 @@ pub fn evaluate(shape: &Shape, machine: &Machine) -> Evaluation {
     }
 }
 
+/// What a search ranks by, without the rest of a prediction: the memory per chip and, when it
+/// fits in HBM, the step time in seconds at θ — bitwise what [`Evaluation::predict`] gives.
+/// Layouts that do not fit skip the step model.
+#[must_use]
+pub fn step_if_fits(
+    shape: &Shape,
+    machine: &Machine,
+    theta: &[f64; PARAMS],
+) -> (Bytes, Option<f64>) {
+    let memory = memory::memory(shape);
+    let fits = memory.total() <= machine.hbm_capacity;
+    let step = fits.then(|| step_terms(shape, machine).linear_at(theta).at(theta));
+    (memory.total(), step)
+}
+
 impl Evaluation {
     /// Apply efficiency parameters.
     #[must_use]

@@ -54,7 +54,9 @@ mod theta;
 #[cfg(test)]
 mod tests;
 
-pub use evaluate::{evaluate, Bound, Evaluation, Prediction, StepBreakdown, StepTerms};
+pub use evaluate::{
+    evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
+};
 pub use memory::MemoryBreakdown;
 pub use shape::{Machine, Shape};
 #[cfg(test)]
