@@ -25,6 +25,8 @@
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id
 //! chips = [1024]          # one or more chip counts (a sweep)
+//! # chips_range = { from = 8, to = 65536, step = 8 }   # or factor = 2: a sweep built as it runs
+//! # max_chips = [1000000] # the best whole-system count up to each; power_mw = [..] by facility
 //! scale_out_gbit_per_chip = 200   # optional override
 //! price_usd_per_chip_hour = 2.5   # optional: your price (default: latest on-demand catalog price)
 //!

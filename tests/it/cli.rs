@@ -520,3 +520,72 @@ fn capacity_answers_how_many_tokens_and_which_model_size() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--days"), "{}", stderr(&o));
 }
+
+/// A `chips_range` sweep streams one row per count, in order, in JSON and CSV alike; counts
+/// without a valid layout are rows that say why (exit 3), and bad ranges are refused by key.
+#[test]
+fn chip_range_sweeps_stream_every_case_in_order() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let head = "schema_version = 1\nname = \"sweep\"\n[model]\npreset = \"llama3-8b\"\n\
+                [training]\nglobal_batch = 64\ntokens = 1e9\n[layout]\ntp = 8\npp = 1\n\
+                microbatch = 1\nrecompute = \"none\"\n[[hardware]]\nid = \"h100-sxm\"\n";
+    let file = dir.path().join("s.toml");
+    let write = |range: &str| {
+        std::fs::write(&file, format!("{head}chips_range = {range}\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    write("{ from = 8, to = 96, step = 8 }");
+    let f = file.display().to_string();
+    let o = xpusim(&["run", &f, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+    let chips: Vec<u64> = rows.iter().filter_map(|r| r["chips"].as_u64()).collect();
+    assert_eq!(chips, (1..=12).map(|k| 8 * k).collect::<Vec<_>>());
+    // dp = chips / 8 must divide the batch of 64: 8, 16, 32, 64 chips run.
+    let ran: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.get("error").is_none())
+        .filter_map(|r| r["chips"].as_u64())
+        .collect();
+    assert_eq!(ran, vec![8, 16, 32, 64]);
+    let csv = stdout(&xpusim(&["run", &f, "--format", "csv"]));
+    assert_eq!(csv.lines().count(), 13, "{csv}");
+    assert!(csv
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.starts_with("h100-sxm,h100-sxm,")));
+    assert!(csv
+        .lines()
+        .nth(3)
+        .is_some_and(|l| l.starts_with("h100-sxm,,,24,")));
+    write("{ from = 8, to = 8192, factor = 2 }");
+    let o = xpusim(&["run", &f, "--format", "csv"]);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        12,
+        "header and 8, 16, ..., 8192"
+    );
+    for (range, says) in [
+        ("{ from = 8, to = 4, step = 1 }", "must run from at least 1"),
+        ("{ from = 0, to = 4, step = 1 }", "must run from at least 1"),
+        ("{ from = 1, to = 4, step = 0 }", "step must be at least 1"),
+        (
+            "{ from = 1, to = 4, factor = 1 }",
+            "factor must be at least 2",
+        ),
+        ("{ from = 1, to = 4 }", "give step"),
+        ("{ from = 1, to = 4, step = 1, factor = 2 }", "not both"),
+        ("{ from = 1, to = 1000000000, step = 1 }", "more than"),
+        ("{ from = 1, to = 4, stride = 1 }", "stride"),
+    ] {
+        write(range);
+        let o = xpusim(&["run", &f]);
+        assert_eq!(o.status.code(), Some(1), "{range}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("chips_range") && e.contains(says),
+            "{range}: {e}"
+        );
+    }
+}

@@ -1,10 +1,11 @@
 //! `xpusim merge`: join the outputs of `run --shard 1/N ... N/N` back into the scenario's order.
 //!
 //! Shard `I` holds cases `I-1, I-1+N, I-1+2N, ...`, so taking one row from each shard in turn
-//! restores the order of the file. JSON outputs (arrays of rows) and CSV outputs (one header) are
-//! accepted; all files must be of one kind.
+//! restores the order of the file. JSON outputs (arrays of rows, read whole) and CSV outputs (one
+//! header; streamed, so parts of any size merge in flat memory) are accepted; all files must be of
+//! one kind.
 
-use crate::emit;
+use crate::{emit, Destination};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use xpusim::io::{read_input, OutputPath};
@@ -36,12 +37,26 @@ fn check_sizes(files: &[PathBuf], sizes: &[usize]) -> Result<()> {
 pub fn run(files: &[PathBuf], output: Option<&Path>) -> Result<()> {
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let output = output.map(|o| OutputPath::check(o, &inputs)).transpose()?;
-    let texts = files
-        .iter()
-        .map(|f| read_input(f).map_err(anyhow::Error::from))
-        .collect::<Result<Vec<_>>>()?;
-    let json = texts.iter().all(|t| t.trim_start().starts_with('['));
-    let text = if json {
+    let mut json = Vec::new();
+    for f in files {
+        let mut head = [0u8; 64];
+        let n = std::fs::File::open(f)
+            .and_then(|mut h| std::io::Read::read(&mut h, &mut head))
+            .with_context(|| format!("{}: cannot read", f.display()))?;
+        json.push(
+            String::from_utf8_lossy(&head[..n])
+                .trim_start()
+                .starts_with('['),
+        );
+    }
+    if json.iter().any(|j| *j) && !json.iter().all(|j| *j) {
+        bail!("give parts of one kind: some of these files are JSON arrays and some are not");
+    }
+    if json.iter().all(|j| *j) {
+        let texts = files
+            .iter()
+            .map(|f| read_input(f).map_err(anyhow::Error::from))
+            .collect::<Result<Vec<_>>>()?;
         let shards = files
             .iter()
             .zip(&texts)
@@ -51,43 +66,60 @@ pub fn run(files: &[PathBuf], output: Option<&Path>) -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         check_sizes(files, &shards.iter().map(Vec::len).collect::<Vec<_>>())?;
-        serde_json::to_string_pretty(&interleave(&shards))? + "\n"
-    } else {
-        let mut header: Option<csv::StringRecord> = None;
-        let mut shards = Vec::new();
-        for (f, t) in files.iter().zip(&texts) {
-            let mut r = csv::Reader::from_reader(t.as_bytes());
-            let h = r
-                .headers()
-                .with_context(|| format!("{}: not CSV with a header", f.display()))?
-                .clone();
-            match &header {
-                Some(first) if *first != h => {
-                    bail!(
-                        "{}: its CSV header differs from {}'s",
-                        f.display(),
-                        files[0].display()
-                    )
-                }
-                _ => header = Some(h),
+        return emit(
+            &(serde_json::to_string_pretty(&interleave(&shards))? + "\n"),
+            output.as_ref(),
+        );
+    }
+    merge_csv(files, output.as_ref())
+}
+
+/// CSV parts are merged as they are read, a row from each in turn, so parts of any size join in
+/// flat memory (JSON parts are read whole, up to the input limit each).
+fn merge_csv(files: &[PathBuf], output: Option<&OutputPath>) -> Result<()> {
+    let mut readers = Vec::new();
+    let mut header: Option<csv::StringRecord> = None;
+    for f in files {
+        let mut r =
+            csv::Reader::from_path(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        let h = r
+            .headers()
+            .with_context(|| format!("{}: not CSV with a header (nor a JSON array)", f.display()))?
+            .clone();
+        match &header {
+            Some(first) if *first != h => bail!(
+                "{}: its CSV header differs from {}'s",
+                f.display(),
+                files[0].display()
+            ),
+            _ => header = Some(h),
+        }
+        readers.push(r.into_records());
+    }
+    let mut sink = Destination::open(output)?;
+    let mut w = csv::Writer::from_writer(&mut sink);
+    if let Some(h) = &header {
+        w.write_record(h)?;
+    }
+    let mut sizes = vec![0usize; files.len()];
+    loop {
+        let mut any = false;
+        for (k, r) in readers.iter_mut().enumerate() {
+            if let Some(rec) = r.next() {
+                let rec = rec.with_context(|| format!("{}: malformed CSV", files[k].display()))?;
+                w.write_record(&rec)?;
+                sizes[k] += 1;
+                any = true;
             }
-            let rows = r
-                .records()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .with_context(|| format!("{}: malformed CSV", f.display()))?;
-            shards.push(rows);
         }
-        check_sizes(files, &shards.iter().map(Vec::len).collect::<Vec<_>>())?;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        if let Some(h) = &header {
-            w.write_record(h)?;
+        if !any {
+            break;
         }
-        for row in interleave(&shards) {
-            w.write_record(&row)?;
-        }
-        String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?
-    };
-    emit(&text, output.as_ref())
+    }
+    check_sizes(files, &sizes)?;
+    w.flush()?;
+    drop(w);
+    sink.finish()
 }
 
 #[cfg(test)]
