@@ -78,10 +78,14 @@ pub fn peak(chip: &Chip, chips: u64, precision: Precision) -> FlopsPerSecond {
         .map_or(FlopsPerSecond::ZERO, |p| p * chips as f64)
 }
 
-/// The chip counts tried up to `max_chips`, all whole systems with many factors of two (so that
+/// Odd parts of the chip-count multipliers: 5-smooth, so that counts divide batches like 16,000
+/// or 2,000 and layouts exist.
+const ODD_MULTIPLIERS: [u64; 9] = [1, 3, 5, 9, 15, 25, 45, 75, 125];
+
+/// The chip counts tried up to `max_chips`, all whole systems with many small factors (so that
 /// layouts divide): for each `2^k`, the largest multiple of `domain · 2^k` not above the limit,
-/// and `domain · 2^k · {1, 3, 5}` (smaller counts, which win once failures dominate); largest
-/// first, without repeats.
+/// and `domain · 2^k · m` for `m` in 1, 3, 5, 9, 15, 25, 45, 75, 125 (smaller counts, which win
+/// once failures dominate); largest first, without repeats.
 #[must_use]
 pub fn chip_counts(max_chips: u64, domain: u64) -> Vec<u64> {
     let domain = domain.max(1);
@@ -91,7 +95,7 @@ pub fn chip_counts(max_chips: u64, domain: u64) -> Vec<u64> {
             (unit <= max_chips).then(|| max_chips / unit * unit)
         })
         .chain((0..40).flat_map(|k| {
-            [1u64, 3, 5]
+            ODD_MULTIPLIERS
                 .into_iter()
                 .filter_map(move |m| domain.checked_mul(m << k))
         }))
@@ -143,24 +147,55 @@ pub fn best_chip_count(
         goal.objective
             .score(&assess(e, &base.chip, &base.system, goal.settings))
     };
-    let (best, tried, domain) =
-        lowest_over_counts(base, max_chips, model, setup, pinned, calibration, score)?;
-    let why = format!(
-        "fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {} chips",
-        best.best.chips
-    );
+    // Filling each system with a power of two of its chips is a layout choice for time, with the
+    // rest of each system left out of the job; cost and energy would not count those chips, so
+    // they compare whole systems only.
+    let fills = goal.objective == Objective::Time;
+    let (best, tried, domain) = lowest_over_counts(
+        base,
+        Counts { max_chips, fills },
+        model,
+        setup,
+        pinned,
+        calibration,
+        score,
+    )?;
+    let full = base.system.domain_chips.value.min(base.domain_chips.max(1));
+    let n = best.best.chips;
+    let why = if domain < full {
+        format!(
+            "fastest of {tried} counts up to {max_chips}: {n} chips, {} {} systems using {domain} of their {full} chips each (the other {} per system are outside this job: hot spares or another job, not costed here)",
+            n / domain,
+            base.system.id,
+            full - domain
+        )
+    } else {
+        format!("fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {n} chips")
+    };
     Ok((best, why))
+}
+
+/// Which chip counts [`lowest_over_counts`] tries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Counts {
+    /// The most chips.
+    pub max_chips: u64,
+    /// Also systems filled with the largest power of two of their chips.
+    pub fills: bool,
 }
 
 /// The search at the count of [`chip_counts`] up to `max_chips` whose best estimate has the
 /// lowest finite `score` (ties keep the larger count), with the number of counts tried and the
-/// chips per domain.
+/// chips per domain used. With `fills`, systems whose size is not a power of two (144-chip
+/// UltraServers, 72-GPU racks) are also tried filled with the largest power of two of their
+/// chips (128, 64), at most `max_chips / domain` systems: such counts split into power-of-two
+/// layouts where whole systems force a pipeline over their odd factor.
 ///
 /// # Errors
 /// [`Error::Input`] when no count has a layout that fits and a finite score.
 pub(crate) fn lowest_over_counts<F>(
     base: &Cluster,
-    max_chips: u64,
+    Counts { max_chips, fills }: Counts,
     model: &Model,
     setup: &TrainingSetup,
     pinned: &LayoutConstraints,
@@ -171,12 +206,21 @@ where
     F: Fn(&crate::plan::Estimate) -> f64 + Sync,
 {
     let domain = base.system.domain_chips.value.min(base.domain_chips.max(1));
-    let counts = chip_counts(max_chips, domain);
+    let pow2 = 1u64 << domain.ilog2();
+    let mut counts: Vec<(u64, u64)> = chip_counts(max_chips, domain)
+        .into_iter()
+        .map(|c| (c, domain))
+        .collect();
+    if fills && pow2 < domain && pow2 > 1 {
+        let limit = max_chips / domain * pow2;
+        counts.extend(chip_counts(limit, pow2).into_iter().map(|c| (c, pow2)));
+    }
     let tried = counts.len();
-    let found: Vec<Option<(f64, Search)>> = counts
+    let found: Vec<Option<(f64, Search, u64)>> = counts
         .par_iter()
-        .map(|&c| {
-            let cluster = resized(base, c).ok()?;
+        .map(|&(c, used)| {
+            let mut cluster = resized(base, c).ok()?;
+            cluster.domain_chips = used.min(c);
             let s = search(
                 &Job::new(model.clone(), setup.clone(), cluster),
                 pinned,
@@ -184,19 +228,19 @@ where
             )
             .ok()?;
             let v = score(&s.best);
-            v.is_finite().then_some((v, s))
+            v.is_finite().then_some((v, s, used))
         })
         .collect();
-    // Sequential reduction in the counts' order (largest first): deterministic at any thread count.
-    let best =
-        found
-            .into_iter()
-            .flatten()
-            .fold(None, |best: Option<(f64, Search)>, x| match best {
-                Some(b) if b.0 <= x.0 => Some(b),
-                _ => Some(x),
-            });
-    let (_, best) = best.ok_or_else(|| {
+    // Sequential reduction in the counts' order (whole systems first, each largest first):
+    // deterministic at any thread count; ties keep the earlier.
+    let best = found
+        .into_iter()
+        .flatten()
+        .fold(None, |best: Option<(f64, Search, u64)>, x| match best {
+            Some(b) if b.0 <= x.0 => Some(b),
+            _ => Some(x),
+        });
+    let (_, best, used) = best.ok_or_else(|| {
         Error::input(
             "max_chips",
             format!(
@@ -205,7 +249,7 @@ where
             ),
         )
     })?;
-    Ok((best, tried, domain))
+    Ok((best, tried, used))
 }
 
 #[cfg(test)]

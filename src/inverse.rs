@@ -56,7 +56,7 @@
 //! ```
 
 use crate::calibration::Calibration;
-use crate::capacity::lowest_over_counts;
+use crate::capacity::{lowest_over_counts, Counts};
 use crate::economics::{assess, hourly_price, PowerInputs, Settings};
 use crate::error::{Error, Problem, Result};
 use crate::hardware::{Chip, Cluster, System};
@@ -460,8 +460,12 @@ pub fn most_tokens(
         )
     };
     let score = |e: &Estimate| within(e).map_or(f64::INFINITY, |t| -t.tokens);
-    let (found, _, _) =
-        lowest_over_counts(base, max_chips, model, setup, pinned, calibration, score)?;
+    // Whole systems only: a partly filled system's idle chips would escape the budget.
+    let counts = Counts {
+        max_chips,
+        fills: false,
+    };
+    let (found, _, _) = lowest_over_counts(base, counts, model, setup, pinned, calibration, score)?;
     let t = within(&found.best)?;
     Ok((found, t))
 }

@@ -589,3 +589,55 @@ fn chip_range_sweeps_stream_every_case_in_order() {
         );
     }
 }
+
+/// Issue 10's planning question: up to a million Trainium3, the chosen count is at most a million
+/// and trains no slower (with failures, within 0.1%) than 256,000 chips, the count a planner
+/// would try by hand; when it fills UltraServers with 128 of their 144 chips it says so.
+#[test]
+fn max_chips_plans_at_least_as_well_as_the_hand_picked_count() {
+    let common = [
+        "--model",
+        "llama3-405b",
+        "--hardware",
+        "trn3",
+        "--global-batch",
+        "16000",
+        "--precision",
+        "fp8",
+        "--format",
+        "json",
+    ];
+    let days = |extra: &[&str]| {
+        let mut args = vec!["estimate"];
+        args.extend(common);
+        args.extend(extra);
+        let o = xpusim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+        let r = &v[0];
+        (
+            r["chips"].as_u64().unwrap_or(0),
+            r["effective_train_days"].as_f64().unwrap_or(f64::NAN),
+            stderr(&o) + &stdout(&o),
+        )
+    };
+    let (hand, hand_days, _) = days(&["--chips", "256000"]);
+    let (chosen, chosen_days, _) = days(&["--max-chips", "1000000"]);
+    assert_eq!(hand, 256_000);
+    assert!(chosen <= 1_000_000 && chosen > 0);
+    // Equal up to placement: the same layout in 128-chip domains rather than 144-chip ones.
+    assert!(
+        chosen_days <= hand_days * (1.0 + 1e-3),
+        "{chosen} chips: {chosen_days} vs {hand_days} days"
+    );
+    let mut args = vec!["estimate"];
+    args.extend(&common[..8]);
+    args.extend(["--max-chips", "1000000"]);
+    let text = stdout(&xpusim(&args));
+    assert!(
+        text.contains("chip count:")
+            && (text.contains("of their 144 chips") || text.contains("whole-domain")),
+        "{text}"
+    );
+}
