@@ -13,8 +13,12 @@
 //! `S` is the full buffer per rank (the all-reduce input, the all-gather output). A group whose
 //! members span several domains runs hierarchically (Thakur et al. 2005; NCCL's tree/ring
 //! hybrids): a reduce-scatter among the `k` members inside a domain over scale-up links, the
-//! collective across the `n/k` domains over scale-out with `S/k` bytes per chip (each chip uses
-//! its own share of the scale-out bandwidth), then an all-gather inside the domain.
+//! collective across the `r = n/k` domains over scale-out with `S/k` bytes per chip (each chip
+//! uses its own share of the scale-out bandwidth), then an all-gather inside the domain. Its
+//! latency is that of its phases: `k−1` scale-up steps per domain phase, and across the domains
+//! the fewer of a ring's `r−1` and the logarithmic algorithms' `⌈log2 r⌉` (tree all-reduce;
+//! recursive halving/doubling or NCCL's PAT for reduce-scatter and all-gather) scale-out steps,
+//! so that data parallelism over thousands of replicas is not charged `n−1` scale-out latencies.
 
 use crate::units::{Bytes, BytesPerSecond, Seconds};
 
@@ -50,6 +54,10 @@ pub struct Fabric {
     /// rings and trees, XLA, MiCS). When false, each chip's full share crosses the scale-out
     /// network at its own bandwidth, as in DeepSpeed ZeRO-3 before MiCS (Zhang et al., VLDB 2022).
     pub hierarchical: bool,
+    /// Hierarchical collectives cross the domains with logarithmic algorithms (tree all-reduce,
+    /// PAT or recursive halving/doubling reduce-scatter and all-gather) instead of a ring over
+    /// every rank.
+    pub logarithmic: bool,
 }
 
 /// Where a communication group sits in the rank order.
@@ -247,13 +255,41 @@ impl Fabric {
         }
     }
 
+    /// Bandwidth time of the two phases of a hierarchical `op` over `n` ranks, `k` in each of
+    /// `r` domains, `s` bytes per rank: (scale-up, scale-out).
+    fn phases(&self, op: Collective, n: u64, k: u64, r: u64, s: f64) -> (Seconds, Seconds) {
+        let up_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_up;
+        let out_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_out;
+        let shard = s / k as f64;
+        match op {
+            Collective::AllReduce => (
+                up_bw(Collective::ReduceScatter, k, s) + up_bw(Collective::AllGather, k, s),
+                out_bw(Collective::AllReduce, r, shard),
+            ),
+            Collective::ReduceScatter | Collective::AllGather => {
+                (up_bw(op, k, s), out_bw(op, r, shard))
+            }
+            Collective::AllToAll => {
+                // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain.
+                let nf = n as f64;
+                (
+                    Bytes::new(s * (k as f64 - 1.0) / nf) / self.scale_up,
+                    Bytes::new(s * (nf - k as f64) / nf) / self.scale_out,
+                )
+            }
+            Collective::PointToPoint => (Seconds::ZERO, out_bw(Collective::PointToPoint, 2, s)),
+        }
+    }
+
     /// Time of `op` on `bytes` per rank over `group`.
     ///
     /// Bandwidth: inside one domain the flat formula on scale-up links; across domains
     /// hierarchically (the scale-out phase carries `S/k` per chip, every chip on its own share of
     /// the network), or, when [`Fabric::hierarchical`] is false, the whole buffer on scale-out.
     /// Latency: a ring's `n−1` steps (a tree's `2⌈log2 n⌉` for all-reduce) each cost the latency
-    /// of the slowest link in the group — scale-out once the group leaves its domain.
+    /// of the slowest link in the group — scale-out once the group leaves its domain; with
+    /// [`Fabric::logarithmic`], each phase of a hierarchical collective pays its own steps
+    /// (`k−1` in a domain, the fewer of `r−1` and `⌈log2 r⌉` across domains).
     #[must_use]
     pub fn time(&self, op: Collective, bytes: Bytes, group: Group) -> CommTime {
         let n = group.size;
@@ -275,39 +311,66 @@ impl Fabric {
                 ..CommTime::default()
             };
         }
-        let latency = self.scale_out_latency * steps;
         if k == 1 || !self.hierarchical {
+            // One rank per domain (data parallelism across tensor-parallel domains) or a flat
+            // collective: every step leaves the domain.
+            let steps = if self.logarithmic {
+                inter_steps(op, n)
+            } else {
+                steps
+            };
             return CommTime {
                 scale_out: out_bw(op, n, s),
-                scale_out_latency: latency,
+                scale_out_latency: self.scale_out_latency * steps,
                 ..CommTime::default()
             };
         }
-        let shard = s / k as f64;
-        let (up, out) = match op {
-            Collective::AllReduce => (
-                up_bw(Collective::ReduceScatter, k, s) + up_bw(Collective::AllGather, k, s),
-                out_bw(Collective::AllReduce, r, shard),
-            ),
-            Collective::ReduceScatter | Collective::AllGather => {
-                (up_bw(op, k, s), out_bw(op, r, shard))
-            }
-            Collective::AllToAll => {
-                // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain.
-                let nf = n as f64;
-                (
-                    Bytes::new(s * (k as f64 - 1.0) / nf) / self.scale_up,
-                    Bytes::new(s * (nf - k as f64) / nf) / self.scale_out,
-                )
-            }
-            Collective::PointToPoint => (Seconds::ZERO, out_bw(Collective::PointToPoint, 2, s)),
+        if !self.logarithmic {
+            // NCCL's rings before PAT: the bandwidth is hierarchical, but the ring runs through
+            // every rank, each of its steps gated by the slowest (scale-out) hop.
+            let (up, out) = self.phases(op, n, k, r, s);
+            return CommTime {
+                scale_up: up,
+                scale_out: out,
+                scale_up_latency: Seconds::ZERO,
+                scale_out_latency: self.scale_out_latency * steps,
+            };
+        }
+        let (up, out) = self.phases(op, n, k, r, s);
+        // Latency of the two phases: the steps inside a domain over its `k` members at
+        // scale-up latency (twice for an all-reduce: reduce-scatter, then all-gather), and the
+        // steps across the `r` domains at scale-out latency. All-to-all and point-to-point
+        // exchange directly with every peer: their steps all leave the domain.
+        let ring = k as f64 - 1.0;
+        let (up_steps, out_steps) = match op {
+            Collective::AllReduce => (2.0 * ring, inter_steps(op, r)),
+            Collective::ReduceScatter | Collective::AllGather => (ring, inter_steps(op, r)),
+            Collective::AllToAll | Collective::PointToPoint => (0.0, steps),
         };
         CommTime {
             scale_up: up,
             scale_out: out,
-            scale_up_latency: Seconds::ZERO,
-            scale_out_latency: latency,
+            scale_up_latency: self.scale_up_latency * up_steps,
+            scale_out_latency: self.scale_out_latency * out_steps,
         }
+    }
+}
+
+/// Sequential steps of one phase of a hierarchical collective over `n` ranks: a ring's `n-1`,
+/// or, across domains, the logarithmic algorithms libraries pick for small shares at many ranks
+/// whichever is fewer: a double binary tree for all-reduce (NCCL 2.4), recursive halving and
+/// doubling for reduce-scatter and all-gather (Thakur, Rabenseifner and Gropp 2005; NCCL 2.23's
+/// PAT, one rank per node as in this phase), `⌈log2 n⌉` steps each way.
+fn inter_steps(op: Collective, n: u64) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let ring = n as f64 - 1.0;
+    match op {
+        Collective::AllReduce => (2.0 * ring).min(2.0 * log2_ceil(n)),
+        Collective::ReduceScatter | Collective::AllGather => ring.min(log2_ceil(n)),
+        Collective::AllToAll => ring,
+        Collective::PointToPoint => 1.0,
     }
 }
 
@@ -324,6 +387,7 @@ mod tests {
             scale_out: BytesPerSecond::from_gb_per_s(50.0),
             scale_out_latency: Seconds::ZERO,
             hierarchical: true,
+            logarithmic: false,
         }
     }
 
@@ -377,14 +441,83 @@ mod tests {
     }
 
     #[test]
-    fn a_ring_across_domains_pays_the_scale_out_latency_at_every_step() {
+    fn a_hierarchical_collective_pays_each_phase_its_own_latency() {
         let f = Fabric {
             scale_up_latency: Seconds::from_micros(2.0),
             scale_out_latency: Seconds::from_micros(10.0),
+            logarithmic: true,
             ..fabric()
         };
-        // 512 ranks, 8 per domain: 511 ring steps, each gated by an inter-domain hop.
+        // 512 ranks, 8 per domain, 64 domains: 7 ring steps inside a domain, then 6 (log2 64,
+        // recursive doubling) across domains, not 511 inter-domain hops.
         let t = f.time(
+            Collective::AllGather,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_out_latency.seconds(),
+            6.0 * 10e-6,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            t.scale_up_latency.seconds(),
+            7.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        // An all-reduce: a reduce-scatter and an all-gather in the domain, a tree across.
+        let t = f.time(
+            Collective::AllReduce,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        );
+        assert_relative_eq!(
+            t.scale_out_latency.seconds(),
+            12.0 * 10e-6,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            t.scale_up_latency.seconds(),
+            14.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        // With rings (the libraries of the published runs), or without hierarchical
+        // collectives, the ring's every step pays a scale-out latency.
+        let ring = f.time(
+            Collective::AllGather,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        );
+        let ring = Fabric {
+            logarithmic: false,
+            ..f
+        }
+        .time(
+            Collective::AllGather,
+            Bytes::new(1.0e6),
+            Group {
+                size: 512,
+                stride: 1,
+            },
+        )
+        .scale_out_latency
+        .seconds()
+            / ring.scale_out_latency.seconds();
+        assert_relative_eq!(ring, 511.0 / 6.0, max_relative = 1e-12);
+        let flat = Fabric {
+            hierarchical: false,
+            ..f
+        };
+        let t = flat.time(
             Collective::AllGather,
             Bytes::new(1.0e6),
             Group {
@@ -397,7 +530,6 @@ mod tests {
             511.0 * 10e-6,
             max_relative = 1e-12
         );
-        assert_relative_eq!(t.scale_up_latency.seconds(), 0.0);
         // Inside one domain: 7 steps of scale-up latency.
         let t = f.time(
             Collective::AllGather,
@@ -409,8 +541,8 @@ mod tests {
             7.0 * 2e-6,
             max_relative = 1e-12
         );
-        // All-reduce uses a tree when that is shorter: 2 x log2(512) = 18 steps.
-        let t = f.time(
+        // A flat all-reduce uses a tree when that is shorter: 2 x log2(512) = 18 steps.
+        let t = flat.time(
             Collective::AllReduce,
             Bytes::new(1.0e6),
             Group {

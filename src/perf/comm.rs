@@ -45,6 +45,7 @@ const ZERO2_GATHERS: f64 = 1.0;
 fn fabric(s: &Shape, m: &Machine) -> Fabric {
     Fabric {
         hierarchical: s.hierarchical,
+        logarithmic: s.logarithmic,
         ..m.fabric
     }
 }

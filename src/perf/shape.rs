@@ -34,6 +34,7 @@ pub struct Shape {
     pub(crate) tp_overlap: bool,
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
+    pub(crate) logarithmic: bool,
     pub(crate) optimizer_bytes: f64,
     pub(crate) grad_bytes: f64,
     /// Forward FLOPs per token of one layer's linear layers (layer-averaged).
@@ -122,6 +123,7 @@ impl Shape {
             tp_overlap: setup.tp_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
+            logarithmic: setup.logarithmic_collectives,
             optimizer_bytes: setup.optimizer_states.bytes_per_param(),
             grad_bytes: setup.main_grads.bytes_per_param(),
             linear_per_token: avg(
@@ -234,6 +236,7 @@ impl Machine {
                 scale_out: cluster.scale_out_per_chip,
                 scale_out_latency: cluster.system.scale_out_latency.value,
                 hierarchical: true,
+                logarithmic: false,
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
         })

@@ -360,6 +360,11 @@ pub struct SetupRequest {
     pub dp_comm_overlap: Option<bool>,
     /// Collectives aggregate inside a scale-up domain first (default true).
     pub hierarchical_collectives: Option<bool>,
+    /// Across domains, reduce-scatter and all-gather use logarithmic algorithms (NCCL 2.23's
+    /// PAT, recursive halving/doubling) and all-reduce a tree over the domains, rather than a
+    /// ring whose every step pays a scale-out latency (default false: the libraries of the
+    /// published runs; set it for current libraries and for planning at scale).
+    pub logarithmic_collectives: Option<bool>,
     /// Precision of the Adam moments (default FP32).
     pub optimizer_states: Option<OptimizerStates>,
     /// Precision of the accumulated gradients (default BF16).
@@ -454,6 +459,7 @@ impl SetupRequest {
             tp_comm_overlap: self.tp_comm_overlap.unwrap_or(true),
             dp_comm_overlap: self.dp_comm_overlap.unwrap_or(true),
             hierarchical_collectives: self.hierarchical_collectives.unwrap_or(true),
+            logarithmic_collectives: self.logarithmic_collectives.unwrap_or(false),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(MainGrads::Bf16),
         })

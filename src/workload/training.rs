@@ -72,6 +72,7 @@ pub struct TrainingSetup {
     pub(crate) tp_comm_overlap: bool,
     pub(crate) dp_comm_overlap: bool,
     pub(crate) hierarchical_collectives: bool,
+    pub(crate) logarithmic_collectives: bool,
     pub(crate) optimizer_states: OptimizerStates,
     pub(crate) main_grads: MainGrads,
 }
@@ -116,6 +117,11 @@ impl TrainingSetup {
     #[must_use]
     pub fn hierarchical_collectives(&self) -> bool {
         self.hierarchical_collectives
+    }
+    /// Collectives across domains use logarithmic algorithms (PAT, trees) instead of rings.
+    #[must_use]
+    pub fn logarithmic_collectives(&self) -> bool {
+        self.logarithmic_collectives
     }
     /// Precision of the optimizer's moments.
     #[must_use]

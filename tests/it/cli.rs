@@ -641,3 +641,43 @@ fn max_chips_plans_at_least_as_well_as_the_hand_picked_count() {
         "{text}"
     );
 }
+
+/// `--logarithmic-collectives` (NCCL 2.23's PAT, trees across domains) shortens data-parallel
+/// collectives over many replicas, whose rings pay a scale-out latency per rank, and changes
+/// nothing for a job inside one domain.
+#[test]
+fn logarithmic_collectives_cut_data_parallel_latency_at_scale() {
+    let step = |extra: &[&str], chips: &str, tp: &str| {
+        let mut args = vec![
+            "estimate",
+            "--model",
+            "llama3-70b",
+            "--hardware",
+            "h100-sxm",
+            "--chips",
+            chips,
+            "--tp",
+            tp,
+            "--pp",
+            "1",
+            "--global-batch",
+            "4096",
+            "--zero",
+            "3",
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        let o = xpusim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}"));
+        v[0]["breakdown"]["dp_comm_s"].as_f64().unwrap_or(f64::NAN)
+    };
+    let ring = step(&[], "4096", "8");
+    let log = step(&["--logarithmic-collectives"], "4096", "8");
+    assert!(log < 0.9 * ring, "DP over 512 domains: {log} vs {ring} s");
+    let inside = step(&[], "8", "1");
+    let inside_log = step(&["--logarithmic-collectives"], "8", "1");
+    assert!(inside > 0.0 && (inside - inside_log).abs() <= 1e-12 * inside);
+}

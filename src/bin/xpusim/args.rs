@@ -214,6 +214,11 @@ pub struct EstimateArgs {
     /// Collectives spanning scale-up domains do not aggregate inside a domain first.
     #[arg(long)]
     pub flat_collectives: bool,
+    /// Across domains, reduce-scatter and all-gather use logarithmic algorithms (NCCL >= 2.23
+    /// PAT, recursive halving/doubling) and all-reduce a tree, instead of rings whose every step
+    /// pays a scale-out latency (the libraries of the published runs).
+    #[arg(long)]
+    pub logarithmic_collectives: bool,
     /// Scale-out bandwidth per chip, Gbit/s per direction (default: the system's).
     #[arg(long, allow_negative_numbers = true)]
     pub scale_out_gbps: Option<f64>,

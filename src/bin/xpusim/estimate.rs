@@ -140,6 +140,7 @@ fn estimate_one(
         tp_comm_overlap: Some(!a.no_tp_overlap),
         dp_comm_overlap: Some(!a.no_dp_overlap),
         hierarchical_collectives: Some(!a.flat_collectives),
+        logarithmic_collectives: Some(a.logarithmic_collectives),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
     }
