@@ -515,6 +515,7 @@ mod tests {
         assert_relative_eq!(ring, 511.0 / 6.0, max_relative = 1e-12);
         let flat = Fabric {
             hierarchical: false,
+            logarithmic: false,
             ..f
         };
         let t = flat.time(
