@@ -47,18 +47,39 @@ pub fn calibration_table(cal: &Calibration, markdown: bool) -> String {
     table(&head, &body, markdown)
 }
 
-/// Mean and largest absolute error per study file and over all runs (a Markdown table).
+/// Mean and largest absolute error per study file, per family (the chip's calibration group, dense or
+/// mixture-of-experts) and over all runs (a Markdown table).
 pub fn summarise(runs: &[Run], cmp: &[Comparison]) -> String {
     let mut sets: Vec<(String, Vec<f64>)> = Vec::new();
+    let add = |sets: &mut Vec<(String, Vec<f64>)>, key: String, e: f64| match sets
+        .iter_mut()
+        .find(|(k, _)| *k == key)
+    {
+        Some((_, v)) => v.push(e),
+        None => sets.push((key, vec![e])),
+    };
     for (r, c) in runs.iter().zip(cmp) {
         let key = Path::new(&r.file)
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        match sets.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(c.error.abs()),
-            None => sets.push((key, vec![c.error.abs()])),
-        }
+        add(&mut sets, key, c.error.abs());
     }
+    let mut families: Vec<(String, Vec<f64>)> = Vec::new();
+    for (r, c) in runs.iter().zip(cmp) {
+        let kind = if r.model.moe.is_some() {
+            "MoE"
+        } else {
+            "dense"
+        };
+        let family = &r.cluster.chip.calibration_group;
+        add(
+            &mut families,
+            format!("family: {family} {kind}"),
+            c.error.abs(),
+        );
+    }
+    families.sort_by(|a, b| a.0.cmp(&b.0));
+    sets.extend(families);
     sets.push(("all".into(), cmp.iter().map(|c| c.error.abs()).collect()));
     let body: Vec<[String; 4]> = sets
         .iter()
