@@ -80,6 +80,10 @@ pub struct Extent {
     pub chips: u64,
     /// Sequence length.
     pub seq_len: u64,
+    /// Model FLOPs utilisation, in basis points: a run's measured MFU; in a fit's envelope the
+    /// best measured MFU plus the fit's rms error (0: not recorded, as in older files).
+    #[serde(default)]
+    pub mfu_bp: u64,
 }
 
 impl Extent {
@@ -93,6 +97,7 @@ impl Extent {
             ep: self.ep.max(o.ep),
             chips: self.chips.max(o.chips),
             seq_len: self.seq_len.max(o.seq_len),
+            mfu_bp: self.mfu_bp.max(o.mfu_bp),
         }
     }
 
@@ -110,6 +115,13 @@ impl Extent {
         .into_iter()
         .filter(|(_, v, max)| v > max)
         .map(|(n, v, max)| format!("{n} {v} > {max}"))
+        .chain((self.mfu_bp > 0 && x.mfu_bp > self.mfu_bp).then(|| {
+            format!(
+                "MFU {:.1}% > {:.1}% (best fitted + rms error)",
+                x.mfu_bp as f64 / 100.0,
+                self.mfu_bp as f64 / 100.0
+            )
+        }))
         .collect()
     }
 }
@@ -412,7 +424,16 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             })
             .collect(),
         held_out_rms_error: None,
-        envelope: runs.iter().map(|r| r.extent).reduce(Extent::max),
+        // The best measured MFU, widened by the fit's rms error: a prediction above it is
+        // beyond anything the family has shown.
+        envelope: runs
+            .iter()
+            .map(|r| r.extent)
+            .reduce(Extent::max)
+            .map(|e| Extent {
+                mfu_bp: (e.mfu_bp as f64 * (1.0 + rms)).round() as u64,
+                ..e
+            }),
         at_bound: PARAM_NAMES
             .iter()
             .enumerate()

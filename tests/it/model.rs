@@ -466,3 +466,55 @@ fn zero_group_shards_memory_within_the_group_only() {
         "{err}"
     );
 }
+
+/// Issue 8: a searched layout on every shipped preset and chip family never shows an MFU above
+/// the best measured MFU of the fit it uses plus that fit's rms error without saying so in its
+/// extrapolation flags (the flag names the ceiling).
+#[test]
+fn searched_mfu_above_the_fitted_ceiling_is_flagged() {
+    let (cat, cal) = (catalog(), cal());
+    let presets = xpusim::presets().unwrap_or_else(|e| panic!("{e}"));
+    let mut flagged = 0;
+    for hw in [
+        "a100-80gb",
+        "h100-sxm",
+        "gb300",
+        "tpu-v5p",
+        "ironwood",
+        "trn2",
+        "trn3",
+    ] {
+        let cluster = cat.cluster(hw, 64).unwrap_or_else(|e| panic!("{e}"));
+        for m in &presets {
+            let Ok(setup) = xpusim::SetupRequest {
+                global_batch: Some(256),
+                tokens: Some(1e12),
+                ..Default::default()
+            }
+            .resolve("", m) else {
+                continue;
+            };
+            let job = xpusim::Job::new(m.clone(), setup, cluster.clone());
+            let Ok(s) = xpusim::search(&job, &Default::default(), &cal) else {
+                continue;
+            };
+            let e = &s.best;
+            let ceiling = cal
+                .envelope(&e.calibration_group)
+                .map_or(0, |env| env.mfu_bp);
+            assert!(ceiling > 0, "{hw}: the shipped fit records its best MFU");
+            if e.prediction.mfu * 1e4 > ceiling as f64 + 0.5 {
+                flagged += 1;
+                assert!(
+                    e.extrapolation.iter().any(|x| x.starts_with("MFU")),
+                    "{} on {hw}: MFU {:.3} above {ceiling} bp without a flag: {:?}",
+                    m.id,
+                    e.prediction.mfu,
+                    e.extrapolation
+                );
+            }
+        }
+    }
+    // Small models on one node do exceed every published MFU in the search: they are flagged.
+    assert!(flagged > 0);
+}
