@@ -681,3 +681,45 @@ fn logarithmic_collectives_cut_data_parallel_latency_at_scale() {
     let inside_log = step(&["--logarithmic-collectives"], "8", "1");
     assert!(inside > 0.0 && (inside - inside_log).abs() <= 1e-12 * inside);
 }
+
+/// A CSV part whose every case failed has only `hardware,chips,error`; merging places its rows
+/// under the full header, byte for byte the unsharded output.
+#[test]
+fn a_part_of_failed_cases_merges_under_the_full_header() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let file = p("s.toml");
+    std::fs::write(
+        &file,
+        "schema_version = 1\nname = \"s\"\n[model]\npreset = \"llama3-8b\"\n[training]\n\
+         global_batch = 64\ntokens = 1e9\n[layout]\ntp = 8\npp = 1\nmicrobatch = 1\n\
+         [[hardware]]\nid = \"h100-sxm\"\nchips_range = { from = 8, to = 32, step = 8 }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let whole = p("all.csv");
+    let o = xpusim(&["run", &file, "--format", "csv", "-o", &whole]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "24 chips cannot run: {}",
+        stderr(&o)
+    );
+    let mut parts = Vec::new();
+    for i in 1..=4 {
+        let part = p(&format!("p{i}.csv"));
+        let shard = format!("{i}/4");
+        xpusim(&[
+            "run", &file, "--format", "csv", "--shard", &shard, "-o", &part,
+        ]);
+        parts.push(part);
+    }
+    let read = |f: &str| std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(read(&parts[2]).starts_with("hardware,chips,error\n"));
+    let merged = p("m.csv");
+    let mut args = vec!["merge"];
+    args.extend(parts.iter().map(String::as_str));
+    args.extend(["-o", &merged]);
+    let o = xpusim(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&merged), read(&whole));
+}

@@ -77,8 +77,12 @@ pub fn run(files: &[PathBuf], output: Option<&Path>) -> Result<()> {
 /// CSV parts are merged as they are read, a row from each in turn, so parts of any size join in
 /// flat memory (JSON parts are read whole, up to the input limit each).
 fn merge_csv(files: &[PathBuf], output: Option<&OutputPath>) -> Result<()> {
+    // A part whose every case failed has the short header `hardware,chips,error` (no row gave
+    // the columns); its rows are placed under the others' full header by name, as the unsharded
+    // run writes them.
+    let short = csv::StringRecord::from(vec!["hardware", "chips", "error"]);
     let mut readers = Vec::new();
-    let mut header: Option<csv::StringRecord> = None;
+    let mut headers = Vec::new();
     for f in files {
         let mut r =
             csv::Reader::from_path(f).with_context(|| format!("{}: cannot read", f.display()))?;
@@ -86,28 +90,46 @@ fn merge_csv(files: &[PathBuf], output: Option<&OutputPath>) -> Result<()> {
             .headers()
             .with_context(|| format!("{}: not CSV with a header (nor a JSON array)", f.display()))?
             .clone();
-        match &header {
-            Some(first) if *first != h => bail!(
+        headers.push(h);
+        readers.push(r.into_records());
+    }
+    let full = headers
+        .iter()
+        .find(|h| **h != short)
+        .unwrap_or(&short)
+        .clone();
+    for (f, h) in files.iter().zip(&headers) {
+        if *h != full && *h != short {
+            bail!(
                 "{}: its CSV header differs from {}'s",
                 f.display(),
                 files[0].display()
-            ),
-            _ => header = Some(h),
+            );
         }
-        readers.push(r.into_records());
     }
+    let place = |h: &csv::StringRecord, rec: &csv::StringRecord| -> csv::StringRecord {
+        if *h == full {
+            return rec.clone();
+        }
+        full.iter()
+            .map(|col| {
+                h.iter()
+                    .position(|c| c == col)
+                    .and_then(|i| rec.get(i))
+                    .unwrap_or("")
+            })
+            .collect()
+    };
     let mut sink = Destination::open(output)?;
     let mut w = csv::Writer::from_writer(&mut sink);
-    if let Some(h) = &header {
-        w.write_record(h)?;
-    }
+    w.write_record(&full)?;
     let mut sizes = vec![0usize; files.len()];
     loop {
         let mut any = false;
         for (k, r) in readers.iter_mut().enumerate() {
             if let Some(rec) = r.next() {
                 let rec = rec.with_context(|| format!("{}: malformed CSV", files[k].display()))?;
-                w.write_record(&rec)?;
+                w.write_record(&place(&headers[k], &rec))?;
                 sizes[k] += 1;
                 any = true;
             }
