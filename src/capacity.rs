@@ -118,6 +118,26 @@ pub fn resized(base: &Cluster, chips: u64) -> Result<Cluster> {
     Ok(c)
 }
 
+/// How [`best_chip_count`] chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountChoice {
+    /// In words: how many counts were tried, and the one chosen.
+    pub why: String,
+    /// Chips of each scale-up system the job uses.
+    pub used_per_system: u64,
+    /// Chips each system has.
+    pub per_system: u64,
+}
+
+impl CountChoice {
+    /// `128 of 144 per system` when systems are partly filled, else nothing.
+    #[must_use]
+    pub fn fill(&self) -> Option<String> {
+        (self.used_per_system < self.per_system)
+            .then(|| format!("{} of {} per system", self.used_per_system, self.per_system))
+    }
+}
+
 /// What a chip-count choice minimises, and the settings its runs are assessed with.
 #[derive(Clone, Copy, Debug)]
 pub struct Goal<'a> {
@@ -130,7 +150,7 @@ pub struct Goal<'a> {
 /// The best chip count up to `max_chips` (in whole scale-up domains of `base`): each count of
 /// [`chip_counts`] is searched, its best estimate assessed ([`crate::economics::assess`]), and
 /// the lowest score of `goal.objective` wins; ties keep the larger count. Returns the count's
-/// search and why it was chosen.
+/// search and how it was chosen.
 ///
 /// # Errors
 /// [`Error::Input`] when no count has a layout that fits.
@@ -142,7 +162,7 @@ pub fn best_chip_count(
     pinned: &LayoutConstraints,
     calibration: &Calibration,
     goal: Goal<'_>,
-) -> Result<(Search, String)> {
+) -> Result<(Search, CountChoice)> {
     let score = |e: &crate::plan::Estimate| {
         goal.objective
             .score(&assess(e, &base.chip, &base.system, goal.settings))
@@ -172,7 +192,14 @@ pub fn best_chip_count(
     } else {
         format!("fastest of {tried} whole-domain counts up to {max_chips} ({domain} chips per domain): {n} chips")
     };
-    Ok((best, why))
+    Ok((
+        best,
+        CountChoice {
+            why,
+            used_per_system: domain,
+            per_system: full,
+        },
+    ))
 }
 
 /// Which chip counts [`lowest_over_counts`] tries.

@@ -539,7 +539,7 @@ impl Scenario {
     /// gives its reason instead of an estimate.
     fn evaluate(
         &self,
-        case: &Case,
+        case: &mut Case,
         calibration: &Calibration,
         over: &EconomicsRequest,
     ) -> CaseOutcome {
@@ -554,7 +554,7 @@ impl Scenario {
             Sizing::UpTo | Sizing::Power(_) => {
                 let (LayoutChoice::Fixed(pinned) | LayoutChoice::Search(pinned)) = self.layout;
                 let c = &case.cluster;
-                let (found, _) = crate::capacity::best_chip_count(
+                let (found, choice) = crate::capacity::best_chip_count(
                     c,
                     c.chips,
                     &self.model,
@@ -566,6 +566,13 @@ impl Scenario {
                         settings: &economics,
                     },
                 )?;
+                if let Some(fill) = choice.fill() {
+                    // The label says when systems are partly filled (`trn3 (up to 1000000;
+                    // 128 of 144 per system)`).
+                    if let Some(open) = case.hardware.strip_suffix(')') {
+                        case.hardware = format!("{open}; {fill})");
+                    }
+                }
                 Answer::from(found)
             }
         };
@@ -593,8 +600,8 @@ impl Scenario {
             let done: Vec<_> = part
                 .par_iter()
                 .map(|&i| {
-                    let r = self.case(i).map(|c| {
-                        let r = self.evaluate(&c, calibration, over);
+                    let r = self.case(i).map(|mut c| {
+                        let r = self.evaluate(&mut c, calibration, over);
                         (c, r)
                     });
                     (i, r)

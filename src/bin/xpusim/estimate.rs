@@ -197,7 +197,7 @@ fn estimate_one(
                 goal,
             )
             .map_err(flag_errors)?;
-            why = Some(because);
+            why = Some(because.why);
             Answer::from(found)
         }
         None => {
