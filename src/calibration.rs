@@ -398,6 +398,18 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             break;
         }
     }
+    // A parameter no run informs keeps its prior, which must not claim more than the fitted
+    // sibling it stands beside: with no low-precision run, FP8/FP4 matmuls reach at most the
+    // fitted BF16 fraction of their peak (Trainium's FP8 prior of 65% above its fitted 50%
+    // made FP8 faster than BF16 on Trn1, whose two peaks are equal).
+    let fitted = Efficiency::from_theta(&theta);
+    if !runs.iter().any(|r| r.terms.low_precision_matmul()) && fitted.matmul_low > fitted.matmul {
+        theta = Efficiency {
+            matmul_low: fitted.matmul,
+            ..fitted
+        }
+        .to_theta();
+    }
     let errors: Vec<f64> = runs
         .iter()
         .map(|r| r.terms.linear_at(&theta).at(&theta) / r.measured.seconds() - 1.0)

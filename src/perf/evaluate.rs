@@ -113,6 +113,13 @@ impl StepTerms {
         base + self.dp_exposed(theta).1
     }
 
+    /// Whether any matmul runs in a low-precision format (FP8/FP4), so that a fit can learn
+    /// its efficiency.
+    #[must_use]
+    pub fn low_precision_matmul(&self) -> bool {
+        self.matmul.get(Param::MatmulLow) > 0.0
+    }
+
     /// (fraction of DP traffic exposed, its terms) at θ.
     ///
     /// Overlapped traffic is exposed by its excess over the compute window, but never by less

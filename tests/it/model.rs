@@ -518,3 +518,36 @@ fn searched_mfu_above_the_fitted_ceiling_is_flagged() {
     // Small models on one node do exceed every published MFU in the search: they are flagged.
     assert!(flagged > 0);
 }
+
+/// Issue 8: no prior exceeds a fitted sibling. Trainium's fit has no FP8 run, so FP8 matmuls get
+/// at most its fitted BF16 fraction, and on Trn1, whose FP8 and BF16 peaks are equal, FP8 is not
+/// faster than BF16.
+#[test]
+fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
+    let cal = cal();
+    for g in ["trainium", "nvidia-ampere", "tpu-v5"] {
+        let (_, eff) = cal.for_group(g, "");
+        assert!(eff.matmul_low <= eff.matmul + 1e-12, "{g}: {eff:?}");
+    }
+    let cluster = catalog()
+        .cluster("trn1", 32)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let step = |precision: Precision| {
+        let setup = setup_new(64, 4096, 1e9, precision).unwrap_or_else(|e| panic!("{e}"));
+        let job = xpusim::Job::new(model("llama3-8b"), setup, cluster.clone());
+        let l = xpusim::LayoutRequest {
+            tp: Some(8),
+            pp: Some(1),
+            ..Default::default()
+        }
+        .resolve("layout")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        xpusim::run(&job, &l, &cal)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .estimate
+            .prediction
+            .step_time
+            .seconds()
+    };
+    assert!(step(Precision::Fp8) >= step(Precision::Bf16) * (1.0 - 1e-12));
+}
