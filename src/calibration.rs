@@ -86,6 +86,16 @@ pub struct Extent {
     pub mfu_bp: u64,
 }
 
+/// A fraction in basis points, as [`Extent::mfu_bp`] holds it (0 when not a finite, positive
+/// number).
+pub(crate) fn basis_points(x: f64) -> u64 {
+    if x.is_finite() && x > 0.0 {
+        (x * 1e4).round().min(1e12) as u64
+    } else {
+        0
+    }
+}
+
 impl Extent {
     /// The larger of each size.
     #[must_use]

@@ -84,7 +84,7 @@ impl Run {
                 ep: self.layout.ep.into(),
                 chips: self.cluster.chips,
                 seq_len: self.setup.seq_len,
-                mfu_bp: basis_points(
+                mfu_bp: crate::calibration::basis_points(
                     self.evaluation.model_flops.flops()
                         / (self.measured_step.seconds()
                             * self.evaluation.chips
@@ -92,15 +92,6 @@ impl Run {
                 ),
             },
         }
-    }
-}
-
-/// A fraction in basis points (0 when not a finite, positive number).
-pub(crate) fn basis_points(x: f64) -> u64 {
-    if x.is_finite() && x > 0.0 {
-        (x * 1e4).round().min(1e12) as u64
-    } else {
-        0
     }
 }
 

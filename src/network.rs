@@ -258,16 +258,14 @@ impl Fabric {
     /// Bandwidth time of the two phases of a hierarchical `op` over `n` ranks, `k` in each of
     /// `r` domains, `s` bytes per rank: (scale-up, scale-out).
     fn phases(&self, op: Collective, n: u64, k: u64, r: u64, s: f64) -> (Seconds, Seconds) {
-        let up_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_up;
-        let out_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_out;
         let shard = s / k as f64;
         match op {
             Collective::AllReduce => (
-                up_bw(Collective::ReduceScatter, k, s) + up_bw(Collective::AllGather, k, s),
-                out_bw(Collective::AllReduce, r, shard),
+                self.up(Collective::ReduceScatter, k, s) + self.up(Collective::AllGather, k, s),
+                self.out(Collective::AllReduce, r, shard),
             ),
             Collective::ReduceScatter | Collective::AllGather => {
-                (up_bw(op, k, s), out_bw(op, r, shard))
+                (self.up(op, k, s), self.out(op, r, shard))
             }
             Collective::AllToAll => {
                 // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain.
@@ -277,8 +275,18 @@ impl Fabric {
                     Bytes::new(s * (nf - k as f64) / nf) / self.scale_out,
                 )
             }
-            Collective::PointToPoint => (Seconds::ZERO, out_bw(Collective::PointToPoint, 2, s)),
+            Collective::PointToPoint => (Seconds::ZERO, self.out(Collective::PointToPoint, 2, s)),
         }
+    }
+
+    /// Bandwidth time of `op` over `n` ranks on `bytes` per rank, on scale-up links.
+    fn up(&self, op: Collective, n: u64, bytes: f64) -> Seconds {
+        Bytes::new(volume_and_steps(op, n, bytes).0) / self.scale_up
+    }
+
+    /// The same on the scale-out network.
+    fn out(&self, op: Collective, n: u64, bytes: f64) -> Seconds {
+        Bytes::new(volume_and_steps(op, n, bytes).0) / self.scale_out
     }
 
     /// Time of `op` on `bytes` per rank over `group`.
@@ -302,11 +310,9 @@ impl Fabric {
             domains: r,
         } = self.placement(group);
         let (_, steps) = volume_and_steps(op, n, s);
-        let up_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_up;
-        let out_bw = |op, n, b| Bytes::new(volume_and_steps(op, n, b).0) / self.scale_out;
         if r == 1 {
             return CommTime {
-                scale_up: up_bw(op, n, s),
+                scale_up: self.up(op, n, s),
                 scale_up_latency: self.scale_up_latency * steps,
                 ..CommTime::default()
             };
@@ -320,7 +326,7 @@ impl Fabric {
                 steps
             };
             return CommTime {
-                scale_out: out_bw(op, n, s),
+                scale_out: self.out(op, n, s),
                 scale_out_latency: self.scale_out_latency * steps,
                 ..CommTime::default()
             };
@@ -448,114 +454,38 @@ mod tests {
             logarithmic: true,
             ..fabric()
         };
+        let time = |f: Fabric, op, size| f.time(op, Bytes::new(1.0e6), Group { size, stride: 1 });
+        let (up, out) = (2e-6, 10e-6);
+        let latency = |t: CommTime| (t.scale_up_latency.seconds(), t.scale_out_latency.seconds());
         // 512 ranks, 8 per domain, 64 domains: 7 ring steps inside a domain, then 6 (log2 64,
         // recursive doubling) across domains, not 511 inter-domain hops.
-        let t = f.time(
-            Collective::AllGather,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        );
-        assert_relative_eq!(
-            t.scale_out_latency.seconds(),
-            6.0 * 10e-6,
-            max_relative = 1e-12
-        );
-        assert_relative_eq!(
-            t.scale_up_latency.seconds(),
-            7.0 * 2e-6,
-            max_relative = 1e-12
-        );
+        let (u, o) = latency(time(f, Collective::AllGather, 512));
+        assert_relative_eq!(o, 6.0 * out, max_relative = 1e-12);
+        assert_relative_eq!(u, 7.0 * up, max_relative = 1e-12);
         // An all-reduce: a reduce-scatter and an all-gather in the domain, a tree across.
-        let t = f.time(
-            Collective::AllReduce,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        );
-        assert_relative_eq!(
-            t.scale_out_latency.seconds(),
-            12.0 * 10e-6,
-            max_relative = 1e-12
-        );
-        assert_relative_eq!(
-            t.scale_up_latency.seconds(),
-            14.0 * 2e-6,
-            max_relative = 1e-12
-        );
+        let (u, o) = latency(time(f, Collective::AllReduce, 512));
+        assert_relative_eq!(o, 12.0 * out, max_relative = 1e-12);
+        assert_relative_eq!(u, 14.0 * up, max_relative = 1e-12);
         // With rings (the libraries of the published runs), or without hierarchical
         // collectives, the ring's every step pays a scale-out latency.
-        let ring = f.time(
-            Collective::AllGather,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        );
         let ring = Fabric {
             logarithmic: false,
             ..f
-        }
-        .time(
-            Collective::AllGather,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        )
-        .scale_out_latency
-        .seconds()
-            / ring.scale_out_latency.seconds();
-        assert_relative_eq!(ring, 511.0 / 6.0, max_relative = 1e-12);
+        };
+        let (_, o) = latency(time(ring, Collective::AllGather, 512));
+        assert_relative_eq!(o, 511.0 * out, max_relative = 1e-12);
         let flat = Fabric {
             hierarchical: false,
-            logarithmic: false,
-            ..f
+            ..ring
         };
-        let t = flat.time(
-            Collective::AllGather,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        );
-        assert_relative_eq!(
-            t.scale_out_latency.seconds(),
-            511.0 * 10e-6,
-            max_relative = 1e-12
-        );
+        let (_, o) = latency(time(flat, Collective::AllGather, 512));
+        assert_relative_eq!(o, 511.0 * out, max_relative = 1e-12);
         // Inside one domain: 7 steps of scale-up latency.
-        let t = f.time(
-            Collective::AllGather,
-            Bytes::new(1.0e6),
-            Group { size: 8, stride: 1 },
-        );
-        assert_relative_eq!(
-            t.scale_up_latency.seconds(),
-            7.0 * 2e-6,
-            max_relative = 1e-12
-        );
+        let (u, _) = latency(time(f, Collective::AllGather, 8));
+        assert_relative_eq!(u, 7.0 * up, max_relative = 1e-12);
         // A flat all-reduce uses a tree when that is shorter: 2 x log2(512) = 18 steps.
-        let t = flat.time(
-            Collective::AllReduce,
-            Bytes::new(1.0e6),
-            Group {
-                size: 512,
-                stride: 1,
-            },
-        );
-        assert_relative_eq!(
-            t.scale_out_latency.seconds(),
-            18.0 * 10e-6,
-            max_relative = 1e-12
-        );
+        let (_, o) = latency(time(flat, Collective::AllReduce, 512));
+        assert_relative_eq!(o, 18.0 * out, max_relative = 1e-12);
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn assemble(
                 ep: layout.ep.into(),
                 chips: cluster.chips,
                 seq_len: setup.seq_len,
-                mfu_bp: crate::measured::basis_points(prediction.mfu),
+                mfu_bp: crate::calibration::basis_points(prediction.mfu),
             })
         }),
         feasibility,

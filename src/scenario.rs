@@ -147,9 +147,10 @@ impl RangeFile {
                 crate::request::MAX_CHIPS
             ));
         }
-        let next: Box<dyn Fn(u64) -> Option<u64>> = match (self.step, self.factor) {
-            (Some(s), None) if s >= 1 => Box::new(move |n: u64| n.checked_add(s as u64)),
-            (None, Some(f)) if f >= 2 => Box::new(move |n: u64| n.checked_mul(f as u64)),
+        // (added, multiplied): one of the two moves each count to the next.
+        let (add, mul) = match (self.step, self.factor) {
+            (Some(s), None) if s >= 1 => (s as u64, 1),
+            (None, Some(f)) if f >= 2 => (0, f as u64),
             (Some(_), Some(_)) => return Err("give step or factor, not both".into()),
             (None, None) => return Err("give step (arithmetic) or factor (geometric)".into()),
             (Some(s), None) => return Err(format!("step must be at least 1, got {s}")),
@@ -162,7 +163,7 @@ impl RangeFile {
                 return Err(format!("expands to more than {MAX_CASES} cases"));
             }
             v.push(x);
-            n = next(x);
+            n = x.checked_mul(mul).and_then(|x| x.checked_add(add));
         }
         Ok(v)
     }
@@ -492,42 +493,42 @@ impl Scenario {
     /// [`Error::Input`] when `i` is out of range, or the count does not make a cluster with
     /// the entry's overrides (only a range's inner counts are not checked when parsing).
     pub fn case(&self, i: usize) -> Result<Case> {
-        let mut j = i;
-        for e in &self.entries {
-            if j < e.counts.len() {
-                let (n, sizing) = e.counts[j];
-                let cluster = e
-                    .template
-                    .with_chips(&e.key, n)
-                    .map_err(|p| Error::Input { problems: vec![p] })?;
-                return Ok(Case {
-                    id: e.id.clone(),
-                    hardware: match sizing {
-                        Sizing::Exact => e.id.clone(),
-                        Sizing::UpTo => format!("{} (up to {n})", e.id),
-                        Sizing::Power(mw) => format!("{} ({mw} MW holds {n})", e.id),
-                    },
-                    cluster,
-                    key: e.key.clone(),
-                    economics: e.economics.clone(),
-                    sizing,
-                });
-            }
-            j -= e.counts.len();
-        }
-        Err(Error::input(
-            "case",
-            format!("case {i} is beyond the {} cases of the file", self.len()),
-        ))
+        let Some((e, (n, sizing))) = self.locate(i) else {
+            return Err(Error::input(
+                "case",
+                format!("case {i} is beyond the {} cases of the file", self.len()),
+            ));
+        };
+        let cluster = e
+            .template
+            .with_chips(&e.key, n)
+            .map_err(|p| Error::Input { problems: vec![p] })?;
+        Ok(Case {
+            id: e.id.clone(),
+            hardware: match sizing {
+                Sizing::Exact => e.id.clone(),
+                Sizing::UpTo => format!("{} (up to {n})", e.id),
+                Sizing::Power(mw) => format!("{} ({mw} MW holds {n})", e.id),
+            },
+            cluster,
+            key: e.key.clone(),
+            economics: e.economics.clone(),
+            sizing,
+        })
     }
 
     /// The hardware id and chip count of case `i`, without building it.
     #[must_use]
     pub fn case_label(&self, i: usize) -> Option<(&str, u64)> {
+        self.locate(i).map(|(e, (n, _))| (e.id.as_str(), n))
+    }
+
+    /// The entry of case `i` and its count there.
+    fn locate(&self, i: usize) -> Option<(&Entry, (u64, Sizing))> {
         let mut j = i;
         for e in &self.entries {
-            if let Some((n, _)) = e.counts.get(j) {
-                return Some((&e.id, *n));
+            if let Some(&c) = e.counts.get(j) {
+                return Some((e, c));
             }
             j -= e.counts.len();
         }

@@ -132,13 +132,13 @@ pub fn candidates(
                                 None if tp == 1 => &[false],
                                 None => &space.sequence_parallel,
                             };
-                            let Ok(sizes) = [tp, pp, dp, cp, ep, mb, v]
-                                .map(u32::try_from)
-                                .into_iter()
-                                .collect::<std::result::Result<Vec<u32>, _>>()
-                            else {
+                            // Sizes beyond u32 cannot form a layout (checked without
+                            // allocating: this runs once per candidate).
+                            let wide = [tp, pp, dp, cp, ep, mb, v];
+                            if wide.iter().any(|&x| u32::try_from(x).is_err()) {
                                 continue;
-                            };
+                            }
+                            let sizes = wide.map(|x| u32::try_from(x).unwrap_or(u32::MAX));
                             for &recompute in &recompute {
                                 for &zero in &zeros {
                                     for &sequence_parallel in sps {

@@ -47,7 +47,8 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
     // Tables need every row (column widths, the summary) and so does the plot; CSV and JSON
     // stream, so a sweep of millions of cases runs in flat memory.
     let streaming = matches!(format, Format::Csv | Format::Json);
-    let mut kept: Vec<(usize, Outcome)> = Vec::new();
+    // Rows kept for a table or a plot, and their case numbers.
+    let (mut kept, mut kept_at): (Vec<Outcome>, Vec<usize>) = (Vec::new(), Vec::new());
     let mut sink = Destination::open(output.as_ref())?;
     let mut writer = streaming.then(|| RowWriter::new(&mut sink, format));
     s.for_each(&cal, &over, keep, |i, r| -> Result<()> {
@@ -69,7 +70,8 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
             w.push(&outcome)?;
         }
         if !streaming || plot.is_some() {
-            kept.push((i, outcome));
+            kept.push(outcome);
+            kept_at.push(i);
         }
         Ok(())
     })?;
@@ -90,10 +92,9 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
                 s.setup.precision()
             ));
         }
-        let rows: Vec<Outcome> = kept.iter().map(|(_, o)| o.clone()).collect();
-        out.push_str(&report::render(&rows, format)?);
+        out.push_str(&report::render(&kept, format)?);
         if format == Format::Table {
-            out.push_str(&summary(&s, &kept));
+            out.push_str(&summary(&s, &kept_at, &kept));
         }
         sink.write_all(out.as_bytes())?;
     }
@@ -113,10 +114,10 @@ pub fn run(catalog: &Catalog, a: &RunArgs) -> Result<()> {
 
 /// Write the figure of the rows that ran (`--plot`); nothing when none did.
 #[cfg(feature = "plot")]
-fn draw(title: &str, rows: &[(usize, Outcome)], plot: &OutputPath) -> Result<()> {
+fn draw(title: &str, rows: &[Outcome], plot: &OutputPath) -> Result<()> {
     let ok: Vec<Row> = rows
         .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter_map(|r| r.as_ref().ok())
         .cloned()
         .collect();
     if ok.is_empty() {
@@ -129,17 +130,17 @@ fn draw(title: &str, rows: &[(usize, Outcome)], plot: &OutputPath) -> Result<()>
 
 /// Refused before anything runs (see [`run`]).
 #[cfg(not(feature = "plot"))]
-fn draw(_: &str, _: &[(usize, Outcome)], _: &OutputPath) -> Result<()> {
+fn draw(_: &str, _: &[Outcome], _: &OutputPath) -> Result<()> {
     Ok(())
 }
 
 /// The lines under a scenario's table: each case against the baseline, and what the budget buys.
-/// `rows` are the scenario's cases' rows with their case numbers, in the cases' order.
-fn summary(s: &Scenario, rows: &[(usize, Outcome)]) -> String {
+/// `rows` are the scenario's cases' rows in the cases' order, `at` their case numbers.
+fn summary(s: &Scenario, at: &[usize], rows: &[Outcome]) -> String {
     let mut out = String::new();
-    let ok: Vec<&Row> = rows.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let ok: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
     if let Some(base) = s.baseline.as_ref().and_then(|b| {
-        rows.iter().find_map(|(i, r)| {
+        at.iter().zip(rows).find_map(|(i, r)| {
             r.as_ref()
                 .ok()
                 .filter(|_| s.case_label(*i).is_some_and(|(id, _)| id == b))
