@@ -55,6 +55,8 @@ pub struct Sample {
     pub group: String,
     /// The chip's family (e.g. `nvidia`).
     pub family: String,
+    /// The chip's id (`h100-sxm`): a fit records which chips it has seen.
+    pub chip: String,
     /// The configuration's step terms (θ-independent).
     pub terms: StepTerms,
     /// The measured step time.
@@ -160,6 +162,9 @@ pub struct GroupFit {
     /// The largest layout sizes and scale among the fitted runs.
     #[serde(default)]
     pub envelope: Option<Extent>,
+    /// Chips with a fitted run; another chip of the group borrows the fit unmeasured.
+    #[serde(default)]
+    pub chips: Vec<String>,
 }
 
 /// A set of group fits.
@@ -312,6 +317,15 @@ impl Calibration {
     pub fn expected_error(&self, group: &str) -> Option<f64> {
         self.groups.get(group).and_then(|g| g.held_out_rms_error)
     }
+
+    /// Whether the fit named `group` was made from runs of `chip` (fits written before chips were
+    /// recorded say nothing, and count as measured).
+    #[must_use]
+    pub fn measured(&self, group: &str, chip: &str) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.chips.is_empty() || g.chips.iter().any(|c| c == chip))
+    }
 }
 
 /// Fit one set of runs.
@@ -461,6 +475,12 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             .enumerate()
             .filter(|(i, _)| fixed[*i].is_some())
             .map(|(_, n)| n.to_string())
+            .collect(),
+        chips: runs
+            .iter()
+            .map(|r| r.chip.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect(),
     })
 }

@@ -73,6 +73,7 @@ impl Run {
             study: self.file.clone(),
             group: self.cluster.chip.calibration_group.clone(),
             family: self.cluster.chip.family.clone(),
+            chip: self.cluster.chip.id.clone(),
             terms: self.evaluation.terms,
             measured: self.measured_step,
             extent: Extent {

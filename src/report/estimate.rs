@@ -67,6 +67,11 @@ pub fn estimate_details(
                 " (stand-in: no measured run of group `{chip_group}` was fitted; expect errors above the fitted \
                  groups' 4-9% held-out error, up to the ~25% of a family never measured; see README)"
             )
+        } else if !row.chip_measured {
+            format!(
+                " (no {} run was measured: the fit borrows its group's other chips; error band widened)",
+                row.chip
+            )
         } else {
             String::new()
         }

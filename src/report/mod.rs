@@ -90,6 +90,8 @@ pub struct Row {
     /// True when the chip's own calibration group had no fitted runs and a family or global
     /// fit stands in (expect the larger, held-out errors of the README).
     pub calibration_fallback: bool,
+    /// Whether the fit saw a run of this chip (false: a sibling's fit, with a widened error).
+    pub chip_measured: bool,
     /// Relative step-time error to expect: rms over the fit's studies, each predicted by a fit
     /// made without it (`null` when the fit rests on a single study).
     pub expected_error: Option<f64>,
@@ -135,6 +137,7 @@ impl Row {
             six_n_flops_per_token: e.six_n_flops_per_token.flops(),
             calibration: e.calibration_group.clone(),
             calibration_fallback: e.calibration_fallback,
+            chip_measured: e.chip_measured,
             expected_error: e.expected_error,
             extrapolation: e.extrapolation.clone(),
             economics: Assessment::default(),
@@ -368,10 +371,20 @@ fn cells(o: &Outcome) -> [String; 16] {
                     )
                 },
             ),
-            match (&r.infeasible_reason, r.extrapolation.is_empty()) {
-                (Some(why), _) => why.clone(),
-                (None, false) => format!("beyond fitted runs: {}", r.extrapolation.join(", ")),
-                (None, true) => String::new(),
+            {
+                let mut notes = Vec::new();
+                if let Some(why) = &r.infeasible_reason {
+                    notes.push(why.clone());
+                } else if !r.extrapolation.is_empty() {
+                    notes.push(format!(
+                        "beyond fitted runs: {}",
+                        r.extrapolation.join(", ")
+                    ));
+                }
+                if !r.chip_measured {
+                    notes.push(format!("no {} run measured (fit of its group)", r.chip));
+                }
+                notes.join("; ")
             },
         ],
         Err((hw, chips, reason)) => {

@@ -161,7 +161,12 @@ fn shipped_calibration_regenerates() {
         ] {
             assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-6), "{k}: fitted {x} vs shipped {y}; run `xpusim calibrate tests/data/validation -o src/calibration.toml`");
         }
+        assert_eq!(g.chips, s.chips, "{k}: chips with fitted runs");
     }
+    // Each fit records the chips it saw: H100 and Trn1 runs are fitted, Trn3 only borrows.
+    assert!(shipped.measured("nvidia-hopper", "h100-sxm"));
+    assert!(shipped.measured("trainium", "trn1"));
+    assert!(!shipped.measured("trainium", "trn3"));
 }
 
 /// Fitted efficiencies are physical: at most 100% of any peak.
