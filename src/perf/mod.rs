@@ -39,12 +39,14 @@
 //! | `hfu` | FLOPs executed: the causal half with flash attention (whose backward recomputes the scores), the full square unfused, activation recompute | no |
 //!
 //! Files: `theta` (the parameters and θ), `terms` (linear forms in θ), `shape` (the inputs),
-//! `step` (compute terms and their assembly), `comm` (communication of each parallel
+//! `gemm` (one GEMM priced from its shape: tile and wave quantization, roofline), `step`
+//! (compute terms and their assembly), `comm` (communication of each parallel
 //! dimension), `memory` (memory per chip), `evaluate` (θ applied: breakdown and prediction).
 //! A whole run is assembled in [`crate::plan`].
 
 mod comm;
 mod evaluate;
+mod gemm;
 mod memory;
 mod shape;
 mod step;
@@ -57,6 +59,7 @@ mod tests;
 pub use evaluate::{
     evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
 };
+pub use gemm::MatrixUnits;
 pub use memory::MemoryBreakdown;
 pub use shape::{Machine, Shape};
 #[cfg(test)]
