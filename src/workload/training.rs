@@ -78,13 +78,17 @@ pub struct TrainingSetup {
     pub(crate) moe_load_imbalance: f64,
 }
 
-/// Default tokens routed to the most loaded expert over the mean, `1 + MaxVio`: 1.5. Wang et al.
-/// 2024 (*Auxiliary-Loss-Free Load Balancing Strategy for Mixture-of-Experts*, arXiv:2408.15664,
-/// Table 2) report a global MaxVio of 0.72 (1B) and 0.52 (3B) for auxiliary-loss-controlled
-/// routing (the routing of the published Mixtral/Grok-style recipes) and 0.04 with their
-/// loss-free balancing; 1.5 is the rounded larger-model value. Per-batch imbalance is larger
-/// than the global one; set 1.05 for aux-loss-free routing (DeepSeek-V3).
-pub const DEFAULT_MOE_LOAD_IMBALANCE: f64 = 1.5;
+/// Default tokens routed to the most loaded expert over the mean: 1, balanced. Published routing
+/// statistics give the range to set: Wang et al. 2024 (*Auxiliary-Loss-Free Load Balancing
+/// Strategy for Mixture-of-Experts*, arXiv:2408.15664, Table 2) report a global MaxVio (the
+/// most loaded expert over the mean, less one) of 0.52–0.72 for auxiliary-loss routing of
+/// 64-expert models and 0.04 with loss-free balancing, i.e. factors 1.5–1.7 and 1.04. The
+/// default is not taken from there because the Hopper MoE runs in `tests/data/validation`
+/// (8-expert Grok-1 and Mixtral at one expert per rank, auxiliary loss) are 0–10% *faster* than
+/// a balanced prediction, where 1.5 would make them 35% slower: those recipes evidently do not
+/// see the per-expert imbalance of fine-grained models (token-level capacity or a stronger
+/// auxiliary loss may cap it). An assumption, to revisit with routing statistics of coarse MoE.
+pub const DEFAULT_MOE_LOAD_IMBALANCE: f64 = 1.0;
 /// Largest load-imbalance factor accepted: every token of a batch on one expert of 64.
 pub const MAX_MOE_LOAD_IMBALANCE: f64 = 64.0;
 
