@@ -165,8 +165,7 @@ impl Gemm {
     /// HBM bytes: both operands at `operand_bytes` per element, the output at `output_bytes`.
     pub(super) fn bytes(&self, operand_bytes: f64, output_bytes: f64) -> f64 {
         self.count
-            * (operand_bytes * (self.m * self.k + self.k * self.n)
-                + output_bytes * self.m * self.n)
+            * (operand_bytes * (self.m * self.k + self.k * self.n) + output_bytes * self.m * self.n)
     }
 }
 
@@ -202,10 +201,7 @@ impl GemmCost {
     /// the forward alone: (forward, backward).
     pub(super) fn linear(&self, tokens: f64, k: f64, n: f64, count: f64) -> (Terms, Terms) {
         let at = |p| self.terms(&Gemm::linear(p, tokens, k, n, count));
-        (
-            at(Pass::Forward),
-            at(Pass::DataGrad) + at(Pass::WeightGrad),
-        )
+        (at(Pass::Forward), at(Pass::DataGrad) + at(Pass::WeightGrad))
     }
 }
 

@@ -168,13 +168,17 @@ fn hardware_flops_never_exceed_peak() {
     let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let calibration = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let models = presets().unwrap_or_else(|e| panic!("{e}"));
-    let base = TrainingSetup::new(64, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let base =
+        TrainingSetup::new(64, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     let chips: Vec<_> = catalog.chips().iter().map(|c| c.id.clone()).collect();
     let mut rng = SplitMix(0x8_2026);
     let (mut valid, mut tried, mut worst) = (0, 0u64, 0.0f64);
     while valid < HFU_CASES {
         tried += 1;
-        assert!(tried < 50 * HFU_CASES as u64, "too few valid configurations");
+        assert!(
+            tried < 50 * HFU_CASES as u64,
+            "too few valid configurations"
+        );
         let mut model = rng.pick(&models);
         model.layers = rng.range(1, 128) as u32;
         model.ffn = 256 * rng.range(1, 128);
