@@ -387,3 +387,91 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     }
     .check(t_max, mb)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::{Catalog, Precision};
+    use crate::parallelism::Layout;
+    use crate::perf::gemm::MatrixUnits;
+    use crate::units::BytesPerSecond;
+    use crate::workload::{preset, TrainingSetup};
+    use approx::assert_relative_eq;
+
+    /// Mixtral 8x7B on 16 H100s, `tp` × `ep`, micro-batch `mb` of 4,096 tokens.
+    fn mixtral(tp: u32, ep: u32, mb: u32, imbalance: f64) -> (Shape, Machine) {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cluster = c.cluster("h100-sxm", 16).unwrap_or_else(|e| panic!("{e}"));
+        let model = preset("mixtral-8x7b").unwrap_or_else(|e| panic!("{e}"));
+        let mut setup =
+            TrainingSetup::new(256, 4096, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        setup.moe_load_imbalance = imbalance;
+        let mut l = Layout::data_parallel(16 / tp);
+        l.tp = tp;
+        l.ep = ep;
+        l.microbatch = mb;
+        l.sequence_parallel = tp > 1;
+        l.validate(&model, &cluster, &setup, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        (Shape::new(&model, &setup, &l), m)
+    }
+
+    /// Differential: with no quantization and unlimited bandwidth the GEMMs of a layer are its
+    /// FLOPs at peak, forward once and backward twice, for dense and MoE models alike; so the
+    /// matmul terms and `executed_flops_per_token` count the same FLOPs.
+    #[test]
+    fn gemms_sum_to_the_layer_flops() {
+        for (tp, ep) in [(1, 1), (2, 4), (4, 2)] {
+            let (s, m) = mixtral(tp, ep, 1, 1.0);
+            let ideal = Machine {
+                matrix_units: MatrixUnits::NONE,
+                hbm_bandwidth: BytesPerSecond::new(1e30),
+                ..m
+            };
+            let (lin, bf16) = gemm_costs(&ideal);
+            let (fwd, bwd) = linear_layers(&s, &lin, &bf16);
+            let flops = s.tokens_per_microbatch() * s.linear_per_token / tp as f64;
+            let peak = ideal.peak_linear.flops_per_second();
+            assert_relative_eq!(fwd.get(Param::Matmul) * peak, flops, max_relative = 1e-9);
+            assert_relative_eq!(
+                bwd.get(Param::Matmul) * peak,
+                BACKWARD_LINEAR * flops,
+                max_relative = 1e-9
+            );
+        }
+    }
+
+    /// The most loaded rank's excess: all of the expert's with one expert per rank, none
+    /// without expert parallelism, less with more experts per rank.
+    #[test]
+    fn rank_imbalance_limits() {
+        assert_relative_eq!(rank_imbalance(1.5, 8.0, 8.0), 1.5);
+        assert_relative_eq!(rank_imbalance(1.5, 8.0, 1.0), 1.0);
+        assert_relative_eq!(rank_imbalance(1.0, 64.0, 8.0), 1.0);
+        let few = rank_imbalance(1.5, 64.0, 32.0);
+        let many = rank_imbalance(1.5, 64.0, 4.0);
+        assert!(1.0 < many && many < few && few < 1.5, "{many} {few}");
+    }
+
+    /// Load imbalance slows the expert GEMMs of the most loaded rank by its factor; fewer
+    /// tokens per expert make each expert FLOP dearer (the weights are read for fewer rows).
+    #[test]
+    fn expert_gemms_follow_tokens_per_expert() {
+        let theta = crate::perf::Efficiency::PRIOR.to_theta();
+        let time = |s: &Shape, m: &Machine| {
+            let (lin, bf16) = gemm_costs(m);
+            linear_layers(s, &lin, &bf16).0.at(&theta)
+        };
+        let (balanced, m) = mixtral(1, 8, 1, 1.0);
+        let (skewed, _) = mixtral(1, 8, 1, 1.5);
+        assert!(time(&skewed, &m) > 1.3 * time(&balanced, &m));
+        // A tiny micro-batch: per token, slower than a large one.
+        let mut small = balanced;
+        small.seq = 64.0;
+        let mut large = balanced;
+        large.seq = 16384.0;
+        let per_token = |s: &Shape| time(s, &m) / s.tokens_per_microbatch();
+        assert!(per_token(&small) > 1.5 * per_token(&large));
+    }
+}
