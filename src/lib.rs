@@ -31,7 +31,7 @@ pub use error::{Error, Problem, Result};
 pub use hardware::{Catalog, Chip, Cluster, Precision, System};
 pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
 pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
-pub use perf::{Bound, Efficiency, MemoryBreakdown, Prediction, StepBreakdown};
+pub use perf::{Bound, Efficiency, MatrixUnits, MemoryBreakdown, Prediction, StepBreakdown};
 pub use plan::{
     estimate, run, run_in, search, search_in, Answer, Estimate, Feasibility, Job, Search,
 };

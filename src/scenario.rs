@@ -21,6 +21,7 @@
 //! hierarchical_collectives = true
 //! optimizer_states = "fp32" # or "bf16" moments
 //! main_grads = "bf16"     # or "fp32" gradient accumulation
+//! # moe_load_imbalance = 1.5 # MoE: most loaded expert's tokens over the mean (default 1)
 //!
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id

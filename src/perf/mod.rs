@@ -6,13 +6,20 @@
 //!
 //! | parameter | meaning | applies to |
 //! |---|---|---|
-//! | `matmul` | achieved / peak FLOP/s of BF16 matmuls | attention core, logits, BF16 linear layers |
-//! | `matmul_low` | achieved / peak of FP8/FP4 matmuls | linear layers in FP8/FP4 |
+//! | `matmul` | achieved fraction of the roofline of a well-shaped BF16 GEMM | attention core, logits, router, BF16 linear layers |
+//! | `matmul_low` | the same for FP8/FP4 GEMMs | linear layers in FP8/FP4 |
 //! | `memory` | achieved / peak HBM bandwidth | norms, activations, softmax, optimizer |
 //! | `kernel_overhead` | fixed cost per kernel (launch, tail) | every kernel |
 //! | `network` | achieved / link bandwidth of exposed collectives | TP (not overlapped), EP, DP exposed |
 //! | `overlap_exposure` | fraction of overlappable traffic left exposed | TP (overlapped), CP, PP |
 //! | `latency_scale` | achieved / catalog per-step link latency | the α term of every collective |
+//!
+//! Every GEMM of the linear layers and logits (forward, data and weight gradient, recompute) is
+//! priced from its own shape (`gemm`): its FLOPs with tile and wave quantization on the chip's
+//! matrix units, or its operand traffic when that is longer, so small and skinny GEMMs (few
+//! tokens per expert) run below the fitted efficiency. MoE layers run the routed experts as a
+//! grouped GEMM at the tokens the most loaded expert-parallel rank routes to each local expert
+//! (the setup's load-imbalance factor), plus the router GEMM and the permutation traffic.
 //!
 //! The step time is linear in the inverses of the efficiencies (and the kernel cost), which is
 //! what makes the calibration a least-squares fit ([`crate::calibration`]).
@@ -39,12 +46,14 @@
 //! | `hfu` | FLOPs executed: the causal half with flash attention (whose backward recomputes the scores), the full square unfused, activation recompute | no |
 //!
 //! Files: `theta` (the parameters and θ), `terms` (linear forms in θ), `shape` (the inputs),
-//! `step` (compute terms and their assembly), `comm` (communication of each parallel
+//! `gemm` (one GEMM priced from its shape: tile and wave quantization, roofline), `step`
+//! (compute terms and their assembly), `comm` (communication of each parallel
 //! dimension), `memory` (memory per chip), `evaluate` (θ applied: breakdown and prediction).
 //! A whole run is assembled in [`crate::plan`].
 
 mod comm;
 mod evaluate;
+mod gemm;
 mod memory;
 mod shape;
 mod step;
@@ -57,6 +66,7 @@ mod tests;
 pub use evaluate::{
     evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
 };
+pub use gemm::MatrixUnits;
 pub use memory::MemoryBreakdown;
 pub use shape::{Machine, Shape};
 #[cfg(test)]

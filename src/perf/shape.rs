@@ -1,5 +1,6 @@
 //! The inputs of one step: the configuration reduced to numbers, and the hardware's peaks.
 
+use super::gemm::MatrixUnits;
 use crate::error::Result;
 use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
@@ -37,8 +38,21 @@ pub struct Shape {
     pub(crate) logarithmic: bool,
     pub(crate) optimizer_bytes: f64,
     pub(crate) grad_bytes: f64,
-    /// Forward FLOPs per token of one layer's linear layers (layer-averaged).
+    /// Forward FLOPs per token of one layer's linear layers (layer-averaged); the sum of the
+    /// GEMMs below (at no load imbalance), which `gemm` prices one by one.
     pub(crate) linear_per_token: f64,
+    /// Output width of the attention block's input projections (`q`, `k`, `v` fused; for
+    /// multi-head latent attention, its low-rank projections as one equivalent GEMM of the
+    /// same FLOPs).
+    pub(crate) attn_in_width: f64,
+    /// Input width of the attention output projection (all value heads).
+    pub(crate) attn_out_width: f64,
+    /// Dense-MLP intermediate width.
+    pub(crate) ffn: f64,
+    /// Intermediate width of one expert (0 for dense models).
+    pub(crate) expert_ffn: f64,
+    /// Tokens routed to the most loaded expert over the mean (≥ 1).
+    pub(crate) moe_imbalance: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
     pub(crate) logit_per_token: f64,
@@ -53,8 +67,8 @@ pub struct Shape {
     pub(crate) chips: f64,
     /// What [`Shape::place`] needs to derive the layout's share: routed experts, shared experts,
     /// parameters of one expert, layers, and the global batch in sequences.
-    experts: f64,
-    shared_experts: f64,
+    pub(crate) experts: f64,
+    pub(crate) shared_experts: f64,
     expert_params: f64,
     layer_count: u64,
     global_batch: u64,
@@ -92,6 +106,8 @@ impl Shape {
             None => (model.ffn as f64, 0.0, model.dense_mlp_params(), 0.0, 0.0),
         };
         let tokens_per_step = setup.tokens_per_step();
+        let d = model.d_model as f64;
+        let attn_out_width = model.v_width();
         Self {
             layout: Layout {
                 tp: 1,
@@ -130,6 +146,11 @@ impl Shape {
                 (dense.attention_linear + dense.mlp).flops(),
                 (moe.attention_linear + moe.mlp).flops(),
             ),
+            attn_in_width: model.attention_params() / d - attn_out_width,
+            attn_out_width,
+            ffn: model.ffn as f64,
+            expert_ffn: model.moe.as_ref().map_or(0.0, |m| m.expert_ffn as f64),
+            moe_imbalance: setup.moe_load_imbalance,
             core_per_token: dense.attention_core.flops(),
             logit_per_token: model.logit_flops_per_token().flops(),
             attention_params: model.attention_params(),
@@ -212,6 +233,8 @@ pub struct Machine {
     pub fabric: Fabric,
     /// Whether the linear layers run in a low-precision format (FP8/FP4).
     pub low_precision: bool,
+    /// The chip's matrix units (tile and wave quantization of GEMMs).
+    pub matrix_units: MatrixUnits,
 }
 
 impl Machine {
@@ -244,6 +267,7 @@ impl Machine {
                     .map_or(0, |d| d.value),
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
+            matrix_units: MatrixUnits::of_chip(&chip.id),
         })
     }
 }

@@ -8,6 +8,7 @@
 
 use super::comm::{self, DpWindow};
 use super::evaluate::StepTerms;
+use super::gemm::GemmCost;
 use super::memory::WEIGHT_BYTES;
 use super::terms::Terms;
 use super::theta::Param;
@@ -30,6 +31,12 @@ const NORM_BYTES_PER_TOKEN_PER_D: f64 = 22.0;
 /// the token into its expert's buffer and un-permuting/combining it afterwards, each reading and
 /// writing it in BF16 (2 × (2 + 2) B). An assumption (no fused permute).
 const ROUTE_BYTES_PER_TOKEN_PER_D: f64 = 8.0;
+/// HBM bytes per token per routed expert of the router's top-k: reading the FP32 router
+/// logits and writing FP32 probabilities (4 + 4 B). An assumption (Megatron-Core keeps the
+/// router's scores in FP32).
+const ROUTER_SCORE_BYTES: f64 = 8.0;
+/// Bytes per element of an FP8 GEMM operand.
+const FP8_BYTES: f64 = 1.0;
 /// HBM bytes per element of the unfused `a·s × s` score tensor: the fused scale-mask-softmax
 /// reads the BF16 scores and writes the probabilities (2 + 2 B); dropout reads them and writes
 /// the dropped-out probabilities and a 1-byte mask (2 + 2 + 1 B). The QKᵀ write and AV read are
@@ -90,10 +97,93 @@ fn kernels(n: f64) -> Terms {
     Terms::one(Param::Kernel, n * SECONDS_PER_US)
 }
 
+/// The GEMM pricing of the linear layers' format, and of BF16 (router, logits).
+fn gemm_costs(m: &Machine) -> (GemmCost, GemmCost) {
+    let bf16 = GemmCost {
+        param: Param::Matmul,
+        peak_flop_per_s: m.peak_bf16.flops_per_second(),
+        hbm_bytes_per_s: m.hbm_bandwidth.bytes_per_second(),
+        operand_bytes: BF16_BYTES,
+        units: m.matrix_units,
+    };
+    let linear = if m.low_precision {
+        GemmCost {
+            param: Param::MatmulLow,
+            peak_flop_per_s: m.peak_linear.flops_per_second(),
+            operand_bytes: FP8_BYTES,
+            ..bf16
+        }
+    } else {
+        GemmCost {
+            peak_flop_per_s: m.peak_linear.flops_per_second(),
+            ..bf16
+        }
+    };
+    (linear, bf16)
+}
+
+/// The most loaded expert-parallel rank's expert work over the mean.
+///
+/// With expert loads independent and of relative spread `σ`, the most loaded of `E` experts
+/// is `1 + σ·z(E)` times the mean and the most loaded of `ep` ranks, each summing `L = E/ep`
+/// experts, `1 + σ·z(ep)/√L`, where `z(n) ≈ √(2 ln n)` is the expected maximum of `n` standard
+/// normals (the Gaussian extreme-value approximation). So the rank's excess is the expert's,
+/// `f − 1`, times `√(ln ep / ln E) / √L`: all of it with one expert per rank, none without
+/// expert parallelism. The independence is an assumption.
+pub(super) fn rank_imbalance(expert_imbalance: f64, experts: f64, ep: f64) -> f64 {
+    if experts <= 1.0 || ep <= 1.0 {
+        return 1.0;
+    }
+    let local = (experts / ep).max(1.0);
+    let extreme = (ep.min(experts).ln() / experts.ln()).sqrt();
+    1.0 + (expert_imbalance - 1.0) * extreme / local.sqrt()
+}
+
+/// One layer's linear layers for one micro-batch, GEMM by GEMM: (forward, backward). The
+/// attention projections and the dense MLP at `t` tokens; in MoE layers the shared experts at
+/// `t`, the routed experts as a grouped GEMM of the rank's local experts at the tokens the most
+/// loaded rank routes to each, and the router. Layer-averaged by the share of MoE layers.
+fn linear_layers(s: &Shape, lin: &GemmCost, bf16: &GemmCost) -> (Terms, Terms) {
+    let tp = s.layout.tp as f64;
+    let t = s.tokens_per_microbatch();
+    let d = s.d_model;
+    let mut fwd = Terms::default();
+    let mut bwd = Terms::default();
+    let mut add = |(f, b): (Terms, Terms), share: f64| {
+        fwd += f * share;
+        bwd += b * share;
+    };
+    // The up-projections fused into one GEMM, then the down-projection.
+    let mlp = |tokens: f64, width: f64, count: f64| {
+        let (uf, ub) = lin.linear(tokens, d, width * s.mlp_matrices / tp, count);
+        let (df, db) = lin.linear(tokens, width / tp, d, count);
+        (uf + df, ub + db)
+    };
+    add(lin.linear(t, d, s.attn_in_width / tp, 1.0), 1.0);
+    add(lin.linear(t, s.attn_out_width / tp, d, 1.0), 1.0);
+    let moe = s.moe_fraction;
+    if moe < 1.0 {
+        add(mlp(t, s.ffn, 1.0), 1.0 - moe);
+    }
+    if moe > 0.0 && s.experts > 0.0 {
+        if s.shared_experts > 0.0 {
+            add(mlp(t, s.shared_experts * s.expert_ffn, 1.0), moe);
+        }
+        let ep = s.layout.ep as f64;
+        let local = s.experts / ep;
+        let f = rank_imbalance(s.moe_imbalance, s.experts, ep);
+        add(mlp(t * s.moe_active * f / local, s.expert_ffn, local), moe);
+        add(bf16.linear(t / tp, d, s.experts, 1.0), moe);
+    }
+    (fwd, bwd)
+}
+
 /// One layer's forward pass for one micro-batch.
 struct Forward {
-    /// Linear layers (in the training format).
+    /// Linear layers (in the training format; the router in BF16).
     linear: Terms,
+    /// Their data and weight gradients.
+    linear_backward: Terms,
     /// Attention core (BF16).
     core: Terms,
     /// Memory-bound kernels.
@@ -111,21 +201,23 @@ impl Forward {
         let t = s.tokens_per_microbatch();
         let d = s.d_model;
         let flash = s.attention == AttentionKernel::Flash;
-        let lin_param = if m.low_precision {
-            Param::MatmulLow
-        } else {
-            Param::Matmul
-        };
+        let (lin, bf16) = gemm_costs(m);
+        let (linear, linear_backward) = linear_layers(s, &lin, &bf16);
         let sp_div = if l.sequence_parallel { tp } else { 1.0 };
+        let imbalance = rank_imbalance(s.moe_imbalance, s.experts, l.ep as f64);
 
-        let f_lin = t * s.linear_per_token / tp;
         let causal = if flash { FLASH_CAUSAL_FRACTION } else { 1.0 };
         let f_core = t * s.core_per_token / tp * causal;
         let bw = m.hbm_bandwidth.bytes_per_second();
-        // The MLP activation reads its inputs (one per up-projection) and writes one output.
-        let act_bytes = BF16_BYTES * t * s.mlp_width * (s.mlp_matrices + 1.0) / tp;
+        // The MLP activation reads its inputs (one per up-projection) and writes one output;
+        // the routed experts' share at the most loaded rank's tokens.
+        let routed_width = s.moe_fraction * s.moe_active * s.expert_ffn;
+        let mlp_width = s.mlp_width + routed_width * (imbalance - 1.0);
+        let act_bytes = BF16_BYTES * t * mlp_width * (s.mlp_matrices + 1.0) / tp;
         let norm_bytes = NORM_BYTES_PER_TOKEN_PER_D * t * d / sp_div;
-        let route_bytes = ROUTE_BYTES_PER_TOKEN_PER_D * t * d * s.moe_active * s.moe_fraction / tp;
+        let route_bytes = ROUTE_BYTES_PER_TOKEN_PER_D * t * d * s.moe_active * imbalance
+            + ROUTER_SCORE_BYTES * t * s.experts;
+        let route_bytes = route_bytes * s.moe_fraction / tp;
         let score_bytes = if flash {
             0.0
         } else {
@@ -137,7 +229,8 @@ impl Forward {
             UNFUSED_ATTENTION_KERNELS
         };
         Self {
-            linear: Terms::one(lin_param, f_lin / m.peak_linear.flops_per_second()),
+            linear,
+            linear_backward,
             core: Terms::one(Param::Matmul, f_core / m.peak_bf16.flops_per_second()),
             memory: Terms::one(
                 Param::Memory,
@@ -160,7 +253,7 @@ fn backward(f: &Forward, attention: AttentionKernel) -> (Terms, Terms) {
     } else {
         UNFUSED_BACKWARD_CORE
     };
-    let matmul = f.linear * BACKWARD_LINEAR + f.core * core;
+    let matmul = f.linear_backward + f.core * core;
     let total = matmul + f.memory * BACKWARD_MEMORY + kernels(BACKWARD_KERNELS * f.kernels);
     (matmul, total)
 }
@@ -185,13 +278,11 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
 fn logits(s: &Shape, m: &Machine) -> (Terms, Terms) {
     let tp = s.layout.tp as f64;
     let t = s.tokens_per_microbatch();
-    let f_logit = t * s.logit_per_token / tp;
     let bw = m.hbm_bandwidth.bytes_per_second();
+    // Forward, data and weight gradient: LOGIT_MATMUL_PASSES GEMMs.
+    let (fwd, bwd) = gemm_costs(m).1.linear(t, s.d_model, s.vocab / tp, 1.0);
     (
-        Terms::one(
-            Param::Matmul,
-            LOGIT_MATMUL_PASSES * f_logit / m.peak_bf16.flops_per_second(),
-        ),
+        fwd + bwd,
         Terms::one(Param::Memory, LOGIT_BYTES * t * s.vocab / tp / bw),
     )
 }
@@ -295,4 +386,92 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         dp_window: window,
     }
     .check(t_max, mb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::{Catalog, Precision};
+    use crate::parallelism::Layout;
+    use crate::perf::gemm::MatrixUnits;
+    use crate::units::BytesPerSecond;
+    use crate::workload::{preset, TrainingSetup};
+    use approx::assert_relative_eq;
+
+    /// Mixtral 8x7B on 16 H100s, `tp` × `ep`, micro-batch `mb` of 4,096 tokens.
+    fn mixtral(tp: u32, ep: u32, mb: u32, imbalance: f64) -> (Shape, Machine) {
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cluster = c.cluster("h100-sxm", 16).unwrap_or_else(|e| panic!("{e}"));
+        let model = preset("mixtral-8x7b").unwrap_or_else(|e| panic!("{e}"));
+        let mut setup =
+            TrainingSetup::new(256, 4096, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        setup.moe_load_imbalance = imbalance;
+        let mut l = Layout::data_parallel(16 / tp);
+        l.tp = tp;
+        l.ep = ep;
+        l.microbatch = mb;
+        l.sequence_parallel = tp > 1;
+        l.validate(&model, &cluster, &setup, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        (Shape::new(&model, &setup, &l), m)
+    }
+
+    /// Differential: with no quantization and unlimited bandwidth the GEMMs of a layer are its
+    /// FLOPs at peak, forward once and backward twice, for dense and MoE models alike; so the
+    /// matmul terms and `executed_flops_per_token` count the same FLOPs.
+    #[test]
+    fn gemms_sum_to_the_layer_flops() {
+        for (tp, ep) in [(1, 1), (2, 4), (4, 2)] {
+            let (s, m) = mixtral(tp, ep, 1, 1.0);
+            let ideal = Machine {
+                matrix_units: MatrixUnits::NONE,
+                hbm_bandwidth: BytesPerSecond::new(1e30),
+                ..m
+            };
+            let (lin, bf16) = gemm_costs(&ideal);
+            let (fwd, bwd) = linear_layers(&s, &lin, &bf16);
+            let flops = s.tokens_per_microbatch() * s.linear_per_token / tp as f64;
+            let peak = ideal.peak_linear.flops_per_second();
+            assert_relative_eq!(fwd.get(Param::Matmul) * peak, flops, max_relative = 1e-9);
+            assert_relative_eq!(
+                bwd.get(Param::Matmul) * peak,
+                BACKWARD_LINEAR * flops,
+                max_relative = 1e-9
+            );
+        }
+    }
+
+    /// The most loaded rank's excess: all of the expert's with one expert per rank, none
+    /// without expert parallelism, less with more experts per rank.
+    #[test]
+    fn rank_imbalance_limits() {
+        assert_relative_eq!(rank_imbalance(1.5, 8.0, 8.0), 1.5);
+        assert_relative_eq!(rank_imbalance(1.5, 8.0, 1.0), 1.0);
+        assert_relative_eq!(rank_imbalance(1.0, 64.0, 8.0), 1.0);
+        let few = rank_imbalance(1.5, 64.0, 32.0);
+        let many = rank_imbalance(1.5, 64.0, 4.0);
+        assert!(1.0 < many && many < few && few < 1.5, "{many} {few}");
+    }
+
+    /// Load imbalance slows the expert GEMMs of the most loaded rank by its factor; fewer
+    /// tokens per expert make each expert FLOP dearer (the weights are read for fewer rows).
+    #[test]
+    fn expert_gemms_follow_tokens_per_expert() {
+        let theta = crate::perf::Efficiency::PRIOR.to_theta();
+        let time = |s: &Shape, m: &Machine| {
+            let (lin, bf16) = gemm_costs(m);
+            linear_layers(s, &lin, &bf16).0.at(&theta)
+        };
+        let (balanced, m) = mixtral(1, 8, 1, 1.0);
+        let (skewed, _) = mixtral(1, 8, 1, 1.5);
+        assert!(time(&skewed, &m) > 1.3 * time(&balanced, &m));
+        // A tiny micro-batch: per token, slower than a large one.
+        let mut small = balanced;
+        small.seq = 64.0;
+        let mut large = balanced;
+        large.seq = 16384.0;
+        let per_token = |s: &Shape| time(s, &m) / s.tokens_per_microbatch();
+        assert!(per_token(&small) > 1.5 * per_token(&large));
+    }
 }

@@ -130,3 +130,108 @@ fn faster_matmuls_never_slow_the_step() {
         );
     }
 }
+
+/// A seeded SplitMix64 stream (Steele et al. 2014): test inputs without a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// One of `xs`.
+    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+        xs[(self.next() % xs.len() as u64) as usize].clone()
+    }
+    /// A whole number in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// Valid configurations the hardware-FLOPs property checks.
+const HFU_CASES: usize = 100_000;
+/// Rounding slack of the HFU bound: the step is a sum of hundreds of terms.
+const HFU_TOLERANCE: f64 = 1e-9;
+
+/// Issue 8: hardware FLOPs never exceed peak. Over 100,000 random valid configurations (model
+/// widths, depth, vocabulary and experts varied around every preset; layout; sequence length;
+/// precision; attention kernel; load imbalance; every catalog chip with its shipped
+/// calibration), HFU ≤ 1, and the causal-convention MFU never exceeds it.
+#[test]
+fn hardware_flops_never_exceed_peak() {
+    use crate::calibration::Calibration;
+    use crate::workload::presets;
+    let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let calibration = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let models = presets().unwrap_or_else(|e| panic!("{e}"));
+    let base =
+        TrainingSetup::new(64, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let chips: Vec<_> = catalog.chips().iter().map(|c| c.id.clone()).collect();
+    let mut rng = SplitMix(0x8_2026);
+    let (mut valid, mut tried, mut worst) = (0, 0u64, 0.0f64);
+    while valid < HFU_CASES {
+        tried += 1;
+        assert!(
+            tried < 50 * HFU_CASES as u64,
+            "too few valid configurations"
+        );
+        let mut model = rng.pick(&models);
+        model.layers = rng.range(1, 128) as u32;
+        model.ffn = 256 * rng.range(1, 128);
+        model.vocab = rng.range(1_000, 256_000);
+        if let Some(moe) = model.moe.as_mut() {
+            moe.experts = 8 * rng.range(1, 32) as u32;
+            moe.active = rng.range(1, 8) as u32;
+            moe.expert_ffn = 128 * rng.range(1, 64);
+            moe.dense_layers = moe.dense_layers.min(model.layers - 1);
+        }
+        let mut setup = base.clone();
+        setup.seq_len = 1 << rng.range(7, 17);
+        setup.precision = rng.pick(&[Precision::Bf16, Precision::Fp8, Precision::Fp4]);
+        setup.attention = rng.pick(&[AttentionKernel::Flash, AttentionKernel::Unfused]);
+        setup.moe_load_imbalance = 1.0 + rng.range(0, 100) as f64 / 25.0;
+        let tp = rng.pick(&[1, 2, 4, 8]);
+        let layout = Layout {
+            tp,
+            pp: rng.pick(&[1, 2, 4, 8, 16]),
+            dp: rng.pick(&[1, 2, 4, 8, 16, 32]),
+            cp: rng.pick(&[1, 1, 2, 4]),
+            ep: rng.pick(&[1, 1, 2, 4, 8]),
+            microbatch: rng.pick(&[1, 2, 4, 8]),
+            virtual_stages: rng.pick(&[1, 1, 2]),
+            recompute: rng.pick(&[Recompute::None, Recompute::Selective, Recompute::Full]),
+            sequence_parallel: tp > 1,
+            zero: rng.pick(&[0, 1, 3]),
+            zero_group: 0,
+        };
+        setup.global_batch = u64::from(layout.dp * layout.microbatch) * rng.range(1, 16);
+        let Ok(cluster) = catalog.cluster(&rng.pick(&chips), layout.chips()) else {
+            continue;
+        };
+        let Ok(machine) = Machine::new(&cluster, setup.precision) else {
+            continue; // the chip lacks the format
+        };
+        if layout.validate(&model, &cluster, &setup, true).is_err() {
+            continue;
+        }
+        valid += 1;
+        let shape = Shape::new(&model, &setup, &layout);
+        let (_, eff) = calibration.for_chip(&cluster.chip);
+        let p = super::evaluate(&shape, &machine).predict(&eff);
+        assert!(
+            p.hfu <= 1.0 + HFU_TOLERANCE && p.mfu_causal <= p.hfu * (1.0 + HFU_TOLERANCE),
+            "HFU {} (MFU causal {}) for {} on {} with {layout:?}, seq {}",
+            p.hfu,
+            p.mfu_causal,
+            model.id,
+            cluster.chip.id,
+            setup.seq_len
+        );
+        worst = worst.max(p.hfu);
+    }
+    assert!(worst > 0.3, "the cases never come near peak: {worst}");
+}

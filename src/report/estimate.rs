@@ -135,7 +135,7 @@ pub fn estimate_details(
         m.buffers.gb()
     );
     if let Some(x) = search.filter(|x| !x.runner_ups.is_empty()) {
-        let body: Vec<[String; 5]> = x
+        let body: Vec<[String; 6]> = x
             .runner_ups
             .iter()
             .map(|r| {
@@ -147,13 +147,22 @@ pub fn estimate_details(
                         100.0 * (r.prediction.step_time / e.prediction.step_time - 1.0)
                     ),
                     format!("{:.1}%", 100.0 * r.prediction.mfu),
+                    format!("{:.1}%", 100.0 * r.prediction.mfu_causal),
                     format!("{:.1}", r.prediction.memory.total().gb()),
                 ]
             })
             .collect();
         let _ = writeln!(s, "\nrunner-ups:");
         s.push_str(&table(
-            &["layout", "step s", "vs best", "MFU", "mem GB"].map(String::from),
+            &[
+                "layout",
+                "step s",
+                "vs best",
+                "MFU s²",
+                "MFU causal",
+                "mem GB",
+            ]
+            .map(String::from),
             &body,
             false,
         ));

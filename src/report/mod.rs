@@ -295,13 +295,15 @@ pub fn records_csv(records: &[serde_json::Value]) -> Result<String> {
 
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
-v interleaved stages; none/selective/full recompute; Z ZeRO stage. days (failures): without and with expected \
+v interleaved stages; none/selective/full recompute; Z ZeRO stage. MFU s²: model FLOPs with attention scores over the \
+full s x s square (the published runs' convention; above 100% at long context, where a causal kernel computes half of it); \
+MFU causal: scores over the causal half (never above HFU, so never above 100%). days (failures): without and with expected \
 interruptions. MWh, avg MW: facility energy and mean facility power, all-in. cost $: on the row's price basis; * an estimated price.\n";
 
 /// A result row or the reason a case could not run.
 pub type Outcome = std::result::Result<Row, (String, u64, String)>;
 
-const COLUMNS: [&str; 16] = [
+const COLUMNS: [&str; 17] = [
     "hardware",
     "chips",
     "layout",
@@ -309,7 +311,8 @@ const COLUMNS: [&str; 16] = [
     "mem GB",
     "step s",
     "tokens/s",
-    "MFU",
+    "MFU s²",
+    "MFU causal",
     "HFU",
     "days (failures)",
     "chip-hours",
@@ -320,7 +323,7 @@ const COLUMNS: [&str; 16] = [
     "note",
 ];
 
-fn cells(o: &Outcome) -> [String; 16] {
+fn cells(o: &Outcome) -> [String; 17] {
     match o {
         Ok(r) => [
             r.hardware.clone(),
@@ -350,6 +353,7 @@ fn cells(o: &Outcome) -> [String; 16] {
             format!("{:.3}", r.step_time_s),
             human(r.tokens_per_s),
             format!("{:.1}%", 100.0 * r.mfu),
+            format!("{:.1}%", 100.0 * r.mfu_causal),
             format!("{:.1}%", 100.0 * r.hfu),
             format!(
                 "{:.2} ({:.2})",
@@ -388,10 +392,10 @@ fn cells(o: &Outcome) -> [String; 16] {
             },
         ],
         Err((hw, chips, reason)) => {
-            let mut c: [String; 16] = Default::default();
+            let mut c: [String; 17] = Default::default();
             c[0] = hw.clone();
             c[1] = chips.to_string();
-            c[15] = format!("cannot run: {reason}");
+            c[16] = format!("cannot run: {reason}");
             c
         }
     }
@@ -411,7 +415,7 @@ pub fn render(rows: &[Outcome], format: Format) -> Result<String> {
             String::from_utf8(w.finish()?).map_err(|e| Error::input("output", e.to_string()))
         }
         Format::Table | Format::Markdown => {
-            let body: Vec<[String; 16]> = rows.iter().map(cells).collect();
+            let body: Vec<[String; 17]> = rows.iter().map(cells).collect();
             let mut t = table(
                 &COLUMNS.map(String::from),
                 &body,

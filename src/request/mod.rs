@@ -30,6 +30,7 @@ use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{
     AttentionKernel, MainGrads, Model, OptimizerStates, SoftwareEra, TrainingSetup,
+    DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -373,6 +374,9 @@ pub struct SetupRequest {
     pub optimizer_states: Option<OptimizerStates>,
     /// Precision of the accumulated gradients (default: the software era's).
     pub main_grads: Option<MainGrads>,
+    /// Tokens routed to the most loaded expert over the mean, 1 to 64 (default
+    /// [`crate::workload::DEFAULT_MOE_LOAD_IMBALANCE`], from published routing statistics).
+    pub moe_load_imbalance: Option<f64>,
 }
 
 impl SetupRequest {
@@ -449,8 +453,18 @@ impl SetupRequest {
                 "training precision must be bf16, fp8 or fp4",
             ));
         }
-        let (Some(global_batch), Some(seq_len), Some(tokens), true) =
-            (batch, seq_len, tokens, p.is_empty())
+        let imbalance = match self.moe_load_imbalance {
+            None => Some(DEFAULT_MOE_LOAD_IMBALANCE),
+            Some(f) => bounded(
+                &mut p,
+                key(prefix, "moe_load_imbalance"),
+                f,
+                (1.0, MAX_MOE_LOAD_IMBALANCE),
+                "the most loaded expert's tokens over the mean",
+            ),
+        };
+        let (Some(global_batch), Some(seq_len), Some(tokens), Some(moe_load_imbalance), true) =
+            (batch, seq_len, tokens, imbalance, p.is_empty())
         else {
             return Err(p);
         };
@@ -471,6 +485,7 @@ impl SetupRequest {
                 .unwrap_or(era.logarithmic_collectives),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(era.main_grads),
+            moe_load_imbalance,
         })
     }
 }

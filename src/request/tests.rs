@@ -134,3 +134,29 @@ fn a_software_era_presets_the_switches_and_each_switch_overrides_it() {
     });
     assert!(next.logarithmic_collectives() && !modern.logarithmic_collectives());
 }
+
+/// The MoE load-imbalance factor defaults to balanced and is refused below 1, above the limit,
+/// or not finite, under its key.
+#[test]
+fn moe_load_imbalance_is_checked() {
+    let r = |f: Option<f64>| SetupRequest {
+        global_batch: Some(8),
+        tokens: Some(1e9),
+        moe_load_imbalance: f,
+        ..Default::default()
+    };
+    let ok = r(None).resolve("training", &gpt3());
+    assert!(ok.is_ok_and(|s| (s.moe_load_imbalance() - DEFAULT_MOE_LOAD_IMBALANCE).abs() < 1e-12));
+    let set = r(Some(1.25)).resolve("training", &gpt3());
+    assert!(set.is_ok_and(|s| (s.moe_load_imbalance() - 1.25).abs() < 1e-12));
+    for bad in [0.5, MAX_MOE_LOAD_IMBALANCE * 2.0, f64::NAN] {
+        let keys: Vec<String> = r(Some(bad))
+            .resolve("training", &gpt3())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["training.moe_load_imbalance"], "{bad}");
+    }
+}

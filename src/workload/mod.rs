@@ -10,4 +10,5 @@ pub(crate) use spec::validate_models;
 pub use spec::{model_from_table, parse_models, preset, presets, MODEL_KEYS};
 pub use training::{
     AttentionKernel, MainGrads, OptimizerStates, SoftwareEra, SoftwareSwitches, TrainingSetup,
+    DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
 };

@@ -333,7 +333,7 @@ impl Model {
     }
 
     /// Width of the attention output (all value heads).
-    fn v_width(&self) -> f64 {
+    pub(crate) fn v_width(&self) -> f64 {
         match &self.mla {
             Some(m) => self.heads as f64 * m.v_head_dim as f64,
             None => self.heads as f64 * self.head_dim as f64,

@@ -91,8 +91,21 @@ fn gpt3_on_1024_a100_llama405b_on_16k_h100_and_a_million_trn3() {
     }
 }
 
-/// Hand calculation: one A100, a tiny dense model, BF16, no communication. The step is the sum of
-/// the basis terms at θ; matmul time equals (6 + recompute) x FLOPs / (η x peak).
+/// The time of one GEMM `m×k · k×n` on an H100 at the prior's efficiency, by hand: 132 SMs of
+/// 128×256×64 tiles (`xpusim::MatrixUnits`), quantized to whole tiles and waves, or its operand
+/// and output traffic at 3.35 TB/s when that is longer.
+fn h100_gemm_s(m: f64, n: f64, k: f64) -> f64 {
+    let tiles = (m / 128.0).ceil() * (n / 256.0).ceil();
+    let work = (tiles / 132.0).ceil() * 132.0 * 128.0 * 256.0 * (k / 64.0).ceil() * 64.0;
+    let compute = 2.0 * work / 989.4e12;
+    let traffic = 2.0 * (m * k + k * n + m * n) / 3.35e12;
+    compute.max(traffic) / 0.80
+}
+
+/// Hand calculation: one H100, a tiny dense model, BF16, no communication. The step is the sum
+/// of the basis terms at θ; matmul time is each GEMM's quantized roofline (forward, data and
+/// weight gradient of every linear layer and of the logits) plus the attention core's FLOPs,
+/// over the prior's efficiency.
 #[test]
 fn single_chip_matmul_time_is_flops_over_efficient_peak() {
     let c = catalog();
@@ -112,14 +125,23 @@ fn single_chip_matmul_time_is_flops_over_efficient_peak() {
     let e = estimate(&small, &l, &cluster, &setup, &Calibration::prior())
         .unwrap_or_else(|e| panic!("{e}"));
     let b = &e.prediction.breakdown;
-    // flash attention skips the masked half of QK^T and AV and does 2.5x forward in backward.
-    let tokens = 8.0 * 512.0;
-    let lin = (2.0 * 4.0 * 1024.0 * 1024.0 + 2.0 * 2.0 * 1024.0 * 4096.0) * 2.0 * tokens;
-    let core = 4.0 * 512.0 * 1024.0 * 2.0 * tokens * 0.5;
-    let logits = 2.0 * 1024.0 * 1000.0 * tokens;
-    let flops = 3.0 * lin + 3.5 * core + 3.0 * logits;
-    let expect = flops / (0.80 * 989.4e12);
+    // Eight micro-batches of 512 tokens; per linear layer (k, n): forward t×k·k×n, data
+    // gradient t×n·n×k, weight gradient k×t·t×n.
+    let t = 512.0;
+    let linear =
+        |k: f64, n: f64| h100_gemm_s(t, n, k) + h100_gemm_s(t, k, n) + h100_gemm_s(k, n, t);
+    let layer = linear(1024.0, 3072.0)
+        + linear(1024.0, 1024.0)
+        + linear(1024.0, 4096.0)
+        + linear(4096.0, 1024.0);
+    // Per layer, QK^T and AV over 512 keys and 2,048 query/value widths; flash attention skips
+    // the masked half and does 2.5x forward in backward.
+    let core = 2.0 * 512.0 * 2048.0 * t * 0.5 * 3.5 / (0.80 * 989.4e12);
+    let expect = 8.0 * (2.0 * (layer + core) + linear(1024.0, 1000.0));
     assert_relative_eq!(b.matmul.seconds(), expect, max_relative = 1e-9);
+    // The small GEMMs run below the prior's efficiency: tiles and waves left partly idle.
+    let flops = 8.0 * (2.0 * 3.0 * 2.0 * t * (4.0 + 2.0 * 4.0) * 1024.0 * 1024.0);
+    assert!(b.matmul.seconds() > flops / (0.80 * 989.4e12));
     assert!(
         b.tp_comm.seconds().abs() < 1e-15
             && b.dp_comm.seconds().abs() < 1e-15

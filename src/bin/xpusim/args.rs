@@ -194,6 +194,10 @@ pub struct EstimateArgs {
     /// Precision of the accumulated gradients.
     #[arg(long, value_enum)]
     pub main_grads: Option<MainGrads>,
+    /// MoE: tokens routed to the most loaded expert over the mean, 1 to 64 (default 1; published
+    /// routing statistics: 1.5-1.7 with an auxiliary loss, 1.04 aux-loss-free).
+    #[arg(long)]
+    pub moe_load_imbalance: Option<f64>,
     /// Sequence length (default: the model's).
     #[arg(long, allow_negative_numbers = true)]
     pub seq_len: Option<i64>,

@@ -144,6 +144,7 @@ fn estimate_one(
         logarithmic_collectives: a.logarithmic_collectives.then_some(true),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
+        moe_load_imbalance: a.moe_load_imbalance,
     }
     .resolve("", &model)
     .map_err(|p| problems.extend(p))
