@@ -5,7 +5,7 @@ use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
 use crate::parallelism::Layout;
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
-use crate::workload::{AttentionKernel, Model, TrainingSetup};
+use crate::workload::{AttentionKernel, Model, MoeDispatcher, TrainingSetup};
 
 /// Everything the step model needs, reduced to numbers (built once, evaluated many times).
 ///
@@ -35,6 +35,8 @@ pub struct Shape {
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
     pub(crate) logarithmic: bool,
+    pub(crate) dispatcher: MoeDispatcher,
+    pub(crate) expert_tensor_parallel: bool,
     pub(crate) optimizer_bytes: f64,
     pub(crate) grad_bytes: f64,
     /// Forward FLOPs per token of one layer's linear layers (layer-averaged).
@@ -124,6 +126,8 @@ impl Shape {
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
             logarithmic: setup.logarithmic_collectives,
+            dispatcher: setup.moe_dispatcher,
+            expert_tensor_parallel: setup.expert_tensor_parallel,
             optimizer_bytes: setup.optimizer_states.bytes_per_param(),
             grad_bytes: setup.main_grads.bytes_per_param(),
             linear_per_token: avg(

@@ -28,7 +28,9 @@ use crate::hardware::{Catalog, Chip, Cluster, Precision, System};
 use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
-use crate::workload::{AttentionKernel, MainGrads, Model, OptimizerStates, TrainingSetup};
+use crate::workload::{
+    AttentionKernel, MainGrads, Model, MoeDispatcher, OptimizerStates, TrainingSetup,
+};
 use serde::{Deserialize, Serialize};
 
 /// Largest cluster accepted: a thousand times the million-chip campuses the tool is built for.
@@ -365,6 +367,12 @@ pub struct SetupRequest {
     /// ring whose every step pays a scale-out latency (default false: the libraries of the
     /// published runs; set it for current libraries and for planning at scale).
     pub logarithmic_collectives: Option<bool>,
+    /// The MoE token dispatcher (default all-to-all; ignored by dense models).
+    pub moe_dispatcher: Option<MoeDispatcher>,
+    /// Experts split across the tensor-parallel ranks where expert parallelism divides
+    /// cp × dp (default true: Megatron-Core's expert tensor parallelism defaults to tp); false
+    /// keeps experts whole on each rank (ETP 1, as the DeepSeek-V3 recipes set it).
+    pub expert_tensor_parallel: Option<bool>,
     /// Precision of the Adam moments (default FP32).
     pub optimizer_states: Option<OptimizerStates>,
     /// Precision of the accumulated gradients (default BF16).
@@ -460,6 +468,8 @@ impl SetupRequest {
             dp_comm_overlap: self.dp_comm_overlap.unwrap_or(true),
             hierarchical_collectives: self.hierarchical_collectives.unwrap_or(true),
             logarithmic_collectives: self.logarithmic_collectives.unwrap_or(false),
+            moe_dispatcher: self.moe_dispatcher.unwrap_or_default(),
+            expert_tensor_parallel: self.expert_tensor_parallel.unwrap_or(true),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(MainGrads::Bf16),
         })

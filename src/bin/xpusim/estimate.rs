@@ -141,6 +141,8 @@ fn estimate_one(
         dp_comm_overlap: Some(!a.no_dp_overlap),
         hierarchical_collectives: Some(!a.flat_collectives),
         logarithmic_collectives: Some(a.logarithmic_collectives),
+        moe_dispatcher: a.moe_dispatcher,
+        expert_tensor_parallel: Some(!a.whole_experts),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
     }
