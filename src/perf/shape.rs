@@ -50,6 +50,10 @@ pub struct Shape {
     /// Expert parameters one EP rank holds per layer, weighted by the share of MoE layers.
     pub(crate) expert_params_avg: f64,
     pub(crate) embedding_params: f64,
+    /// Multi-token-prediction modules (each one more layer on the last stage).
+    pub(crate) mtp_modules: f64,
+    /// Parameters of the MTP projections.
+    pub(crate) mtp_projection_params: f64,
     pub(crate) model_flops_per_step: f64,
     pub(crate) tokens_per_step: f64,
     pub(crate) chips: f64,
@@ -135,11 +139,17 @@ impl Shape {
                 (moe.attention_linear + moe.mlp).flops(),
             ),
             core_per_token: dense.attention_core.flops(),
-            logit_per_token: model.logit_flops_per_token().flops(),
+            // The multi-token-prediction modules run after the last layer, beside the output
+            // head, on the last pipeline stage: priced with the logits.
+            logit_per_token: (model.logit_flops_per_token()
+                + model.mtp_flops_per_token(setup.seq_len))
+            .flops(),
             attention_params: model.attention_params(),
             mlp_params_avg,
             expert_params_avg: 0.0,
             embedding_params: model.vocab as f64 * model.d_model as f64,
+            mtp_modules: f64::from(model.mtp_modules),
+            mtp_projection_params: model.mtp_projection_params(),
             model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops()
                 * tokens_per_step,
             tokens_per_step,
@@ -186,10 +196,12 @@ impl Shape {
             / self.layout.tp as f64
     }
 
-    /// All parameters held by one chip of the most loaded stage (layers plus one embedding).
+    /// All parameters held by one chip of the most loaded stage (layers plus one embedding,
+    /// and the multi-token-prediction modules the last stage holds: each a layer-averaged layer
+    /// and its projection).
     pub(crate) fn params_per_chip(&self) -> f64 {
-        self.layer_params_per_chip() * self.layers_per_stage
-            + self.embedding_params / self.layout.tp as f64
+        self.layer_params_per_chip() * (self.layers_per_stage + self.mtp_modules)
+            + (self.embedding_params + self.mtp_projection_params) / self.layout.tp as f64
     }
 }
 
