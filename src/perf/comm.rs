@@ -619,6 +619,63 @@ mod tests {
         );
     }
 
+    /// Tensor-parallel traffic of the MoE MLP: with experts whole (ETP 1) the MoE layers drop
+    /// the MLP's two all-reduces; with experts split over the TP ranks the all-to-all
+    /// dispatcher adds `k − 1` times them (the routed copies), and the all-gather dispatcher
+    /// moves them into its own TP × EP collective.
+    #[test]
+    fn expert_tensor_parallelism_moves_the_mlp_tensor_parallel_traffic() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let mut l = with(4, 1, 8, 8, 0);
+        l.pp = 4;
+        let run = |split: bool, d: MoeDispatcher| {
+            let (s, m) = moe_setup("grok-1", l, 128, |s| {
+                s.moe_dispatcher = d;
+                s.expert_tensor_parallel = split;
+                s.tp_comm_overlap = false;
+            });
+            let c = layer(&s, &m);
+            (c.tp.total().at(&theta), c.ep, s, m)
+        };
+        let (tp_split, ep_split, s, m) = run(true, MoeDispatcher::AllToAll);
+        let (tp_whole, ep_whole, ..) = run(false, MoeDispatcher::AllToAll);
+        let (tp_gather, ..) = run(true, MoeDispatcher::AllGather);
+        let one_all_reduce = Comm::new(
+            fabric(&s, &m).time(
+                Collective::AllReduce,
+                Bytes::new(BF16_BYTES * s.tokens_per_microbatch() * s.d_model),
+                Group { size: 4, stride: 1 },
+            ),
+            Param::Network,
+        )
+        .total()
+        .at(&theta);
+        // Grok-1: every layer MoE, top-2.
+        assert_relative_eq!(
+            tp_split - tp_whole,
+            2.0 * one_all_reduce,
+            max_relative = 1e-9
+        );
+        assert_relative_eq!(tp_gather, tp_whole, max_relative = 1e-12);
+        // The split experts' routed copies: (2 − 1) × 2 all-reduces in the EP terms beside the
+        // four all-to-alls and the fixed cost.
+        let routed = Bytes::new(BF16_BYTES * s.tokens_per_microbatch() / 4.0 * s.d_model * 2.0);
+        let a2a = Comm::new(
+            fabric(&s, &m).time(Collective::AllToAll, routed, groups(&l, true).ep),
+            Param::Network,
+        )
+        .scaled(EP_ALL_TO_ALLS)
+        .total()
+        .at(&theta);
+        let fixed = 1e-6 * theta[Param::MoeFixed.index()];
+        assert_relative_eq!(
+            ep_split.total().at(&theta),
+            a2a + 2.0 * one_all_reduce + fixed,
+            max_relative = 1e-9
+        );
+        assert!(ep_whole.total().at(&theta) > 0.0);
+    }
+
     /// The fixed cost is one `moe_fixed_us` per MoE layer and micro-batch (scaled by the share
     /// of MoE layers, and by 3/2 with full recompute), and absent from dense models.
     #[test]
