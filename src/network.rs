@@ -660,6 +660,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Hierarchical dispatch never puts more bytes on the scale-out network than the
+        /// all-to-all of the same token copies (a token crosses at most once per domain), and
+        /// never a negative or non-finite time, for any group, domain size and top-k.
+        #[test]
+        fn hierarchical_dispatch_never_exceeds_the_all_to_all_on_scale_out(
+            size in 1_u64..512, stride in 1_u64..64, domain in 1_u64..128, copies in 1_u32..16,
+        ) {
+            let f = Fabric { domain_chips: domain, ..fabric() };
+            let g = Group { size, stride };
+            let token = Bytes::new(1.0e6);
+            let h = f.dispatch_hierarchical(token, f64::from(copies), g);
+            let a = f.time(Collective::AllToAll, token * f64::from(copies), g);
+            for t in [h.scale_up, h.scale_out, h.scale_up_latency, h.scale_out_latency] {
+                proptest::prop_assert!(t.seconds().is_finite() && t.seconds() >= 0.0);
+            }
+            let p = f.placement(g);
+            // With members spread evenly (every domain holding `per_domain`), the all-to-all's
+            // scale-out share is exact; uneven straddles are rounded in both.
+            if p.per_domain * p.domains == size {
+                proptest::prop_assert!(h.scale_out.seconds() <= a.scale_out.seconds() * (1.0 + 1e-12));
+            }
+        }
+    }
+
     /// A point-to-point transfer is priced on one level only.
     #[test]
     fn point_to_point_levels() {
