@@ -370,13 +370,21 @@ impl Fabric {
     /// (DeepEP's normal kernels: inter-node RDMA to the peer with the same local index, then
     /// NVLink; DeepSeek-AI 2024, arXiv:2412.19437 §3.2.2).
     ///
-    /// With `r` domains touched and `k` members in each: a token's expected number of other
-    /// domains is `(r−1)·(1 − (1 − 1/r)^copies)` (each copy independently in a uniformly drawn
-    /// domain, an assumption: routing imbalance and node-limited routing are not modelled);
-    /// scale-up carries `copies · (k−1)/k` token volumes. Latency: one step per other domain at
-    /// scale-out latency and one per other member of the domain at scale-up latency.
+    /// With `r` domains touched and `k` members in each: a token's experts lie in
+    /// `D = r·(1 − (1 − 1/r)^copies)` domains on average (each copy independently in a uniformly
+    /// drawn domain, an assumption: routing imbalance is not modelled), at most `max_domains`
+    /// with node-limited routing (0: no limit), and `(r−1)/r` of them are another domain: the
+    /// token crosses scale-out `min(D, max_domains)·(r−1)/r` times. Scale-up carries
+    /// `copies · (k−1)/k` token volumes. Latency: one step per other domain at scale-out latency
+    /// and one per other member of the domain at scale-up latency.
     #[must_use]
-    pub fn dispatch_hierarchical(&self, token: Bytes, copies: f64, group: Group) -> CommTime {
+    pub fn dispatch_hierarchical(
+        &self,
+        token: Bytes,
+        copies: f64,
+        max_domains: u32,
+        group: Group,
+    ) -> CommTime {
         let bytes = token.bytes();
         if group.size <= 1 || bytes <= 0.0 || copies <= 0.0 {
             return CommTime::default();
@@ -386,7 +394,11 @@ impl Fabric {
             domains: r,
         } = self.placement(group);
         let (kf, rf) = (k as f64, r as f64);
-        let remote_domains = (rf - 1.0) * (1.0 - (1.0 - 1.0 / rf).powf(copies));
+        let mut domains = rf * (1.0 - (1.0 - 1.0 / rf).powf(copies));
+        if max_domains > 0 {
+            domains = domains.min(f64::from(max_domains));
+        }
+        let remote_domains = domains * (rf - 1.0) / rf;
         CommTime {
             scale_up: Bytes::new(bytes * copies * (kf - 1.0) / kf) / self.scale_up,
             scale_out: Bytes::new(bytes * remote_domains) / self.scale_out,
@@ -629,7 +641,7 @@ mod tests {
         let f = fabric();
         let token = Bytes::new(1.0e6);
         let inside = Group { size: 8, stride: 1 };
-        let h = f.dispatch_hierarchical(token, 2.0, inside);
+        let h = f.dispatch_hierarchical(token, 2.0, 0, inside);
         let a2a = f.time(Collective::AllToAll, Bytes::new(2.0e6), inside);
         assert_relative_eq!(
             h.scale_up.seconds(),
@@ -643,7 +655,7 @@ mod tests {
             size: 64,
             stride: 1,
         };
-        let h = f.dispatch_hierarchical(token, 8.0, wide);
+        let h = f.dispatch_hierarchical(token, 8.0, 0, wide);
         let remote = 7.0 * (1.0 - (7.0_f64 / 8.0).powi(8));
         assert_relative_eq!(
             h.scale_out.seconds(),
@@ -653,9 +665,18 @@ mod tests {
         let a2a = f.time(Collective::AllToAll, Bytes::new(8.0e6), wide);
         assert_relative_eq!(a2a.scale_out.seconds(), 7.0e-3 / 50.0, max_relative = 1e-12);
         assert!(h.scale_out < a2a.scale_out);
+        // Node-limited routing (DeepSeek-V3: 4 domains): 8·(1 − (7/8)^8) ≈ 5.25 domains capped
+        // at 4, of which 7/8 remote.
+        let limited = f.dispatch_hierarchical(token, 8.0, 4, wide);
+        assert_relative_eq!(
+            limited.scale_out.seconds(),
+            4.0 * 7.0 / 8.0 * 1e-3 / 50.0,
+            max_relative = 1e-12
+        );
+        assert_eq!(limited.scale_up, h.scale_up);
         // Nothing to send, nothing to pay.
         assert_eq!(
-            f.dispatch_hierarchical(token, 8.0, Group { size: 1, stride: 1 }),
+            f.dispatch_hierarchical(token, 8.0, 0, Group { size: 1, stride: 1 }),
             CommTime::default()
         );
     }
@@ -667,11 +688,12 @@ mod tests {
         #[test]
         fn hierarchical_dispatch_never_exceeds_the_all_to_all_on_scale_out(
             size in 1_u64..512, stride in 1_u64..64, domain in 1_u64..128, copies in 1_u32..16,
+            limit in 0_u32..8,
         ) {
             let f = Fabric { domain_chips: domain, ..fabric() };
             let g = Group { size, stride };
             let token = Bytes::new(1.0e6);
-            let h = f.dispatch_hierarchical(token, f64::from(copies), g);
+            let h = f.dispatch_hierarchical(token, f64::from(copies), limit, g);
             let a = f.time(Collective::AllToAll, token * f64::from(copies), g);
             for t in [h.scale_up, h.scale_out, h.scale_up_latency, h.scale_out_latency] {
                 proptest::prop_assert!(t.seconds().is_finite() && t.seconds() >= 0.0);

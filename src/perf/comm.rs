@@ -254,7 +254,7 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, full: bool) -> Comm {
             )
         }
         MoeDispatcher::Hierarchical => Comm::new(
-            fab.dispatch_hierarchical(Bytes::new(token * tokens), k, g.ep),
+            fab.dispatch_hierarchical(Bytes::new(token * tokens), k, s.max_routed_domains, g.ep),
             Param::Network,
         ),
     };

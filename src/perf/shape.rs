@@ -25,6 +25,8 @@ pub struct Shape {
     pub(crate) moe_fraction: f64,
     /// Routed experts per token (top-k); 0 for dense models.
     pub(crate) moe_active: f64,
+    /// Node-limited routing: scale-up domains a token's experts may span (0: no limit).
+    pub(crate) max_routed_domains: u32,
     pub(crate) vocab: f64,
     pub(crate) seq: f64,
     pub(crate) layers: f64,
@@ -120,6 +122,7 @@ impl Shape {
             mlp_matrices: model.mlp.matrices() - 1.0,
             moe_fraction,
             moe_active,
+            max_routed_domains: model.moe.as_ref().map_or(0, |m| m.max_routed_domains),
             vocab: model.vocab as f64,
             seq: setup.seq_len as f64,
             layers,

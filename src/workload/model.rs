@@ -69,6 +69,10 @@ pub struct Moe {
     /// Leading layers that are dense (use `ffn`).
     #[serde(default)]
     pub dense_layers: u32,
+    /// Node-limited routing: each token's experts lie in at most this many scale-up domains
+    /// (DeepSeek-V3: 4 nodes; arXiv:2412.19437 §2.1.2). 0: no limit.
+    #[serde(default)]
+    pub max_routed_domains: u32,
 }
 
 /// Multi-head latent attention (DeepSeek-V2/V3): queries and keys/values pass through low-rank
@@ -131,6 +135,8 @@ pub(crate) struct MoeFile {
     expert_ffn: i64,
     #[serde(default)]
     dense_layers: i64,
+    #[serde(default)]
+    max_routed_domains: i64,
 }
 
 /// A validated transformer.
@@ -239,7 +245,14 @@ impl Model {
                     format!("must be between 0 and layers ({layers})"),
                 ));
             }
+            if m.max_routed_domains < 0 || m.max_routed_domains as u64 > MAX_EXPERTS {
+                p.push(Problem::new(
+                    format!("{at}.max_routed_domains"),
+                    format!("must be between 0 (no limit) and {MAX_EXPERTS}"),
+                ));
+            }
             Moe {
+                max_routed_domains: m.max_routed_domains.clamp(0, MAX_EXPERTS as i64) as u32,
                 experts: experts.min(MAX_EXPERTS + 1) as u32,
                 active: active.min(MAX_EXPERTS + 1) as u32,
                 shared: m.shared.clamp(0, MAX_EXPERTS as i64 + 1) as u32,
@@ -607,6 +620,8 @@ mod mla_tests {
         assert_eq!((m.layers, m.moe_layers(), m.mtp_modules), (61, 58, 1));
         let moe = m.moe.as_ref().unwrap_or_else(|| panic!("MoE"));
         assert_eq!((moe.experts, moe.active, moe.shared), (256, 8, 1));
+        // Node-limited routing to at most 4 nodes (§2.1.2).
+        assert_eq!(moe.max_routed_domains, 4);
         assert_relative_eq!(m.params() / 1e9, 671.0, max_relative = 0.005);
         assert_relative_eq!(m.active_params() / 1e9, 37.0, max_relative = 0.02);
         let checkpoint_mtp = m.mtp_params() + m.embedding_params();
