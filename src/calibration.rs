@@ -44,6 +44,7 @@ const BOUNDS: [(f64, f64); PARAMS] = [
     (1.0, 50.0),
     (0.0, 1.0),
     (0.0, 50.0),
+    (0.0, 5000.0),
 ];
 
 /// One measurement to fit: the step terms of a configuration and its measured step time.
@@ -249,12 +250,14 @@ impl Calibration {
                 if !(t.is_finite() && t >= *lo && t <= *hi) {
                     let value = match PARAM_NAMES[i] {
                         "kernel_overhead_us" => g.efficiency.kernel_overhead_us,
+                        "moe_fixed_us" => g.efficiency.moe_fixed_us,
                         "overlap_exposure" => g.efficiency.overlap_exposure,
                         "latency_scale" => g.efficiency.latency_scale,
                         _ => 1.0 / t,
                     };
                     let range = match PARAM_NAMES[i] {
-                        "kernel_overhead_us" | "overlap_exposure" | "latency_scale" => {
+                        "kernel_overhead_us" | "overlap_exposure" | "latency_scale"
+                        | "moe_fixed_us" => {
                             format!("{lo} to {hi}")
                         }
                         _ => format!("{} to {}", 1.0 / hi, 1.0 / lo),
@@ -431,6 +434,15 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
         theta = Efficiency {
             matmul_low: fitted.matmul,
             ..fitted
+        }
+        .to_theta();
+    }
+    // Likewise the MoE fixed cost: without an MoE run its coefficient is zero in every row, so
+    // the normal equations already return the prior; hold it there explicitly.
+    if !runs.iter().any(|r| r.terms.has_moe_layers()) {
+        theta = Efficiency {
+            moe_fixed_us: Efficiency::PRIOR.moe_fixed_us,
+            ..Efficiency::from_theta(&theta)
         }
         .to_theta();
     }

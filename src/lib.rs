@@ -43,7 +43,7 @@ pub use sweep::SearchSpace;
 pub use validation::{compare, cross_validate, Comparison};
 pub use workload::{
     model_from_table, parse_models, preset, presets, AttentionKernel, MainGrads, Model,
-    OptimizerStates, SoftwareEra, TrainingSetup,
+    MoeDispatcher, OptimizerStates, SoftwareEra, TrainingSetup,
 };
 
 /// Limits applied when requests are resolved (the largest cluster, sequence, batch...).

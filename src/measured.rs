@@ -9,8 +9,8 @@ use crate::perf::{evaluate, Evaluation, Machine, Shape};
 use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequest};
 use crate::units::Seconds;
 use crate::workload::{
-    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, SoftwareEra,
-    TrainingSetup,
+    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, MoeDispatcher,
+    SoftwareEra, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -59,6 +59,10 @@ struct RunFile {
     tp_comm_overlap: Option<bool>,
     dp_comm_overlap: Option<bool>,
     hierarchical_collectives: Option<bool>,
+    /// The MoE token dispatcher (default all-to-all, the NeMo recipes').
+    moe_dispatcher: Option<MoeDispatcher>,
+    /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
+    expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
     #[serde(default)]
     assumptions: Vec<String>,
@@ -229,6 +233,8 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             tp_comm_overlap: r.tp_comm_overlap,
             dp_comm_overlap: r.dp_comm_overlap,
             hierarchical_collectives: r.hierarchical_collectives,
+            moe_dispatcher: r.moe_dispatcher,
+            expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
             ..Default::default()
         }

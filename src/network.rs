@@ -451,6 +451,52 @@ impl Fabric {
     }
 }
 
+impl Fabric {
+    /// Hierarchical MoE dispatch (or combine) over `group`: each rank routes its tokens,
+    /// `token` bytes each, to `copies` experts drawn uniformly over the group's members. A token
+    /// crosses the scale-out network once per other domain holding one of its experts, and every
+    /// copy is forwarded over scale-up links to its expert's rank inside the destination domain
+    /// (DeepEP's normal kernels: inter-node RDMA to the peer with the same local index, then
+    /// NVLink; DeepSeek-AI 2024, arXiv:2412.19437 §3.2.2).
+    ///
+    /// With `r` domains touched and `k` members in each: a token's experts lie in
+    /// `D = r·(1 − (1 − 1/r)^copies)` domains on average (each copy independently in a uniformly
+    /// drawn domain, an assumption: routing imbalance is not modelled), at most `max_domains`
+    /// with node-limited routing (0: no limit), and `(r−1)/r` of them are another domain: the
+    /// token crosses scale-out `min(D, max_domains)·(r−1)/r` times. Scale-up carries
+    /// `copies · (k−1)/k` token volumes. Latency: one step per other domain at scale-out latency
+    /// and one per other member of the domain at scale-up latency.
+    #[must_use]
+    pub fn dispatch_hierarchical(
+        &self,
+        token: Bytes,
+        copies: f64,
+        max_domains: u32,
+        group: Group,
+    ) -> CommTime {
+        let bytes = token.bytes();
+        if group.size <= 1 || bytes <= 0.0 || copies <= 0.0 {
+            return CommTime::default();
+        }
+        let Placement {
+            per_domain: k,
+            domains: r,
+        } = self.placement(group);
+        let (kf, rf) = (k as f64, r as f64);
+        let mut domains = rf * (1.0 - (1.0 - 1.0 / rf).powf(copies));
+        if max_domains > 0 {
+            domains = domains.min(f64::from(max_domains));
+        }
+        let remote_domains = domains * (rf - 1.0) / rf;
+        CommTime {
+            scale_up: Bytes::new(bytes * copies * (kf - 1.0) / kf) / self.scale_up,
+            scale_out: Bytes::new(bytes * remote_domains) / self.scale_out,
+            scale_up_latency: self.scale_up_latency * (kf - 1.0),
+            scale_out_latency: self.scale_out_latency * (rf - 1.0),
+        }
+    }
+}
+
 /// Sequential steps of one phase of a hierarchical collective over `n` ranks: a ring's `n-1`,
 /// or, across domains, the logarithmic algorithms libraries pick for small shares at many ranks
 /// whichever is fewer: a double binary tree for all-reduce (NCCL 2.4), recursive halving and
@@ -763,6 +809,79 @@ mod tests {
         let long = f.pipeline_crossing_fraction(3, 1000, 1);
         let brute = (0..999).filter(|&p| f.neighbours_cross(3, p)).count() as f64 / 999.0;
         assert_relative_eq!(long, brute, max_relative = 1e-12);
+    }
+
+    /// Hierarchical dispatch inside one domain is the all-to-all; across domains a token
+    /// crosses scale-out once per remote domain, less than the all-to-all's copy per expert.
+    #[test]
+    fn hierarchical_dispatch_crosses_once_per_domain() {
+        let f = fabric();
+        let token = Bytes::new(1.0e6);
+        let inside = Group { size: 8, stride: 1 };
+        let h = f.dispatch_hierarchical(token, 2.0, 0, inside);
+        let a2a = f.time(Collective::AllToAll, Bytes::new(2.0e6), inside);
+        assert_relative_eq!(
+            h.scale_up.seconds(),
+            a2a.scale_up.seconds(),
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(h.scale_out.seconds(), 0.0);
+        // 64 ranks in 8 domains, top-8: (7)(1 − (7/8)^8) ≈ 4.59 remote domains per token
+        // against the all-to-all's 8 × 56/64 = 7 token copies on scale-out.
+        let wide = Group {
+            size: 64,
+            stride: 1,
+        };
+        let h = f.dispatch_hierarchical(token, 8.0, 0, wide);
+        let remote = 7.0 * (1.0 - (7.0_f64 / 8.0).powi(8));
+        assert_relative_eq!(
+            h.scale_out.seconds(),
+            remote * 1e-3 / 50.0,
+            max_relative = 1e-12
+        );
+        let a2a = f.time(Collective::AllToAll, Bytes::new(8.0e6), wide);
+        assert_relative_eq!(a2a.scale_out.seconds(), 7.0e-3 / 50.0, max_relative = 1e-12);
+        assert!(h.scale_out < a2a.scale_out);
+        // Node-limited routing (DeepSeek-V3: 4 domains): 8·(1 − (7/8)^8) ≈ 5.25 domains capped
+        // at 4, of which 7/8 remote.
+        let limited = f.dispatch_hierarchical(token, 8.0, 4, wide);
+        assert_relative_eq!(
+            limited.scale_out.seconds(),
+            4.0 * 7.0 / 8.0 * 1e-3 / 50.0,
+            max_relative = 1e-12
+        );
+        assert_eq!(limited.scale_up, h.scale_up);
+        // Nothing to send, nothing to pay.
+        assert_eq!(
+            f.dispatch_hierarchical(token, 8.0, 0, Group { size: 1, stride: 1 }),
+            CommTime::default()
+        );
+    }
+
+    proptest::proptest! {
+        /// Hierarchical dispatch never puts more bytes on the scale-out network than the
+        /// all-to-all of the same token copies (a token crosses at most once per domain), and
+        /// never a negative or non-finite time, for any group, domain size and top-k.
+        #[test]
+        fn hierarchical_dispatch_never_exceeds_the_all_to_all_on_scale_out(
+            size in 1_u64..512, stride in 1_u64..64, domain in 1_u64..128, copies in 1_u32..16,
+            limit in 0_u32..8,
+        ) {
+            let f = Fabric { domain_chips: domain, ..fabric() };
+            let g = Group { size, stride };
+            let token = Bytes::new(1.0e6);
+            let h = f.dispatch_hierarchical(token, f64::from(copies), limit, g);
+            let a = f.time(Collective::AllToAll, token * f64::from(copies), g);
+            for t in [h.scale_up, h.scale_out, h.scale_up_latency, h.scale_out_latency] {
+                proptest::prop_assert!(t.seconds().is_finite() && t.seconds() >= 0.0);
+            }
+            let p = f.placement(g);
+            // With members spread evenly (every domain holding `per_domain`), the all-to-all's
+            // scale-out share is exact; uneven straddles are rounded in both.
+            if p.per_domain * p.domains == size {
+                proptest::prop_assert!(h.scale_out.seconds() <= a.scale_out.seconds() * (1.0 + 1e-12));
+            }
+        }
     }
 
     /// A point-to-point transfer is priced on one level only.

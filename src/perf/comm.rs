@@ -2,17 +2,26 @@
 //! [`Fabric::time`] from each group's size and stride in rank order (tp innermost, then cp,
 //! dp, pp).
 //!
+//! Expert groups are placed as Megatron-Core places them (`RankGenerator` for the expert
+//! layers, MCore ≥ 0.10): inside each pipeline stage's block of `tp·cp·dp` ranks, expert tensor
+//! parallelism innermost, then expert parallelism, then expert data parallelism. An EP group is
+//! therefore `ep` ranks `etp` apart, wherever the block's data-parallel size leaves it: its
+//! domains do not change when dp doubles.
+//!
 //! Volumes are BF16 tensors of one rank. Traffic that frameworks overlap with compute is priced
 //! with `overlap_exposure`, the rest with `network`; every collective's latency with
-//! `latency_scale`.
+//! `latency_scale`. The EP terms also carry the fixed cost of each MoE layer's dispatch
+//! (`moe_fixed_us`), charged on the scale-up side: it is local to the chip.
 
 use super::step::BF16_BYTES;
 use super::terms::Comm;
+use super::terms::Terms;
 use super::theta::Param;
 use super::{Machine, Shape};
-use crate::network::{Collective, Fabric, Group};
+use crate::network::{Collective, CommTime, Fabric, Group};
 use crate::parallelism::{Layout, Recompute};
 use crate::units::Bytes;
+use crate::workload::MoeDispatcher;
 
 /// Tensor-parallel all-reduces per layer: the forward's two (after attention and after the
 /// MLP) and their conjugates in backward (Shoeybi et al. 2019, the `f`/`g` operators).
@@ -34,6 +43,12 @@ const CP_KV_GATHERS: f64 = 3.0;
 const EP_ALL_TO_ALLS: f64 = 4.0;
 /// Full recompute repeats the forward's dispatch and combine.
 const EP_RECOMPUTE_EXTRA: f64 = 2.0;
+/// Of [`TP_ALL_REDUCES`], the MLP's: one in forward, its conjugate in backward. In an MoE layer
+/// they act on the routed tokens (`top-k` copies) when experts are tensor-parallel, and vanish
+/// when they are not.
+const TP_MLP_ALL_REDUCES: f64 = 2.0;
+/// Seconds per microsecond: counts × `moe_fixed_us`.
+const SECONDS_PER_US: f64 = 1e-6;
 /// Pipeline transfers per micro-batch per model chunk: activations forward, gradients back.
 const PP_TRANSFERS_PER_CHUNK: f64 = 2.0;
 /// ZeRO-3 (FULL_SHARD) all-gathers each layer's weights in forward and again in backward.
@@ -69,19 +84,27 @@ pub(super) struct Groups {
     pub(super) replica: Group,
 }
 
-/// The groups of layout `l`.
-pub(super) fn groups(l: &Layout) -> Groups {
+/// Expert tensor parallelism as Megatron-Core resolves it: `--expert-tensor-parallel-size`
+/// defaults to the tensor-parallel size (megatron/training/arguments.py, MCore ≥ 0.10), which
+/// needs `ep` to divide `cp·dp`; where it does not, or the setup keeps experts whole
+/// ([`crate::workload::TrainingSetup::expert_tensor_parallel`] false), it is 1 (the published
+/// DeepSeek-V3 recipes: EP64 ETP1 at TP2).
+pub(super) fn expert_tp(l: &Layout, split: bool) -> u64 {
     let (tp, cp, dp, ep) = (l.tp as u64, l.cp as u64, l.dp as u64, l.ep as u64);
-    // Experts are drawn from the data-parallel ranks when EP divides them (stride tp·cp);
-    // else from the context × data-parallel ranks when EP divides those (stride tp); else from
-    // consecutive ranks, tensor-parallel ones included (EP divides tp·cp·dp).
-    let ep_stride = if dp.is_multiple_of(ep) {
-        tp * cp
-    } else if (dp * cp).is_multiple_of(ep) {
+    if split && (cp * dp).is_multiple_of(ep.max(1)) {
         tp
     } else {
         1
-    };
+    }
+}
+
+/// The groups of layout `l`, experts split across the tensor-parallel ranks when `expert_split`
+/// and the layout allow it ([`expert_tp`]).
+pub(super) fn groups(l: &Layout, expert_split: bool) -> Groups {
+    let (tp, cp, dp, ep) = (l.tp as u64, l.cp as u64, l.dp as u64, l.ep as u64);
+    // Expert-tensor-parallel ranks innermost, then EP: EP members are `etp` ranks apart,
+    // independent of cp and dp.
+    let ep_stride = expert_tp(l, expert_split);
     let zg = l.zero_group_size() as u64;
     Groups {
         tp: Group {
@@ -128,11 +151,10 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     let tp = l.tp as f64;
     let t = s.tokens_per_microbatch();
     let d = s.d_model;
-    let sp_div = if l.sequence_parallel { tp } else { 1.0 };
     let full = l.recompute == Recompute::Full;
 
     let act = Bytes::new(BF16_BYTES * t * d);
-    let g = groups(l);
+    let g = groups(l, s.expert_tensor_parallel);
     let tp_group = g.tp;
     let tp_param = if s.tp_overlap {
         Param::Overlap
@@ -145,7 +167,8 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
         } else {
             0.0
         }
-        + if full { TP_RECOMPUTE_EXTRA } else { 0.0 };
+        + if full { TP_RECOMPUTE_EXTRA } else { 0.0 }
+        - moe_mlp_tp_removed(s) * s.moe_fraction;
     let tp_layer =
         Comm::new(fab.time(Collective::AllReduce, act, tp_group), tp_param).scaled(tp_count);
 
@@ -158,20 +181,95 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     )
     .scaled(CP_KV_GATHERS);
 
-    let ep_group = g.ep;
-    // Each token goes to (and comes back from) its `moe_active` experts.
-    let a2a = Bytes::new(BF16_BYTES * t * d * s.moe_active / sp_div);
-    let ep_count = EP_ALL_TO_ALLS + if full { EP_RECOMPUTE_EXTRA } else { 0.0 };
-    let ep_layer = Comm::new(
-        fab.time(Collective::AllToAll, a2a, ep_group),
-        Param::Network,
-    )
-    .scaled(ep_count * s.moe_fraction);
+    let ep_layer = if s.moe_fraction > 0.0 {
+        experts(s, fab, &g, full)
+    } else {
+        Comm::default()
+    };
     LayerComm {
         tp: tp_layer,
         cp: cp_layer,
         ep: ep_layer,
     }
+}
+
+/// Of the MLP's tensor-parallel all-reduces, those an MoE layer does not run as dense layers
+/// do: all of them when experts are not tensor-parallel (`etp` 1), or when the all-gather
+/// dispatcher's TP × EP collective replaces them; none otherwise.
+fn moe_mlp_tp_removed(s: &Shape) -> f64 {
+    let l = &s.layout;
+    if l.tp <= 1 || s.moe_fraction <= 0.0 {
+        return 0.0;
+    }
+    if expert_tp(l, s.expert_tensor_parallel) == 1 || s.dispatcher == MoeDispatcher::AllGather {
+        TP_MLP_ALL_REDUCES
+    } else {
+        0.0
+    }
+}
+
+/// One layer's expert-parallel traffic and fixed cost for one micro-batch, weighted by the share
+/// of MoE layers.
+///
+/// Each rank routes its `t / sp` tokens (the sequence-parallel shard) to `top-k` experts:
+/// - all-to-all: `k` copies of each token, `4` all-to-alls per layer (dispatch and combine,
+///   forward and backward), over the EP group;
+/// - all-gather: every rank's tokens gathered over the `etp · ep` consecutive ranks of the
+///   TP × EP group, outputs reduce-scattered back, in forward and backward;
+/// - hierarchical: [`Fabric::dispatch_hierarchical`], four times.
+///
+/// With tensor-parallel experts (`etp > 1`) the all-to-all and hierarchical dispatchers then
+/// all-gather the received tokens inside the expert-tensor group and reduce-scatter them after
+/// the experts (Megatron-Core's all-to-all dispatcher): the MLP's two tensor-parallel
+/// all-reduces act on `k` token copies, `k − 1` more than a dense MLP's (which
+/// [`TP_ALL_REDUCES`] already counts). Full recompute repeats the forward's half.
+fn experts(s: &Shape, fab: &Fabric, g: &Groups, full: bool) -> Comm {
+    let l = &s.layout;
+    let tp = l.tp as f64;
+    let sp_div = if l.sequence_parallel { tp } else { 1.0 };
+    let tokens = s.tokens_per_microbatch() / sp_div;
+    let token = BF16_BYTES * s.d_model;
+    let k = s.moe_active;
+    let etp = expert_tp(l, s.expert_tensor_parallel);
+    let count = EP_ALL_TO_ALLS + if full { EP_RECOMPUTE_EXTRA } else { 0.0 };
+    let half = |a: CommTime, b: CommTime| {
+        Comm::new(a, Param::Network).scaled(0.5) + Comm::new(b, Param::Network).scaled(0.5)
+    };
+    let route = match s.dispatcher {
+        MoeDispatcher::AllToAll => Comm::new(
+            fab.time(Collective::AllToAll, Bytes::new(token * tokens * k), g.ep),
+            Param::Network,
+        ),
+        MoeDispatcher::AllGather => {
+            let group = Group {
+                size: etp * l.ep as u64,
+                stride: 1,
+            };
+            // Each collective's buffer: the tokens of the whole TP × EP group (not copied per
+            // expert: a token reaches a rank once, whichever of its experts that rank holds).
+            let gathered = Bytes::new(token * tokens * group.size as f64);
+            half(
+                fab.time(Collective::AllGather, gathered, group),
+                fab.time(Collective::ReduceScatter, gathered, group),
+            )
+        }
+        MoeDispatcher::Hierarchical => Comm::new(
+            fab.dispatch_hierarchical(Bytes::new(token * tokens), k, s.max_routed_domains, g.ep),
+            Param::Network,
+        ),
+    };
+    let expert_tp_extra = if etp > 1 && s.dispatcher != MoeDispatcher::AllGather {
+        let act = Bytes::new(BF16_BYTES * s.tokens_per_microbatch() * s.d_model);
+        Comm::new(fab.time(Collective::AllReduce, act, g.tp), Param::Network)
+            .scaled(TP_MLP_ALL_REDUCES * (k - 1.0).max(0.0) * count / EP_ALL_TO_ALLS)
+    } else {
+        Comm::default()
+    };
+    let fixed = Comm {
+        up: Terms::one(Param::MoeFixed, SECONDS_PER_US * count / EP_ALL_TO_ALLS),
+        out: Terms::default(),
+    };
+    (route.scaled(count) + expert_tp_extra + fixed).scaled(s.moe_fraction)
 }
 
 /// Pipeline point-to-point of one micro-batch on one stage (all its chunks). The activation is
@@ -217,7 +315,7 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
         shard: shard_group,
         replica: replica_group,
         ..
-    } = groups(l);
+    } = groups(l, s.expert_tensor_parallel);
     let grad = Bytes::new(params * BF16_BYTES);
     let zg = l.zero_group_size() as u64;
     let net = |op, b, g| Comm::new(fab.time(op, b, g), Param::Network);
@@ -343,7 +441,7 @@ mod tests {
                     domain_chips: domain.min(chips),
                     ..fab
                 };
-                let g = groups(&l);
+                let g = groups(&l, true);
                 for (name, group, op) in [
                     ("tp", g.tp, Collective::AllReduce),
                     ("cp", g.cp, Collective::AllGather),
@@ -378,22 +476,221 @@ mod tests {
         assert!(checked.iter().all(|&c| c > 10), "{checked:?}");
     }
 
-    /// Experts come from the data-parallel ranks when EP divides them, else from context ×
-    /// data-parallel ranks, else from consecutive ranks.
+    fn groups_of(l: &Layout) -> Groups {
+        groups(l, true)
+    }
+
+    /// Experts are placed as Megatron-Core places them: EP members `etp` ranks apart, with
+    /// `etp` the tensor-parallel size when EP divides cp × dp, else 1.
     #[test]
-    fn expert_groups_follow_the_data_parallel_ranks() {
+    fn expert_groups_follow_megatron_core() {
         assert_eq!(
-            groups(&with(4, 2, 8, 4, 0)).ep,
-            Group { size: 4, stride: 8 }
+            groups_of(&with(4, 2, 8, 4, 0)).ep,
+            Group { size: 4, stride: 4 }
         );
         assert_eq!(
-            groups(&with(4, 2, 3, 2, 0)).ep,
+            groups_of(&with(4, 2, 3, 2, 0)).ep,
             Group { size: 2, stride: 4 }
         );
         assert_eq!(
-            groups(&with(4, 1, 6, 8, 0)).ep,
+            groups_of(&with(4, 1, 6, 8, 0)).ep,
             Group { size: 8, stride: 1 }
         );
+        // DeepSeek-V3's published recipe: TP2 DP32 EP64 runs with ETP1.
+        assert_eq!(expert_tp(&with(2, 1, 32, 64, 0), true), 1);
+        assert_eq!(
+            groups_of(&with(2, 1, 32, 64, 0)).ep,
+            Group {
+                size: 64,
+                stride: 1
+            }
+        );
+    }
+
+    /// An MoE model on H100s: `model` with `layout` on `chips`, the setup adjusted by `adjust`.
+    fn moe_setup(
+        model: &str,
+        layout: Layout,
+        chips: u64,
+        adjust: impl FnOnce(&mut crate::workload::TrainingSetup),
+    ) -> (Shape, Machine) {
+        use crate::hardware::{Catalog, Precision};
+        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cluster = c
+            .cluster("h100-sxm", chips)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset(model).unwrap_or_else(|e| panic!("{e}"));
+        let mut setup = crate::workload::TrainingSetup::new(4096, 4096, 1e12, Precision::Bf16)
+            .unwrap_or_else(|e| panic!("{e}"));
+        adjust(&mut setup);
+        layout
+            .validate(&model, &cluster, &setup, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            Shape::new(&model, &setup, &layout),
+            Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    /// Issue 8: the same recipe at twice the data-parallel size prices the same expert-parallel
+    /// traffic (a 256- and a 512-chip run used to differ 5x, the EP group jumping from scale-up
+    /// to scale-out), for every dispatcher, whenever the recipe's expert tensor parallelism is
+    /// the same at both sizes (with experts whole, always).
+    #[test]
+    fn expert_traffic_is_continuous_in_data_parallel_size() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let mut checked = 0;
+        for (tp, cp, ep, dp) in [
+            (4, 2, 8, 4),
+            (4, 1, 8, 2),
+            (2, 1, 8, 4),
+            (1, 1, 8, 8),
+            (8, 1, 8, 1),
+        ] {
+            for split in [false, true] {
+                let at = |dp: u32| {
+                    let mut l = with(tp, cp, dp, ep, 0);
+                    l.pp = 4;
+                    l
+                };
+                if expert_tp(&at(dp), split) != expert_tp(&at(2 * dp), split) {
+                    continue;
+                }
+                for dispatcher in [
+                    MoeDispatcher::AllToAll,
+                    MoeDispatcher::AllGather,
+                    MoeDispatcher::Hierarchical,
+                ] {
+                    let ep_time = |dp: u32| {
+                        let chips = u64::from(tp * cp * dp) * 4;
+                        let (s, m) = moe_setup("grok-1", at(dp), chips, |s| {
+                            s.moe_dispatcher = dispatcher;
+                            s.expert_tensor_parallel = split;
+                        });
+                        layer(&s, &m).ep
+                    };
+                    let (a, b) = (ep_time(dp), ep_time(2 * dp));
+                    assert!(a.total().at(&theta) > 0.0);
+                    for (x, y) in [(a.up, b.up), (a.out, b.out)] {
+                        assert_relative_eq!(x.at(&theta), y.at(&theta), max_relative = 1e-12);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        // Only tp 2, ep 8 at dp 4 → 8 switches its default (ETP 1 → 2).
+        assert_eq!(checked, 27);
+    }
+
+    /// The dispatchers put their traffic on the levels they use: inside one domain all of it on
+    /// scale-up; across domains the hierarchical dispatch sends fewer bytes over scale-out than
+    /// the all-to-all (a token crosses once per domain, not once per expert), and the all-gather
+    /// (every token to every domain) no fewer, for top-8 routing over 8 domains (equal here:
+    /// 8 copies × 56/64 against 7 other domains).
+    #[test]
+    fn dispatchers_are_priced_on_their_levels() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let ep_at = |l: Layout, chips, dispatcher| {
+            let (s, m) = moe_setup("deepseek-v3", l, chips, |s| s.moe_dispatcher = dispatcher);
+            layer(&s, &m).ep
+        };
+        let mut inside = with(1, 1, 8, 8, 0);
+        inside.pp = 16;
+        for d in [
+            MoeDispatcher::AllToAll,
+            MoeDispatcher::AllGather,
+            MoeDispatcher::Hierarchical,
+        ] {
+            let c = ep_at(inside, 128, d);
+            assert!(c.up.get(Param::Network) > 0.0, "{d:?}");
+            assert_relative_eq!(c.out.at(&theta), 0.0);
+        }
+        let mut wide = with(1, 1, 64, 64, 0);
+        wide.pp = 16;
+        let out = |d| ep_at(wide, 1024, d).out.get(Param::Network);
+        let (a2a, ag, h) = (
+            out(MoeDispatcher::AllToAll),
+            out(MoeDispatcher::AllGather),
+            out(MoeDispatcher::Hierarchical),
+        );
+        assert!(
+            h < a2a && a2a <= ag * (1.0 + 1e-12),
+            "hierarchical {h}, all-to-all {a2a}, all-gather {ag}"
+        );
+    }
+
+    /// Tensor-parallel traffic of the MoE MLP: with experts whole (ETP 1) the MoE layers drop
+    /// the MLP's two all-reduces; with experts split over the TP ranks the all-to-all
+    /// dispatcher adds `k − 1` times them (the routed copies), and the all-gather dispatcher
+    /// moves them into its own TP × EP collective.
+    #[test]
+    fn expert_tensor_parallelism_moves_the_mlp_tensor_parallel_traffic() {
+        let theta = Efficiency::PRIOR.to_theta();
+        let mut l = with(4, 1, 8, 8, 0);
+        l.pp = 4;
+        let run = |split: bool, d: MoeDispatcher| {
+            let (s, m) = moe_setup("grok-1", l, 128, |s| {
+                s.moe_dispatcher = d;
+                s.expert_tensor_parallel = split;
+                s.tp_comm_overlap = false;
+            });
+            let c = layer(&s, &m);
+            (c.tp.total().at(&theta), c.ep, s, m)
+        };
+        let (tp_split, ep_split, s, m) = run(true, MoeDispatcher::AllToAll);
+        let (tp_whole, ep_whole, ..) = run(false, MoeDispatcher::AllToAll);
+        let (tp_gather, ..) = run(true, MoeDispatcher::AllGather);
+        let one_all_reduce = Comm::new(
+            fabric(&s, &m).time(
+                Collective::AllReduce,
+                Bytes::new(BF16_BYTES * s.tokens_per_microbatch() * s.d_model),
+                Group { size: 4, stride: 1 },
+            ),
+            Param::Network,
+        )
+        .total()
+        .at(&theta);
+        // Grok-1: every layer MoE, top-2.
+        assert_relative_eq!(
+            tp_split - tp_whole,
+            2.0 * one_all_reduce,
+            max_relative = 1e-9
+        );
+        assert_relative_eq!(tp_gather, tp_whole, max_relative = 1e-12);
+        // The split experts' routed copies: (2 − 1) × 2 all-reduces in the EP terms beside the
+        // four all-to-alls and the fixed cost.
+        let routed = Bytes::new(BF16_BYTES * s.tokens_per_microbatch() / 4.0 * s.d_model * 2.0);
+        let a2a = Comm::new(
+            fabric(&s, &m).time(Collective::AllToAll, routed, groups(&l, true).ep),
+            Param::Network,
+        )
+        .scaled(EP_ALL_TO_ALLS)
+        .total()
+        .at(&theta);
+        let fixed = 1e-6 * theta[Param::MoeFixed.index()];
+        assert_relative_eq!(
+            ep_split.total().at(&theta),
+            a2a + 2.0 * one_all_reduce + fixed,
+            max_relative = 1e-9
+        );
+        assert!(ep_whole.total().at(&theta) > 0.0);
+    }
+
+    /// The fixed cost is one `moe_fixed_us` per MoE layer and micro-batch (scaled by the share
+    /// of MoE layers, and by 3/2 with full recompute), and absent from dense models.
+    #[test]
+    fn the_moe_fixed_cost_counts_moe_layers() {
+        let mut l = with(1, 1, 8, 8, 0);
+        l.pp = 16;
+        let (s, m) = moe_setup("deepseek-v3", l, 128, |_| {});
+        let fixed = layer(&s, &m).ep.up.get(Param::MoeFixed);
+        assert_relative_eq!(fixed, 1e-6 * 58.0 / 61.0, max_relative = 1e-12);
+        l.recompute = Recompute::Full;
+        let (s, m) = moe_setup("deepseek-v3", l, 128, |_| {});
+        let full = layer(&s, &m).ep.up.get(Param::MoeFixed);
+        assert_relative_eq!(full, 1.5 * fixed, max_relative = 1e-12);
+        let (s, m) = setup_for(layout(8, 1), 512);
+        assert_eq!(layer(&s, &m).ep, Comm::default());
     }
 
     /// Pipeline transfers between stages in different domains are priced on the scale-out

@@ -120,6 +120,12 @@ impl StepTerms {
         self.matmul.get(Param::MatmulLow) > 0.0
     }
 
+    /// Whether the step has MoE layers, whose fixed cost a fit can then learn.
+    #[must_use]
+    pub fn has_moe_layers(&self) -> bool {
+        self.ep.total().get(Param::MoeFixed) > 0.0
+    }
+
     /// (fraction of DP traffic exposed, its terms) at θ.
     ///
     /// Overlapped traffic is exposed by its excess over the compute window, but never by less

@@ -2,7 +2,7 @@
 //!
 //! A step is built from first principles as a sum of *basis terms*, each a physical quantity
 //! divided by a hardware peak (FLOPs / peak FLOP/s, bytes / HBM bandwidth, kernel launches,
-//! bytes / link bandwidth), multiplied by one of seven efficiency parameters:
+//! bytes / link bandwidth), multiplied by one of eight efficiency parameters:
 //!
 //! | parameter | meaning | applies to |
 //! |---|---|---|
@@ -13,6 +13,7 @@
 //! | `network` | achieved / link bandwidth of exposed collectives | TP (not overlapped), EP, DP exposed |
 //! | `overlap_exposure` | fraction of overlappable traffic left exposed | TP (overlapped), CP, PP |
 //! | `latency_scale` | achieved / catalog per-step link latency | the α term of every collective |
+//! | `moe_fixed_us` | fixed cost per (MoE layer, micro-batch): dispatcher host sync, setup | MoE layers (in `ep_comm`) |
 //!
 //! Every GEMM of the linear layers and logits (forward, data and weight gradient, recompute) is
 //! priced from its own shape (`gemm`): its FLOPs with tile and wave quantization on the chip's

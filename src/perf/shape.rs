@@ -6,7 +6,7 @@ use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
 use crate::parallelism::Layout;
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
-use crate::workload::{AttentionKernel, Model, TrainingSetup};
+use crate::workload::{AttentionKernel, Model, MoeDispatcher, TrainingSetup};
 
 /// Everything the step model needs, reduced to numbers (built once, evaluated many times).
 ///
@@ -26,6 +26,8 @@ pub struct Shape {
     pub(crate) moe_fraction: f64,
     /// Routed experts per token (top-k); 0 for dense models.
     pub(crate) moe_active: f64,
+    /// Node-limited routing: scale-up domains a token's experts may span (0: no limit).
+    pub(crate) max_routed_domains: u32,
     pub(crate) vocab: f64,
     pub(crate) seq: f64,
     pub(crate) layers: f64,
@@ -36,6 +38,8 @@ pub struct Shape {
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
     pub(crate) logarithmic: bool,
+    pub(crate) dispatcher: MoeDispatcher,
+    pub(crate) expert_tensor_parallel: bool,
     pub(crate) optimizer_bytes: f64,
     pub(crate) grad_bytes: f64,
     /// Forward FLOPs per token of one layer's linear layers (layer-averaged); the sum of the
@@ -62,6 +66,10 @@ pub struct Shape {
     /// Expert parameters one EP rank holds per layer, weighted by the share of MoE layers.
     pub(crate) expert_params_avg: f64,
     pub(crate) embedding_params: f64,
+    /// Multi-token-prediction modules (each one more layer on the last stage).
+    pub(crate) mtp_modules: f64,
+    /// Parameters of the MTP projections.
+    pub(crate) mtp_projection_params: f64,
     pub(crate) model_flops_per_step: f64,
     pub(crate) tokens_per_step: f64,
     pub(crate) chips: f64,
@@ -130,6 +138,7 @@ impl Shape {
             mlp_matrices: model.mlp.matrices() - 1.0,
             moe_fraction,
             moe_active,
+            max_routed_domains: model.moe.as_ref().map_or(0, |m| m.max_routed_domains),
             vocab: model.vocab as f64,
             seq: setup.seq_len as f64,
             layers,
@@ -140,6 +149,8 @@ impl Shape {
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
             logarithmic: setup.logarithmic_collectives,
+            dispatcher: setup.moe_dispatcher,
+            expert_tensor_parallel: setup.expert_tensor_parallel,
             optimizer_bytes: setup.optimizer_states.bytes_per_param(),
             grad_bytes: setup.main_grads.bytes_per_param(),
             linear_per_token: avg(
@@ -152,11 +163,17 @@ impl Shape {
             expert_ffn: model.moe.as_ref().map_or(0.0, |m| m.expert_ffn as f64),
             moe_imbalance: setup.moe_load_imbalance,
             core_per_token: dense.attention_core.flops(),
-            logit_per_token: model.logit_flops_per_token().flops(),
+            // The multi-token-prediction modules run after the last layer, beside the output
+            // head, on the last pipeline stage: priced with the logits.
+            logit_per_token: (model.logit_flops_per_token()
+                + model.mtp_flops_per_token(setup.seq_len))
+            .flops(),
             attention_params: model.attention_params(),
             mlp_params_avg,
             expert_params_avg: 0.0,
             embedding_params: model.vocab as f64 * model.d_model as f64,
+            mtp_modules: f64::from(model.mtp_modules),
+            mtp_projection_params: model.mtp_projection_params(),
             model_flops_per_step: model.training_flops_per_token(setup.seq_len).flops()
                 * tokens_per_step,
             tokens_per_step,
@@ -203,10 +220,12 @@ impl Shape {
             / self.layout.tp as f64
     }
 
-    /// All parameters held by one chip of the most loaded stage (layers plus one embedding).
+    /// All parameters held by one chip of the most loaded stage (layers plus one embedding,
+    /// and the multi-token-prediction modules the last stage holds: each a layer-averaged layer
+    /// and its projection).
     pub(crate) fn params_per_chip(&self) -> f64 {
-        self.layer_params_per_chip() * self.layers_per_stage
-            + self.embedding_params / self.layout.tp as f64
+        self.layer_params_per_chip() * (self.layers_per_stage + self.mtp_modules)
+            + (self.embedding_params + self.mtp_projection_params) / self.layout.tp as f64
     }
 }
 

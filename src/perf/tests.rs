@@ -235,3 +235,40 @@ fn hardware_flops_never_exceed_peak() {
     }
     assert!(worst > 0.3, "the cases never come near peak: {worst}");
 }
+
+/// DeepSeek-V3's multi-token-prediction module costs step time (its layer and head pass on the
+/// last stage), model FLOPs and memory (its weights on the last stage); the same model without
+/// it costs none of these.
+#[test]
+fn the_mtp_module_costs_time_flops_and_memory() {
+    use crate::perf::evaluate;
+    let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let cluster = c
+        .cluster("h100-sxm", 1024)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let with_mtp = preset("deepseek-v3").unwrap_or_else(|e| panic!("{e}"));
+    let mut without = with_mtp.clone();
+    without.mtp_modules = 0;
+    let setup =
+        TrainingSetup::new(8192, 4096, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let l = Layout {
+        tp: 2,
+        pp: 16,
+        dp: 32,
+        ep: 64,
+        ..layout(16, 1)
+    };
+    let machine = Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let eval = |m| evaluate(&Shape::new(m, &setup, &l), &machine);
+    let (a, b) = (eval(&with_mtp), eval(&without));
+    let (pa, pb) = (a.predict(&Efficiency::PRIOR), b.predict(&Efficiency::PRIOR));
+    assert!(pa.step_time > pb.step_time);
+    assert!(pa.memory.weights > pb.memory.weights);
+    let extra = with_mtp.training_flops_per_token(4096) - without.training_flops_per_token(4096);
+    assert_relative_eq!(
+        (a.model_flops - b.model_flops).flops(),
+        extra.flops() * setup.tokens_per_step(),
+        max_relative = 1e-9
+    );
+    assert!(pa.hfu <= 1.0 && pa.mfu_causal <= 1.0);
+}

@@ -1,9 +1,9 @@
-//! The seven efficiency parameters and their linear coordinates θ.
+//! The eight efficiency parameters and their linear coordinates θ.
 
 use serde::{Deserialize, Serialize};
 
 /// Number of efficiency parameters.
-pub const PARAMS: usize = 7;
+pub const PARAMS: usize = 8;
 /// Names of the efficiency parameters, in [`Efficiency::to_theta`] order.
 pub const PARAM_NAMES: [&str; PARAMS] = [
     "matmul",
@@ -13,6 +13,7 @@ pub const PARAM_NAMES: [&str; PARAMS] = [
     "network",
     "overlap_exposure",
     "latency_scale",
+    "moe_fixed_us",
 ];
 
 /// Index of each parameter in θ (and in a [`super::Terms`]).
@@ -32,6 +33,8 @@ pub(super) enum Param {
     Overlap = 5,
     /// `latency_scale`: seconds of catalog collective latency.
     Latency = 6,
+    /// `moe_fixed_us`: microseconds per (MoE layer, micro-batch), coefficient in counts × 1e-6.
+    MoeFixed = 7,
 }
 
 impl Param {
@@ -59,7 +62,28 @@ pub struct Efficiency {
     pub overlap_exposure: f64,
     /// Achieved per-step collective latency as a multiple of the catalog's (assumed) link latency.
     pub latency_scale: f64,
+    /// Fixed cost of one MoE layer for one micro-batch (forward and backward), microseconds: the
+    /// dispatcher's device-to-host synchronisation for the tokens-per-expert counts, its setup
+    /// and the small routing kernels around it. Only runs with MoE layers inform it; files
+    /// written before it existed load with the prior.
+    #[serde(default = "prior_moe_fixed_us")]
+    pub moe_fixed_us: f64,
 }
+
+/// The serde default of [`Efficiency::moe_fixed_us`]: its prior.
+fn prior_moe_fixed_us() -> f64 {
+    Efficiency::PRIOR.moe_fixed_us
+}
+
+/// Prior of [`Efficiency::moe_fixed_us`], an assumption from first principles. Megatron-Core's
+/// all-to-all token dispatcher needs the tokens-per-expert counts on the host to size its
+/// all-to-all and grouped GEMMs (a device-to-host copy and stream synchronisation in forward;
+/// Megatron-Core `MoEAlltoAllTokenDispatcher`, its `cuda_sync_point` option, docs.nvidia.com
+/// megatron-core developer guide, `core.transformer.moe.token_dispatcher`). One such
+/// synchronisation drains the GPU queue: a small D2H copy and the host's wake-up (~10–20 µs),
+/// then the kernels behind it are exposed to their launch latency (~4 kernels × ~5 µs), and
+/// backward pays the corresponding waits once more: about 60 µs per (MoE layer, micro-batch).
+pub const MOE_FIXED_PRIOR_US: f64 = 60.0;
 
 impl Efficiency {
     /// The prior used when nothing is fitted, and as the centre of the fit's regularisation:
@@ -74,12 +98,15 @@ impl Efficiency {
         network: 0.70,
         overlap_exposure: 0.30,
         latency_scale: 1.0,
+        moe_fixed_us: MOE_FIXED_PRIOR_US,
     };
 
-    /// Prior standard deviations in θ space (see [`Efficiency::to_theta`]).
-    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0];
+    /// Prior standard deviations in θ space (see [`Efficiency::to_theta`]); the MoE fixed cost's
+    /// is its prior (a factor of about two either way is plausible).
+    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0, MOE_FIXED_PRIOR_US];
 
-    /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure, latency scale.
+    /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure, latency scale,
+    /// MoE fixed cost in µs.
     #[must_use]
     pub fn to_theta(&self) -> [f64; PARAMS] {
         let mut t = [0.0; PARAMS];
@@ -90,6 +117,7 @@ impl Efficiency {
         t[Param::Network.index()] = 1.0 / self.network;
         t[Param::Overlap.index()] = self.overlap_exposure;
         t[Param::Latency.index()] = self.latency_scale;
+        t[Param::MoeFixed.index()] = self.moe_fixed_us;
         t
     }
 
@@ -104,6 +132,7 @@ impl Efficiency {
             network: 1.0 / t[Param::Network.index()],
             overlap_exposure: t[Param::Overlap.index()],
             latency_scale: t[Param::Latency.index()],
+            moe_fixed_us: t[Param::MoeFixed.index()],
         }
     }
 }
@@ -124,6 +153,7 @@ mod tests {
             network: 0.81,
             overlap_exposure: 0.12,
             latency_scale: 2.5,
+            moe_fixed_us: 35.0,
         };
         for e in [Efficiency::PRIOR, e] {
             let back = Efficiency::from_theta(&e.to_theta());
@@ -134,6 +164,7 @@ mod tests {
             assert_relative_eq!(back.network, e.network, max_relative = 1e-15);
             assert_relative_eq!(back.overlap_exposure, e.overlap_exposure);
             assert_relative_eq!(back.latency_scale, e.latency_scale);
+            assert_relative_eq!(back.moe_fixed_us, e.moe_fixed_us);
         }
     }
 
@@ -148,6 +179,17 @@ mod tests {
         assert_eq!(PARAM_NAMES[Param::Network.index()], "network");
         assert_eq!(PARAM_NAMES[Param::Overlap.index()], "overlap_exposure");
         assert_eq!(PARAM_NAMES[Param::Latency.index()], "latency_scale");
-        assert_eq!(Param::Latency.index(), PARAMS - 1);
+        assert_eq!(PARAM_NAMES[Param::MoeFixed.index()], "moe_fixed_us");
+        assert_eq!(Param::MoeFixed.index(), PARAMS - 1);
+    }
+
+    /// A calibration entry written before the MoE fixed cost existed loads with its prior.
+    #[test]
+    fn an_old_entry_loads_with_the_moe_prior() {
+        let old = "matmul = 0.7\nmatmul_low = 0.6\nmemory = 0.7\nkernel_overhead_us = 5.0\n\
+                   network = 0.7\noverlap_exposure = 0.3\nlatency_scale = 1.0\n";
+        let e: Efficiency = toml::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_relative_eq!(e.moe_fixed_us, MOE_FIXED_PRIOR_US);
+        assert_relative_eq!(e.matmul, 0.7);
     }
 }

@@ -29,7 +29,7 @@ use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{
-    AttentionKernel, MainGrads, Model, OptimizerStates, SoftwareEra, TrainingSetup,
+    AttentionKernel, MainGrads, Model, MoeDispatcher, OptimizerStates, SoftwareEra, TrainingSetup,
     DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
 };
 use serde::{Deserialize, Serialize};
@@ -370,6 +370,12 @@ pub struct SetupRequest {
     /// ring whose every step pays a scale-out latency (default: the software era's; off before
     /// `mcore-2025`, as in the libraries of the published runs).
     pub logarithmic_collectives: Option<bool>,
+    /// The MoE token dispatcher (default all-to-all; ignored by dense models).
+    pub moe_dispatcher: Option<MoeDispatcher>,
+    /// Experts split across the tensor-parallel ranks where expert parallelism divides
+    /// cp × dp (default true: Megatron-Core's expert tensor parallelism defaults to tp); false
+    /// keeps experts whole on each rank (ETP 1, as the DeepSeek-V3 recipes set it).
+    pub expert_tensor_parallel: Option<bool>,
     /// Precision of the Adam moments (default FP32).
     pub optimizer_states: Option<OptimizerStates>,
     /// Precision of the accumulated gradients (default: the software era's).
@@ -483,6 +489,8 @@ impl SetupRequest {
             logarithmic_collectives: self
                 .logarithmic_collectives
                 .unwrap_or(era.logarithmic_collectives),
+            moe_dispatcher: self.moe_dispatcher.unwrap_or_default(),
+            expert_tensor_parallel: self.expert_tensor_parallel.unwrap_or(true),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(era.main_grads),
             moe_load_imbalance,

@@ -92,6 +92,29 @@ fn economics_are_checked_after_defaults() {
     assert_eq!(both.grid_kg_co2_per_kwh, Some(0.2));
 }
 
+/// The MoE dispatcher and expert tensor parallelism are read as kebab-case setup keys, default
+/// to Megatron-Core's (all-to-all, experts split over TP), and a misspelt dispatcher is refused.
+#[test]
+fn moe_setup_keys_resolve_with_defaults() {
+    let read = |extra: &str| -> Result<SetupRequest, toml::de::Error> {
+        toml::from_str(&format!("global_batch = 64\ntokens = 1e9\n{extra}"))
+    };
+    let plain = read("")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .resolve("training", &gpt3())
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(plain.moe_dispatcher(), MoeDispatcher::AllToAll);
+    assert!(plain.expert_tensor_parallel());
+    let set = read("moe_dispatcher = \"hierarchical\"\nexpert_tensor_parallel = false")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .resolve("training", &gpt3())
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(set.moe_dispatcher(), MoeDispatcher::Hierarchical);
+    assert!(!set.expert_tensor_parallel());
+    assert!(read("moe_dispatcher = \"all-gather\"").is_ok());
+    assert!(read("moe_dispatcher = \"alltoall\"").is_err());
+}
+
 /// A software era presets the switches; a switch given on its own overrides the preset; no era
 /// is the 2024 stack.
 #[test]

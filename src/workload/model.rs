@@ -4,6 +4,13 @@
 //! FLOPs count a multiply-add as 2. Attention-score FLOPs count the full `s x s` square
 //! (no causal halving), the convention of Megatron-LM, PaLM and the NVIDIA recipes for *model*
 //! FLOPs; the time model separately knows that fused (flash) kernels skip the masked half.
+//!
+//! Multi-token prediction (MTP; DeepSeek-AI 2024, arXiv:2412.19437 §2.2): each of the
+//! `mtp_modules` modules is one more transformer layer (an MoE layer when the model has any),
+//! a `2d × d` projection of the concatenated hidden state and token embedding, and one more pass
+//! of the shared output head. Model FLOPs include them (they run in every training step);
+//! [`Model::params`] and [`Model::active_params`] exclude them, as the published 671B / 37B do,
+//! and [`Model::mtp_params`] counts them (the embedding and head are shared, not counted twice).
 
 use crate::error::{positive, Problem};
 use crate::units::Flops;
@@ -18,6 +25,12 @@ pub const MAX_HEADS: u64 = 1 << 16;
 pub const MAX_WIDTH: u64 = 1 << 24;
 /// Most experts per layer accepted.
 pub const MAX_EXPERTS: u64 = 1 << 16;
+/// Most multi-token-prediction modules accepted (DeepSeek-V3 trains 1; Gloeckle et al. 2024
+/// study up to 8 heads).
+pub const MAX_MTP_MODULES: u64 = 64;
+/// Matrices of the MTP projection per `d × d`: it maps the concatenated `2d` (hidden state and
+/// token embedding) to `d` (arXiv:2412.19437 §2.2, eq. 21).
+const MTP_PROJECTION_SQUARES: f64 = 2.0;
 
 /// The multi-layer perceptron form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +69,10 @@ pub struct Moe {
     /// Leading layers that are dense (use `ffn`).
     #[serde(default)]
     pub dense_layers: u32,
+    /// Node-limited routing: each token's experts lie in at most this many scale-up domains
+    /// (DeepSeek-V3: 4 nodes; arXiv:2412.19437 §2.1.2). 0: no limit.
+    #[serde(default)]
+    pub max_routed_domains: u32,
 }
 
 /// Multi-head latent attention (DeepSeek-V2/V3): queries and keys/values pass through low-rank
@@ -94,6 +111,8 @@ pub(crate) struct ModelFile {
     pub tied_embeddings: bool,
     pub moe: Option<MoeFile>,
     pub mla: Option<MlaFile>,
+    #[serde(default)]
+    pub mtp_modules: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -116,6 +135,8 @@ pub(crate) struct MoeFile {
     expert_ffn: i64,
     #[serde(default)]
     dense_layers: i64,
+    #[serde(default)]
+    max_routed_domains: i64,
 }
 
 /// A validated transformer.
@@ -151,6 +172,8 @@ pub struct Model {
     pub moe: Option<Moe>,
     /// Multi-head latent attention, if any (then `kv_heads` is unused).
     pub mla: Option<Mla>,
+    /// Multi-token-prediction modules trained beside the main model (0: none).
+    pub mtp_modules: u32,
 }
 
 /// Forward FLOPs per token of one layer, split by kind of operation.
@@ -222,7 +245,14 @@ impl Model {
                     format!("must be between 0 and layers ({layers})"),
                 ));
             }
+            if m.max_routed_domains < 0 || m.max_routed_domains as u64 > MAX_EXPERTS {
+                p.push(Problem::new(
+                    format!("{at}.max_routed_domains"),
+                    format!("must be between 0 (no limit) and {MAX_EXPERTS}"),
+                ));
+            }
             Moe {
+                max_routed_domains: m.max_routed_domains.clamp(0, MAX_EXPERTS as i64) as u32,
                 experts: experts.min(MAX_EXPERTS + 1) as u32,
                 active: active.min(MAX_EXPERTS + 1) as u32,
                 shared: m.shared.clamp(0, MAX_EXPERTS as i64 + 1) as u32,
@@ -242,6 +272,12 @@ impl Model {
                 v_head_dim: positive(&mut p, &at, "v_head_dim", m.v_head_dim),
             }
         });
+        if f.mtp_modules < 0 || f.mtp_modules as u64 > MAX_MTP_MODULES {
+            p.push(Problem::new(
+                format!("{at}.mtp_modules"),
+                format!("must be between 0 and {MAX_MTP_MODULES}"),
+            ));
+        }
         if !is_id(&f.id) {
             p.push(Problem::new(
                 format!("{at}.id"),
@@ -313,6 +349,7 @@ impl Model {
             tied_embeddings: f.tied_embeddings,
             moe,
             mla,
+            mtp_modules: f.mtp_modules.clamp(0, MAX_MTP_MODULES as i64) as u32,
         })
     }
 
@@ -415,6 +452,38 @@ impl Model {
             + self.embedding_params()
     }
 
+    /// Parameters of the multi-token-prediction modules: per module one transformer layer (an
+    /// MoE layer, all experts, when the model has MoE layers) and its `2d × d` projection; the
+    /// embedding and output head are the main model's.
+    #[must_use]
+    pub fn mtp_params(&self) -> f64 {
+        let d = self.d_model as f64;
+        let mlp = match &self.moe {
+            Some(m) => {
+                (m.experts as f64 + m.shared as f64) * self.expert_params() + m.experts as f64 * d
+            }
+            None => self.dense_mlp_params(),
+        };
+        self.mtp_modules as f64 * (self.attention_params() + mlp) + self.mtp_projection_params()
+    }
+
+    /// Parameters of the MTP modules' `2d × d` projections (all modules).
+    #[must_use]
+    pub fn mtp_projection_params(&self) -> f64 {
+        let d = self.d_model as f64;
+        self.mtp_modules as f64 * MTP_PROJECTION_SQUARES * d * d
+    }
+
+    /// Forward FLOPs per token of the multi-token-prediction modules at context `seq`: per
+    /// module one layer, the projection and one more output-head pass.
+    #[must_use]
+    pub fn mtp_flops_per_token(&self, seq: u64) -> Flops {
+        let d = self.d_model as f64;
+        let layer = self.layer_flops_per_token(seq, self.moe.is_some()).total();
+        let projection = Flops::new(2.0 * MTP_PROJECTION_SQUARES * d * d);
+        (layer + projection + self.logit_flops_per_token()) * self.mtp_modules as f64
+    }
+
     /// Parameters touched per token (routed top-k and shared experts only).
     #[must_use]
     pub fn active_params(&self) -> f64 {
@@ -454,7 +523,8 @@ impl Model {
         Flops::new(2.0 * self.d_model as f64 * self.vocab as f64)
     }
 
-    /// Forward FLOPs per token of the whole model at context `seq`.
+    /// Forward FLOPs per token of the whole model at context `seq`, multi-token-prediction
+    /// modules included.
     #[must_use]
     pub fn forward_flops_per_token(&self, seq: u64) -> Flops {
         let dense_l = (self.layers - self.moe_layers()) as f64;
@@ -462,6 +532,7 @@ impl Model {
         dense_l * self.layer_flops_per_token(seq, false).total()
             + moe_l * self.layer_flops_per_token(seq, true).total()
             + self.logit_flops_per_token()
+            + self.mtp_flops_per_token(seq)
     }
 
     /// Training *model* FLOPs per token (forward + backward = 3 x forward, no recompute).
@@ -537,12 +608,46 @@ mod mla_tests {
     use crate::workload::preset;
     use approx::assert_relative_eq;
 
-    /// DeepSeek-V3 (arXiv:2412.19437): 671B parameters, 37B activated per token (the published
-    /// figures exclude the multi-token-prediction module).
+    /// DeepSeek-V3 (arXiv:2412.19437 §1, §4.2): 671B parameters, 37B activated per token, 61
+    /// layers of which 3 dense, 256 routed experts top-8 + 1 shared, one MTP module; the published
+    /// figures exclude the MTP module. The released checkpoint holds 685B: 671B of main model and
+    /// 14B of MTP module (deepseek-ai/DeepSeek-V3 README, "Model Weights"), which stores its own
+    /// copies of the shared embedding and output head (2 × 0.93B): 14B within rounding
+    /// (13.5B; tolerance 5%).
     #[test]
     fn deepseek_v3_has_671b_total_and_37b_active_parameters() {
         let m = preset("deepseek-v3").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((m.layers, m.moe_layers(), m.mtp_modules), (61, 58, 1));
+        let moe = m.moe.as_ref().unwrap_or_else(|| panic!("MoE"));
+        assert_eq!((moe.experts, moe.active, moe.shared), (256, 8, 1));
+        // Node-limited routing to at most 4 nodes (§2.1.2).
+        assert_eq!(moe.max_routed_domains, 4);
         assert_relative_eq!(m.params() / 1e9, 671.0, max_relative = 0.005);
         assert_relative_eq!(m.active_params() / 1e9, 37.0, max_relative = 0.02);
+        let checkpoint_mtp = m.mtp_params() + m.embedding_params();
+        assert_relative_eq!(checkpoint_mtp / 1e9, 14.0, max_relative = 0.05);
+    }
+
+    /// MTP adds one MoE layer, the projection and a head pass to the forward FLOPs; without
+    /// modules the model is unchanged.
+    #[test]
+    fn mtp_modules_add_a_layer_a_projection_and_a_head() {
+        let m = preset("deepseek-v3").unwrap_or_else(|e| panic!("{e}"));
+        let mut none = m.clone();
+        none.mtp_modules = 0;
+        let seq = 4096;
+        let d = m.d_model as f64;
+        let extra = m.forward_flops_per_token(seq) - none.forward_flops_per_token(seq);
+        let want = m.layer_flops_per_token(seq, true).total().flops()
+            + 2.0 * 2.0 * d * d
+            + m.logit_flops_per_token().flops();
+        assert_relative_eq!(extra.flops(), want, max_relative = 1e-12);
+        assert_relative_eq!(none.mtp_params(), 0.0);
+        assert_relative_eq!(none.mtp_flops_per_token(seq).flops(), 0.0);
+        assert_relative_eq!(m.params(), none.params());
+        // Two modules cost twice one.
+        let mut two = m.clone();
+        two.mtp_modules = 2;
+        assert_relative_eq!(two.mtp_params(), 2.0 * m.mtp_params(), max_relative = 1e-12);
     }
 }

@@ -120,7 +120,7 @@ pub fn preset(id: &str) -> Result<Model> {
 }
 
 /// The keys of a model definition (what an override or inline `[model]` may set).
-pub const MODEL_KEYS: [&str; 15] = [
+pub const MODEL_KEYS: [&str; 16] = [
     "id",
     "name",
     "source",
@@ -136,6 +136,7 @@ pub const MODEL_KEYS: [&str; 15] = [
     "tied_embeddings",
     "moe",
     "mla",
+    "mtp_modules",
 ];
 
 /// A model from a `[model]` table: `preset = "id"` with optional override keys from

@@ -16,6 +16,29 @@ pub enum AttentionKernel {
     Unfused,
 }
 
+/// How MoE tokens reach their experts and come back: the token dispatcher.
+///
+/// Each is priced over the network levels its traffic uses (see the EP terms in `perf`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum MoeDispatcher {
+    /// All-to-all over the expert-parallel group: each token copy goes straight to its expert's
+    /// rank, inside the domain on scale-up links, across domains on scale-out (Megatron-Core
+    /// `--moe-token-dispatcher-type alltoall`, the NeMo recipes' default; Lepikhin et al. 2020).
+    #[default]
+    AllToAll,
+    /// All-gather of every rank's tokens over the tensor × expert-parallel group, each rank
+    /// keeping those routed to its experts, and a reduce-scatter to combine (Megatron-Core
+    /// `allgather` dispatcher, whose collective "spans the communication domain of TP*EP").
+    AllGather,
+    /// Hierarchical dispatch: a token crosses the scale-out network once per destination
+    /// domain, then is forwarded over scale-up links to each expert there (DeepEP's
+    /// intra-node NVLink + inter-node RDMA kernels; DeepSeek-AI 2024, arXiv:2412.19437 §3.2.2;
+    /// Megatron-Core `flex` dispatcher).
+    Hierarchical,
+}
+
 /// A software stack, as a preset of the setup's switches; each switch given on its own still
 /// overrides the preset. Published throughput of the same layout moves with the stack: fused
 /// attention (FlashAttention, Dao et al. 2022; in Megatron-LM through Transformer Engine from
@@ -175,6 +198,8 @@ pub struct TrainingSetup {
     pub(crate) dp_comm_overlap: bool,
     pub(crate) hierarchical_collectives: bool,
     pub(crate) logarithmic_collectives: bool,
+    pub(crate) moe_dispatcher: MoeDispatcher,
+    pub(crate) expert_tensor_parallel: bool,
     pub(crate) optimizer_states: OptimizerStates,
     pub(crate) main_grads: MainGrads,
     pub(crate) moe_load_imbalance: f64,
@@ -239,6 +264,18 @@ impl TrainingSetup {
     #[must_use]
     pub fn logarithmic_collectives(&self) -> bool {
         self.logarithmic_collectives
+    }
+    /// The MoE token dispatcher.
+    #[must_use]
+    pub fn moe_dispatcher(&self) -> MoeDispatcher {
+        self.moe_dispatcher
+    }
+    /// Experts are split across the tensor-parallel ranks where the layout allows it
+    /// (Megatron-Core's default, expert tensor parallelism = tp); when false, experts are
+    /// whole on each rank (ETP 1).
+    #[must_use]
+    pub fn expert_tensor_parallel(&self) -> bool {
+        self.expert_tensor_parallel
     }
     /// Precision of the optimizer's moments.
     #[must_use]

@@ -541,6 +541,20 @@ fn searched_mfu_above_the_fitted_ceiling_is_flagged() {
     assert!(flagged > 0);
 }
 
+/// Issue 8: the MoE fixed cost is learnt only from MoE runs. A fit with none (Ampere, TPU v5,
+/// Trainium: dense runs only) keeps the prior; the fit with MoE runs moves off it.
+#[test]
+fn an_uninformed_moe_fixed_cost_stays_at_its_prior() {
+    let cal = cal();
+    let prior = xpusim::Efficiency::PRIOR.moe_fixed_us;
+    for g in ["trainium", "nvidia-ampere", "tpu-v5"] {
+        let (_, eff) = cal.for_group(g, "");
+        assert!((eff.moe_fixed_us - prior).abs() < 1e-9, "{g}: {eff:?}");
+    }
+    let (_, hopper) = cal.for_group("nvidia-hopper", "");
+    assert!((hopper.moe_fixed_us - prior).abs() > 1e-6, "{hopper:?}");
+}
+
 /// Issue 8: no prior exceeds a fitted sibling. Trainium's fit has no FP8 run, so FP8 matmuls get
 /// at most its fitted BF16 fraction, and on Trn1, whose FP8 and BF16 peaks are equal, FP8 is not
 /// faster than BF16.

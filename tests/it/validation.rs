@@ -158,6 +158,8 @@ fn shipped_calibration_regenerates() {
             (a.kernel_overhead_us, b.kernel_overhead_us),
             (a.network, b.network),
             (a.overlap_exposure, b.overlap_exposure),
+            (a.latency_scale, b.latency_scale),
+            (a.moe_fixed_us, b.moe_fixed_us),
         ] {
             assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-6), "{k}: fitted {x} vs shipped {y}; run `xpusim calibrate tests/data/validation -o src/calibration.toml`");
         }
@@ -201,6 +203,7 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
         network: 0.5,
         overlap_exposure: 0.4,
         latency_scale: 1.5,
+        moe_fixed_us: 120.0,
     };
     let mut synthetic: Vec<Run> = runs()
         .into_iter()

@@ -4,8 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
-    AttentionKernel, MainGrads, Objective, OptimizerStates, Precision, Pricing, Recompute,
-    SoftwareEra,
+    AttentionKernel, MainGrads, MoeDispatcher, Objective, OptimizerStates, Precision, Pricing,
+    Recompute, SoftwareEra,
 };
 
 #[derive(Parser)]
@@ -228,6 +228,13 @@ pub struct EstimateArgs {
     /// pays a scale-out latency (the libraries of the published runs).
     #[arg(long)]
     pub logarithmic_collectives: bool,
+    /// MoE token dispatcher (default all-to-all; hierarchical: DeepEP-style NVLink + RDMA).
+    #[arg(long, value_enum)]
+    pub moe_dispatcher: Option<MoeDispatcher>,
+    /// Keep experts whole on each rank (expert tensor parallelism 1) instead of splitting them
+    /// across the tensor-parallel ranks (Megatron-Core's default).
+    #[arg(long)]
+    pub whole_experts: bool,
     /// Scale-out bandwidth per chip, Gbit/s per direction (default: the system's).
     #[arg(long, allow_negative_numbers = true)]
     pub scale_out_gbps: Option<f64>,

@@ -142,6 +142,8 @@ fn estimate_one(
         dp_comm_overlap: a.no_dp_overlap.then_some(false),
         hierarchical_collectives: a.flat_collectives.then_some(false),
         logarithmic_collectives: a.logarithmic_collectives.then_some(true),
+        moe_dispatcher: a.moe_dispatcher,
+        expert_tensor_parallel: a.whole_experts.then_some(false),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
         moe_load_imbalance: a.moe_load_imbalance,
