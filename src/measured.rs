@@ -9,7 +9,7 @@ use crate::perf::{evaluate, Evaluation, Machine, Shape};
 use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequest};
 use crate::units::Seconds;
 use crate::workload::{
-    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, TrainingSetup,
+    preset, validate_models, AttentionKernel, MainGrads, PipelineSplit, Model, ModelFile, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -62,6 +62,7 @@ struct RunFile {
     #[serde(default = "yes")]
     hierarchical_collectives: bool,
     main_grads: Option<MainGrads>,
+    pipeline_split: Option<PipelineSplit>,
     #[serde(default)]
     assumptions: Vec<String>,
     measured: MeasuredFile,
@@ -236,6 +237,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             dp_comm_overlap: Some(r.dp_comm_overlap),
             hierarchical_collectives: Some(r.hierarchical_collectives),
             main_grads: r.main_grads,
+            pipeline_split: r.pipeline_split,
             ..Default::default()
         }
         .resolve(&at, &model);

@@ -57,7 +57,7 @@ mod tests;
 pub use evaluate::{
     evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
 };
-pub use memory::MemoryBreakdown;
+pub use memory::{memory_margin, MemoryBand, MemoryBreakdown, MEMORY_MODEL_ERROR};
 pub use shape::{Machine, Shape};
 #[cfg(test)]
 pub(crate) use step::step_terms;

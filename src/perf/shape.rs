@@ -5,7 +5,7 @@ use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
 use crate::parallelism::Layout;
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
-use crate::workload::{AttentionKernel, Model, TrainingSetup};
+use crate::workload::{AttentionKernel, Model, PipelineSplit, TrainingSetup};
 
 /// Everything the step model needs, reduced to numbers (built once, evaluated many times).
 ///
@@ -28,8 +28,19 @@ pub struct Shape {
     pub(crate) vocab: f64,
     pub(crate) seq: f64,
     pub(crate) layers: f64,
+    /// Layers on the most loaded pipeline rank (all its virtual chunks).
     pub(crate) layers_per_stage: f64,
+    /// Layers on the first, a middle and the last pipeline rank (all their virtual chunks).
+    pub(crate) stage_layers: StageLayers,
     pub(crate) microbatches: f64,
+    /// The model trains with dropout (its masks are kept and written).
+    pub(crate) dropout: bool,
+    /// Input and output embeddings share one matrix.
+    pub(crate) tied_embeddings: bool,
+    /// Bytes per element of a linear layer's input kept for backward: 1 when FP8/FP4 GEMM
+    /// inputs are cached in that format, else 2 (BF16).
+    pub(crate) linear_input_bytes: f64,
+    pub(crate) pipeline_split: PipelineSplit,
     pub(crate) attention: AttentionKernel,
     pub(crate) tp_overlap: bool,
     pub(crate) dp_overlap: bool,
@@ -118,7 +129,22 @@ impl Shape {
             seq: setup.seq_len as f64,
             layers,
             layers_per_stage: layers,
+            stage_layers: StageLayers {
+                first: layers,
+                middle: layers,
+                last: layers,
+            },
             microbatches: 0.0,
+            dropout: model.dropout,
+            tied_embeddings: model.tied_embeddings,
+            linear_input_bytes: if setup.low_precision_activations
+                && matches!(setup.precision, Precision::Fp8 | Precision::Fp4)
+            {
+                LOW_PRECISION_INPUT_BYTES
+            } else {
+                BF16_INPUT_BYTES
+            },
+            pipeline_split: setup.pipeline_split,
             attention: setup.attention,
             tp_overlap: setup.tp_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
@@ -162,7 +188,8 @@ impl Shape {
         } else {
             0.0
         };
-        self.layers_per_stage = layers_per_stage(self.layer_count, layout) as f64;
+        self.stage_layers = stage_layers(self.layer_count, layout, self.pipeline_split);
+        self.layers_per_stage = self.stage_layers.most();
         self.microbatches = (self.global_batch
             / (u64::from(layout.dp) * u64::from(layout.microbatch)).max(1))
             as f64;
@@ -182,13 +209,63 @@ impl Shape {
             / self.layout.tp as f64
     }
 
-    /// All parameters held by one chip of the most loaded stage (layers plus one embedding).
+    /// All parameters held by one chip of the most loaded stage (layers plus one embedding):
+    /// the optimizer's share of work.
     pub(crate) fn params_per_chip(&self) -> f64 {
         self.layer_params_per_chip() * self.layers_per_stage
             + self.embedding_params / self.layout.tp as f64
     }
 }
 
+/// Bytes per element of a BF16 GEMM input kept for backward.
+const BF16_INPUT_BYTES: f64 = 2.0;
+/// Bytes per element of an FP8 (or FP4, stored as FP8 by Transformer Engine's recipes) GEMM
+/// input kept for backward: Transformer Engine saves the quantized input its forward GEMM
+/// already made (NVIDIA Transformer Engine documentation, "FP8 primer"). An assumption for
+/// FP4, whose block-scaled format with scales takes about 0.56 B; 1 B is the conservative side.
+const LOW_PRECISION_INPUT_BYTES: f64 = 1.0;
+
+/// Layers held by the first, a middle and the last pipeline rank, all virtual chunks included
+/// (one rank when `pp = 1`: all three equal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct StageLayers {
+    pub(crate) first: f64,
+    pub(crate) middle: f64,
+    pub(crate) last: f64,
+}
+
+impl StageLayers {
+    /// Layers on the most loaded rank.
+    pub(crate) fn most(&self) -> f64 {
+        self.first.max(self.middle).max(self.last)
+    }
+}
+
+/// Layers per pipeline rank under `split`, in u64 so that `pp · v` cannot wrap.
+///
+/// Even: `⌈L / (pp·v)⌉` layers per chunk. One fewer at the ends: the embedding and the loss
+/// count as one layer each, `c = ⌈(L + 2) / (pp·v)⌉` per chunk, and the first rank's first chunk
+/// and the last rank's last chunk hold one layer fewer (Megatron-LM's
+/// `account_for_embedding_in_pipeline_split` / `account_for_loss_in_pipeline_split`).
+fn stage_layers(layers: u64, layout: &Layout, split: PipelineSplit) -> StageLayers {
+    let even = layers_per_stage(layers, layout) as f64;
+    if layout.pp == 1 || split == PipelineSplit::Even {
+        return StageLayers {
+            first: even,
+            middle: even,
+            last: even,
+        };
+    }
+    let v = u64::from(layout.virtual_stages);
+    let chunks = (u64::from(layout.pp) * v).max(1);
+    let full = ((layers + 2).div_ceil(chunks) * v) as f64;
+    let end = (full - 1.0).max(0.0);
+    StageLayers {
+        first: end,
+        middle: if layout.pp > 2 { full } else { end },
+        last: end,
+    }
+}
 /// Layers on the most loaded pipeline rank (all its virtual chunks): as
 /// [`Layout::layers_per_stage`], with the chunk count `pp · v` computed in u64 so it cannot wrap.
 fn layers_per_stage(layers: u64, layout: &Layout) -> u64 {

@@ -22,19 +22,23 @@ const SECONDS_PER_US: f64 = 1e-6;
 
 /// HBM bytes per token per `d` outside the tensor-parallel region (split only by sequence
 /// parallelism): two norms each reading and writing a BF16 tensor (2 × (2 + 2) B), and two fused
-/// bias-dropout-residual-adds (Megatron-LM) each reading the branch output and the residual,
-/// writing the sum and a 1-byte dropout mask (2 × (2 + 2 + 2 + 1) B): 8 + 14 = 22. Assumes one
-/// read and one write per tensor per kernel.
-const NORM_BYTES_PER_TOKEN_PER_D: f64 = 22.0;
+/// bias-dropout-residual-adds (Megatron-LM) each reading the branch output and the residual and
+/// writing the sum (2 × (2 + 2 + 2) B): 8 + 12 = 20. Assumes one read and one write per tensor
+/// per kernel.
+const NORM_BYTES_PER_TOKEN_PER_D: f64 = 20.0;
+/// With dropout, the two residual adds also write a 1-byte mask each.
+const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
 /// HBM bytes per token per `d` per routed expert for MoE token shuffling: permuting each copy of
 /// the token into its expert's buffer and un-permuting/combining it afterwards, each reading and
 /// writing it in BF16 (2 × (2 + 2) B). An assumption (no fused permute).
 const ROUTE_BYTES_PER_TOKEN_PER_D: f64 = 8.0;
 /// HBM bytes per element of the unfused `a·s × s` score tensor: the fused scale-mask-softmax
-/// reads the BF16 scores and writes the probabilities (2 + 2 B); dropout reads them and writes
-/// the dropped-out probabilities and a 1-byte mask (2 + 2 + 1 B). The QKᵀ write and AV read are
+/// reads the BF16 scores and writes the probabilities (2 + 2 B). The QKᵀ write and AV read are
 /// part of the matmuls.
-const UNFUSED_SCORE_BYTES: f64 = 9.0;
+const UNFUSED_SCORE_BYTES: f64 = 4.0;
+/// With attention dropout, dropout also reads the probabilities and writes the dropped-out
+/// probabilities and a 1-byte mask (2 + 2 + 1 B) per score element.
+const SCORE_DROPOUT_BYTES: f64 = 5.0;
 /// Fraction of the `s × s` square a fused causal kernel computes: masked blocks are skipped
 /// (Dao 2023); unfused attention computes the full square.
 const FLASH_CAUSAL_FRACTION: f64 = CAUSAL_HALF;
@@ -124,12 +128,17 @@ impl Forward {
         let bw = m.hbm_bandwidth.bytes_per_second();
         // The MLP activation reads its inputs (one per up-projection) and writes one output.
         let act_bytes = BF16_BYTES * t * s.mlp_width * (s.mlp_matrices + 1.0) / tp;
-        let norm_bytes = NORM_BYTES_PER_TOKEN_PER_D * t * d / sp_div;
+        let (mask_bytes, score_dropout_bytes) = if s.dropout {
+            (DROPOUT_MASK_BYTES_PER_TOKEN_PER_D, SCORE_DROPOUT_BYTES)
+        } else {
+            (0.0, 0.0)
+        };
+        let norm_bytes = (NORM_BYTES_PER_TOKEN_PER_D + mask_bytes) * t * d / sp_div;
         let route_bytes = ROUTE_BYTES_PER_TOKEN_PER_D * t * d * s.moe_active * s.moe_fraction / tp;
         let score_bytes = if flash {
             0.0
         } else {
-            UNFUSED_SCORE_BYTES * t * s.seq * s.heads / tp
+            (UNFUSED_SCORE_BYTES + score_dropout_bytes) * t * s.seq * s.heads / tp
         };
         let attention_kernels = if flash {
             0.0

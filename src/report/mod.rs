@@ -5,6 +5,7 @@ use crate::economics::Assessment;
 use crate::error::{Error, Result};
 use crate::parallelism::Layout;
 use crate::plan::{Estimate, Feasibility};
+use crate::perf::MemoryBand;
 use serde::Serialize;
 
 /// Step-time breakdown in seconds.
@@ -53,8 +54,13 @@ pub struct Row {
     pub model: String,
     /// Layout.
     pub layout: Layout,
-    /// Whether it fits in HBM.
+    /// Whether its memory is accepted: it fits in HBM, or is tight (over by less than the
+    /// memory model's error, [`crate::MEMORY_MODEL_ERROR`]).
     pub fits_memory: bool,
+    /// `fits`, `tight` or `does-not-fit`.
+    pub memory_band: MemoryBand,
+    /// Free HBM as a fraction of the capacity; negative by the relative excess when over.
+    pub memory_margin: f64,
     /// Why not, when it does not (`null` when it fits).
     pub infeasible_reason: Option<String>,
     /// Memory per chip, decimal GB.
@@ -116,6 +122,8 @@ impl Row {
             model: e.model.clone(),
             layout: e.layout,
             fits_memory: p.fits_memory,
+            memory_band: p.memory_band,
+            memory_margin: p.memory_margin,
             infeasible_reason: match &e.feasibility {
                 Feasibility::Feasible => None,
                 Feasibility::Infeasible(r) => Some(r.clone()),
@@ -338,10 +346,10 @@ fn cells(o: &Outcome) -> [String; 16] {
                 r.layout.recompute.as_str(),
                 r.layout.zero
             ),
-            if r.fits_memory {
-                "yes".into()
-            } else {
-                "NO".into()
+            match r.memory_band {
+                MemoryBand::Fits => "yes".into(),
+                MemoryBand::Tight => format!("tight {:+.0}%", -100.0 * r.memory_margin),
+                MemoryBand::DoesNotFit => "NO".into(),
             },
             format!("{:.1}", r.memory_per_chip_gb),
             format!("{:.3}", r.step_time_s),

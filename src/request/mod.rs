@@ -28,7 +28,9 @@ use crate::hardware::{Catalog, Chip, Cluster, Precision, System};
 use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
-use crate::workload::{AttentionKernel, MainGrads, Model, OptimizerStates, TrainingSetup};
+use crate::workload::{
+    AttentionKernel, MainGrads, Model, OptimizerStates, PipelineSplit, TrainingSetup,
+};
 use serde::{Deserialize, Serialize};
 
 /// Largest cluster accepted: a thousand times the million-chip campuses the tool is built for.
@@ -369,6 +371,11 @@ pub struct SetupRequest {
     pub optimizer_states: Option<OptimizerStates>,
     /// Precision of the accumulated gradients (default BF16).
     pub main_grads: Option<MainGrads>,
+    /// How layers are divided among pipeline stages (default even).
+    pub pipeline_split: Option<PipelineSplit>,
+    /// In FP8/FP4 training, keep the linear layers' inputs for backward in that format, as
+    /// Transformer Engine does (default true).
+    pub low_precision_activations: Option<bool>,
 }
 
 impl SetupRequest {
@@ -462,6 +469,8 @@ impl SetupRequest {
             logarithmic_collectives: self.logarithmic_collectives.unwrap_or(false),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(MainGrads::Bf16),
+            pipeline_split: self.pipeline_split.unwrap_or_default(),
+            low_precision_activations: self.low_precision_activations.unwrap_or(true),
         })
     }
 }

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
-    AttentionKernel, MainGrads, Objective, OptimizerStates, Precision, Pricing, Recompute,
+    AttentionKernel, MainGrads, Objective, OptimizerStates, PipelineSplit, Precision, Pricing, Recompute,
 };
 
 #[derive(Parser)]
@@ -193,6 +193,13 @@ pub struct EstimateArgs {
     /// Precision of the accumulated gradients.
     #[arg(long, value_enum)]
     pub main_grads: Option<MainGrads>,
+    /// How layers are divided among pipeline stages (default even).
+    #[arg(long, value_enum)]
+    pub pipeline_split: Option<PipelineSplit>,
+    /// In FP8/FP4 training, keep the linear layers' inputs for backward in BF16 rather than in
+    /// the training format (Transformer Engine keeps them in FP8).
+    #[arg(long)]
+    pub bf16_activations: bool,
     /// Sequence length (default: the model's).
     #[arg(long, allow_negative_numbers = true)]
     pub seq_len: Option<i64>,

@@ -143,6 +143,8 @@ fn estimate_one(
         logarithmic_collectives: Some(a.logarithmic_collectives),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
+        pipeline_split: a.pipeline_split,
+        low_precision_activations: Some(!a.bf16_activations),
     }
     .resolve("", &model)
     .map_err(|p| problems.extend(p))
