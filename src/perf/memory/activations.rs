@@ -86,6 +86,21 @@ pub(super) fn per_layer(s: &Shape) -> f64 {
     }
 }
 
+/// Bytes of the working set full recompute adds at its peak: the backward pass re-runs one
+/// layer's forward and holds all of that layer's activations for one micro-batch while it
+/// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
+/// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
+/// already kept. Zero otherwise.
+pub(super) fn recompute_working_set(s: &Shape) -> f64 {
+    if s.layout.recompute == Recompute::Full {
+        let mut kept = *s;
+        kept.layout.recompute = Recompute::None;
+        per_layer(&kept) - per_layer(s)
+    } else {
+        0.0
+    }
+}
+
 /// Layer-activations pipeline rank `rank` (0-based) holds at its peak, in units of one layer
 /// for one micro-batch: its layers times the micro-batches in flight.
 ///
@@ -193,6 +208,16 @@ mod tests {
         assert_relative_eq!(per_layer(&shape), 2.0 * s * b * h, max_relative = 1e-12);
         let (shape, s, b, h, _) = gpt3(8, true, Recompute::Full, 1);
         assert_relative_eq!(per_layer(&shape), 2.0 * s * b * h / 8.0, max_relative = 1e-12);
+    }
+
+    /// Full recompute holds one whole layer again while differentiating it.
+    #[test]
+    fn full_recompute_working_set_is_one_whole_layer() {
+        let (shape, s, b, h, a) = gpt3(1, false, Recompute::Full, 1);
+        let want = s * b * h * (34.0 - 2.0 + 5.0 * a * s / h);
+        assert_relative_eq!(recompute_working_set(&shape), want, max_relative = 1e-12);
+        let (shape, ..) = gpt3(1, false, Recompute::Selective, 1);
+        assert_relative_eq!(recompute_working_set(&shape), 0.0);
     }
 
     /// The first rank of an interleaved pipeline holds Korthikanti's

@@ -4,10 +4,13 @@ use crate::units::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Relative error of the memory model: a prediction up to this much above the HBM capacity is
-/// "tight", not "does not fit". An assumption, set to the tolerance the memory model meets on
-/// published per-GPU memory figures (`tests/data/memory`, ±10%); frameworks also trim memory in
-/// ways the model does not itemise (allocator reuse, early frees).
-pub const MEMORY_MODEL_ERROR: f64 = 0.10;
+/// "tight", not "does not fit". An assumption: the envelope this project already allowed
+/// published runs that really ran (`tests/it/validation.rs`), which the largest excess among them
+/// (10.3%, NVIDIA dgxc-benchmarking Nemotron-4 340B on 128 H100 with 12 interleaved stages per
+/// rank) sits inside; frameworks trim memory in ways the model does not itemise (allocator
+/// reuse, early frees, offload). Published per-GPU figures are met within ±10%
+/// (`tests/data/memory`).
+pub const MEMORY_MODEL_ERROR: f64 = 0.15;
 
 /// Where a memory need falls against the capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,7 +34,7 @@ impl MemoryBand {
     /// let cap = Bytes::from_gb(80.0);
     /// assert_eq!(MemoryBand::of(Bytes::from_gb(79.0), cap), MemoryBand::Fits);
     /// assert_eq!(MemoryBand::of(Bytes::from_gb(83.2), cap), MemoryBand::Tight);
-    /// assert_eq!(MemoryBand::of(Bytes::from_gb(90.0), cap), MemoryBand::DoesNotFit);
+    /// assert_eq!(MemoryBand::of(Bytes::from_gb(95.0), cap), MemoryBand::DoesNotFit);
     /// ```
     #[must_use]
     pub fn of(need: Bytes, capacity: Bytes) -> Self {
@@ -78,13 +81,14 @@ mod tests {
     use approx::assert_relative_eq;
     use proptest::prelude::*;
 
-    /// A run 4% over is tight (feasible), 11% over is not.
+    /// A run 4% over is tight (feasible), one over by more than the model's error is not.
     #[test]
     fn four_percent_over_is_tight() {
         let cap = Bytes::from_gb(80.0);
         assert_eq!(MemoryBand::of(cap * 1.04, cap), MemoryBand::Tight);
         assert!(MemoryBand::Tight.feasible());
-        assert_eq!(MemoryBand::of(cap * 1.11, cap), MemoryBand::DoesNotFit);
+        let over = cap * (1.0 + MEMORY_MODEL_ERROR) + Bytes::from_gb(0.1);
+        assert_eq!(MemoryBand::of(over, cap), MemoryBand::DoesNotFit);
         assert_relative_eq!(memory_margin(cap * 1.04, cap), -0.04, max_relative = 1e-9);
         assert_relative_eq!(memory_margin(cap * 0.75, cap), 0.25, max_relative = 1e-9);
     }

@@ -41,7 +41,8 @@ pub struct MemoryBreakdown {
     pub gradients: Bytes,
     /// Optimizer states held.
     pub optimizer: Bytes,
-    /// Activations kept for the backward pass (peak over the pipeline schedule).
+    /// Activations kept for the backward pass (peak over the pipeline schedule), with the
+    /// layer full recompute re-materialises.
     pub activations: Bytes,
     /// Logits, gathered weights and runtime reserve.
     pub buffers: Bytes,
@@ -122,7 +123,9 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
         _ => (dp_shards, dp_shards, dp_shards),
     };
     let layer_mb = activations::layer_microbatches(s, r.index, r.layers);
-    let activations = Bytes::new(activations::per_layer(s) * layer_mb);
+    let activations = Bytes::new(
+        activations::per_layer(s) * layer_mb + activations::recompute_working_set(s),
+    );
     // Logits of one micro-batch on the last stage and, under ZeRO-3, gathered layers.
     let logits = if r.logits {
         LOGIT_BYTES * s.tokens_per_microbatch() * s.vocab / tp
