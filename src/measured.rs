@@ -9,7 +9,8 @@ use crate::perf::{evaluate, Evaluation, Machine, Shape};
 use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequest};
 use crate::units::Seconds;
 use crate::workload::{
-    preset, validate_models, AttentionKernel, MainGrads, PipelineSplit, Model, ModelFile, TrainingSetup,
+    preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, PipelineSplit,
+    TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;

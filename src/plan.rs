@@ -131,7 +131,8 @@ pub struct Search {
     pub runner_ups: Vec<Estimate>,
     /// Valid layouts evaluated.
     pub considered: usize,
-    /// Of those, layouts that fit in memory.
+    /// Of those, layouts whose memory is accepted: they fit, or are tight (ranked after those that
+    /// fit).
     pub fitting: usize,
 }
 

@@ -326,6 +326,29 @@ mod tests {
     use crate::parallelism::Recompute;
     use crate::workload::preset;
 
+    proptest::proptest! {
+        /// Every split places all layers, and one fewer at the ends never puts more than one
+        /// chunk-layer per chunk above the even split on any rank.
+        #[test]
+        fn splits_place_every_layer(layers in 1u64..400, pp in 1u32..33, v in 1u32..5) {
+            let mut l = Layout::data_parallel(1);
+            l.pp = pp;
+            l.virtual_stages = v;
+            for split in [PipelineSplit::Even, PipelineSplit::OneFewerAtEnds] {
+                let s = stage_layers(layers, &l, split);
+                let ranks = f64::from(pp);
+                let placed = if pp == 1 {
+                    s.first
+                } else {
+                    s.first + s.last + s.middle * (ranks - 2.0)
+                };
+                proptest::prop_assert!(placed >= layers as f64, "{split:?}: {placed} < {layers}");
+                let even = stage_layers(layers, &l, PipelineSplit::Even).most();
+                proptest::prop_assert!(s.most() <= even + f64::from(v));
+            }
+        }
+    }
+
     /// The u64 chunk count agrees with the layout's own, and does not wrap where u32 would.
     #[test]
     fn layers_per_stage_agrees_and_does_not_wrap() {

@@ -4,8 +4,8 @@
 use crate::economics::Assessment;
 use crate::error::{Error, Result};
 use crate::parallelism::Layout;
-use crate::plan::{Estimate, Feasibility};
 use crate::perf::MemoryBand;
+use crate::plan::{Estimate, Feasibility};
 use serde::Serialize;
 
 /// Step-time breakdown in seconds.

@@ -91,7 +91,10 @@ fn predict(case: &Case, local: &[Model], cal: &Calibration) -> (f64, f64) {
         .resolve("layout")
         .map_err(problems)
         .unwrap_or_else(|e| panic!("{at}: {e}"));
-    assert!(matches!(choice, LayoutChoice::Fixed(_)), "{at}: layout not pinned");
+    assert!(
+        matches!(choice, LayoutChoice::Fixed(_)),
+        "{at}: layout not pinned"
+    );
     let job = Job::new(m, setup, cluster);
     let e = xpusim::run(&job, &choice, cal)
         .unwrap_or_else(|e| panic!("{at}: {e}"))
@@ -120,7 +123,10 @@ fn published_memory_figures_are_predicted_within_tolerance() {
     let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
     let mut outside = Vec::new();
     let mut checked = 0;
-    println!("{:34} {:>9} {:>9} {:>7}  tol", "case", "pred GB", "pub GB", "error");
+    println!(
+        "{:34} {:>9} {:>9} {:>7}  tol",
+        "case", "pred GB", "pub GB", "error"
+    );
     for c in &file.cases {
         assert!(
             !c.citation.is_empty() && !c.locator.is_empty() && !c.tol_rationale.is_empty(),
@@ -128,7 +134,11 @@ fn published_memory_figures_are_predicted_within_tolerance() {
             c.id
         );
         assert!(c.rel_tol > 0.0 && c.rel_tol <= 0.10, "{}: tolerance", c.id);
-        assert!(!c.assumptions.iter().any(String::is_empty), "{}: empty assumption", c.id);
+        assert!(
+            !c.assumptions.iter().any(String::is_empty),
+            "{}: empty assumption",
+            c.id
+        );
         let (pred, publ) = predict(c, &local, &cal);
         let err = pred / publ - 1.0;
         let (bad, tol) = match c.compares {

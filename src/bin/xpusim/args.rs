@@ -4,7 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
-    AttentionKernel, MainGrads, Objective, OptimizerStates, PipelineSplit, Precision, Pricing, Recompute,
+    AttentionKernel, MainGrads, Objective, OptimizerStates, PipelineSplit, Precision, Pricing,
+    Recompute,
 };
 
 #[derive(Parser)]

@@ -135,7 +135,12 @@ mod tests {
     use approx::assert_relative_eq;
 
     /// GPT-3 175B, micro-batch `b` of 2048 tokens, unfused attention: (shape, s, b, h, a).
-    pub(crate) fn gpt3(tp: u32, sp: bool, recompute: Recompute, b: u32) -> (Shape, f64, f64, f64, f64) {
+    pub(crate) fn gpt3(
+        tp: u32,
+        sp: bool,
+        recompute: Recompute,
+        b: u32,
+    ) -> (Shape, f64, f64, f64, f64) {
         let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
         // The closed form assumes a standard 4h MLP and one K/V head per query head.
         assert_eq!(model.mlp, Mlp::Standard);
@@ -207,7 +212,11 @@ mod tests {
         let (shape, s, b, h, _) = gpt3(1, false, Recompute::Full, 2);
         assert_relative_eq!(per_layer(&shape), 2.0 * s * b * h, max_relative = 1e-12);
         let (shape, s, b, h, _) = gpt3(8, true, Recompute::Full, 1);
-        assert_relative_eq!(per_layer(&shape), 2.0 * s * b * h / 8.0, max_relative = 1e-12);
+        assert_relative_eq!(
+            per_layer(&shape),
+            2.0 * s * b * h / 8.0,
+            max_relative = 1e-12
+        );
     }
 
     /// Full recompute holds one whole layer again while differentiating it.

@@ -114,8 +114,7 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
     let l = &s.layout;
     let tp = l.tp as f64;
     let dp_shards = l.zero_group_size() as f64;
-    let params =
-        s.layer_params_per_chip() * r.layers + r.embeddings * s.embedding_params / tp;
+    let params = s.layer_params_per_chip() * r.layers + r.embeddings * s.embedding_params / tp;
     let (w_div, g_div, o_div) = match l.zero {
         0 => (1.0, 1.0, 1.0),
         1 => (1.0, 1.0, dp_shards),
@@ -123,9 +122,8 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
         _ => (dp_shards, dp_shards, dp_shards),
     };
     let layer_mb = activations::layer_microbatches(s, r.index, r.layers);
-    let activations = Bytes::new(
-        activations::per_layer(s) * layer_mb + activations::recompute_working_set(s),
-    );
+    let activations =
+        Bytes::new(activations::per_layer(s) * layer_mb + activations::recompute_working_set(s));
     // Logits of one micro-batch on the last stage and, under ZeRO-3, gathered layers.
     let logits = if r.logits {
         LOGIT_BYTES * s.tokens_per_microbatch() * s.vocab / tp
