@@ -130,3 +130,19 @@ fn faster_matmuls_never_slow_the_step() {
         );
     }
 }
+
+/// Without dropout the masks are neither written nor kept: the memory-bound traffic drops by
+/// the two per-token masks and, unfused, by the score dropout's 5 bytes per score; matmuls are
+/// unchanged.
+#[test]
+fn no_dropout_removes_the_mask_traffic() {
+    let (with, m) = setup_with(layout(8, 1), 512, |s| {
+        s.attention = AttentionKernel::Unfused
+    });
+    let mut without = with;
+    without.dropout = false;
+    let (a, b) = (step(&with, &m), step(&without, &m));
+    assert!(b.memory_bound < a.memory_bound);
+    assert_relative_eq!(b.matmul.seconds(), a.matmul.seconds(), max_relative = 1e-12);
+    assert!(super::memory::memory(&without).activations < super::memory::memory(&with).activations);
+}

@@ -234,6 +234,28 @@ fn every_published_run_fits_in_memory() {
     );
 }
 
+/// Issue 8: a published run predicted a few percent over its HBM is "tight" and accepted, not a
+/// hard "does not fit" (NVIDIA dgxc-benchmarking Nemotron-4 340B FP8 on 128 H100 ran; the memory
+/// model puts it about 2% over 80 GB).
+#[test]
+fn issue_8_a_run_a_few_percent_over_is_tight_not_refused() {
+    let runs = runs();
+    let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let r = runs
+        .iter()
+        .find(|r| r.id == "DGXC-Nemotron-4-340B-H100-FP8-128")
+        .unwrap_or_else(|| panic!("run missing"));
+    let (_, eff) = cal.for_chip(&r.cluster.chip);
+    let p = r.evaluation.predict(&eff);
+    assert!(
+        p.memory_margin < 0.0 && p.memory_margin > -xpusim::MEMORY_MODEL_ERROR,
+        "{}",
+        p.memory_margin
+    );
+    assert_eq!(p.memory_band, xpusim::MemoryBand::Tight);
+    assert!(p.fits_memory);
+}
+
 /// Leave-one-study-out: each study predicted by a calibration fitted without it. A guard against
 /// a calibration that only memorises its data; the README shows the per-study table.
 #[test]
