@@ -490,6 +490,13 @@ mod tests {
                         crate::workload::AttentionKernel::Unfused,
                     ][next(2)],
                 ),
+                // Alternated without drawing, so the sample of the other knobs is unchanged.
+                pipeline_split: Some(
+                    [
+                        crate::workload::PipelineSplit::Even,
+                        crate::workload::PipelineSplit::OneFewerAtEnds,
+                    ][seen % 2],
+                ),
                 ..Default::default()
             })
             .resolve("", &model) else {

@@ -262,15 +262,17 @@ pub struct Prediction {
 }
 
 /// Recomputed FLOPs as a fraction of model FLOPs: full recompute adds one forward (a third of
-/// training); selective recompute of unfused attention adds the attention core's forward.
+/// training); selective recompute of unfused attention adds the attention core's forward; MLP
+/// recompute the MLP's forward.
 fn recompute_share(shape: &Shape) -> f64 {
+    let total = TRAINING_PASSES
+        * (shape.layers * (shape.linear_per_token + shape.core_per_token) + shape.logit_per_token);
     match (shape.layout.recompute, shape.attention) {
         (Recompute::Full, _) => 1.0 / TRAINING_PASSES,
+        _ if total <= 0.0 => 0.0,
+        (Recompute::Mlp, _) => shape.mlp_per_token * shape.layers / total,
         (Recompute::Selective, AttentionKernel::Unfused) => {
-            shape.core_per_token * shape.layers
-                / (TRAINING_PASSES
-                    * (shape.layers * (shape.linear_per_token + shape.core_per_token)
-                        + shape.logit_per_token))
+            shape.core_per_token * shape.layers / total
         }
         _ => 0.0,
     }

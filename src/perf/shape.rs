@@ -50,6 +50,9 @@ pub struct Shape {
     pub(crate) grad_bytes: f64,
     /// Forward FLOPs per token of one layer's linear layers (layer-averaged).
     pub(crate) linear_per_token: f64,
+    /// Of `linear_per_token`, the MLP's (layer-averaged; routed and shared experts and the
+    /// router in MoE layers).
+    pub(crate) mlp_per_token: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
     pub(crate) logit_per_token: f64,
@@ -156,6 +159,7 @@ impl Shape {
                 (dense.attention_linear + dense.mlp).flops(),
                 (moe.attention_linear + moe.mlp).flops(),
             ),
+            mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
             core_per_token: dense.attention_core.flops(),
             logit_per_token: model.logit_flops_per_token().flops(),
             attention_params: model.attention_params(),

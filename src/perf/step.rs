@@ -52,6 +52,9 @@ const LAYER_KERNELS: f64 = 12.0;
 /// Extra forward kernels of unfused attention: batched QKᵀ, scale-mask-softmax, dropout,
 /// batched AV (an assumption; also what selective recompute relaunches).
 const UNFUSED_ATTENTION_KERNELS: f64 = 4.0;
+/// Kernels MLP recompute relaunches: the norm, the fused up-projection GEMM, the activation and
+/// the down-projection GEMM (an assumption, as [`LAYER_KERNELS`]).
+const MLP_RECOMPUTE_KERNELS: f64 = 4.0;
 /// Extra forward kernels per MoE layer: router GEMM, top-k softmax, permute, un-permute and
 /// the dispatch and combine all-to-alls. An assumption.
 const MOE_KERNELS: f64 = 6.0;
@@ -106,6 +109,8 @@ struct Forward {
     kernels: f64,
     /// Of `memory`, the bytes of the unfused score tensor.
     score_bytes: f64,
+    /// Of `memory`, the bytes of the MLP activation function.
+    mlp_act_bytes: f64,
 }
 
 impl Forward {
@@ -154,6 +159,7 @@ impl Forward {
             ),
             kernels: LAYER_KERNELS + attention_kernels + MOE_KERNELS * s.moe_fraction,
             score_bytes,
+            mlp_act_bytes: act_bytes,
         }
     }
 
@@ -175,18 +181,33 @@ fn backward(f: &Forward, attention: AttentionKernel) -> (Terms, Terms) {
 }
 
 /// One layer's recompute: (matmuls, memory, kernels). Full recompute repeats the forward;
-/// selective recompute (Korthikanti et al. 2022) repeats the unfused attention core only.
+/// selective recompute (Korthikanti et al. 2022) repeats the unfused attention core only; MLP
+/// recompute repeats the MLP's share of the linear layers and its activation's traffic.
 fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     let flash = s.attention == AttentionKernel::Flash;
     let bw = m.hbm_bandwidth.bytes_per_second();
     match s.layout.recompute {
         Recompute::Full => (f.linear + f.core, f.memory, f.kernels),
+        Recompute::Mlp => (
+            f.linear * mlp_share(s),
+            Terms::one(Param::Memory, f.mlp_act_bytes / bw),
+            MLP_RECOMPUTE_KERNELS,
+        ),
         Recompute::Selective if !flash => (
             f.core,
             Terms::one(Param::Memory, f.score_bytes / bw),
             UNFUSED_ATTENTION_KERNELS,
         ),
         _ => (Terms::default(), Terms::default(), 0.0),
+    }
+}
+
+/// The MLP's share of a layer's linear-layer FLOPs.
+fn mlp_share(s: &Shape) -> f64 {
+    if s.linear_per_token > 0.0 {
+        s.mlp_per_token / s.linear_per_token
+    } else {
+        0.0
     }
 }
 
@@ -228,6 +249,7 @@ pub(super) fn executed_flops_per_token(s: &Shape) -> f64 {
     let core = s.core_per_token * causal;
     let recompute = match s.layout.recompute {
         Recompute::Full => s.linear_per_token + core,
+        Recompute::Mlp => s.mlp_per_token,
         Recompute::Selective if !flash => core,
         _ => 0.0,
     };

@@ -146,3 +146,27 @@ fn no_dropout_removes_the_mask_traffic() {
     assert_relative_eq!(b.matmul.seconds(), a.matmul.seconds(), max_relative = 1e-12);
     assert!(super::memory::memory(&without).activations < super::memory::memory(&with).activations);
 }
+
+/// MLP recompute sits between none and full: more matmul time than none, less than full, by
+/// exactly the MLP's forward FLOPs in the executed count; activations between full's and none's.
+#[test]
+fn mlp_recompute_sits_between_none_and_full() {
+    let with = |r: Recompute| {
+        let mut l = layout(8, 1);
+        l.recompute = r;
+        setup_for(l, 512)
+    };
+    let (none, m) = with(Recompute::None);
+    let (mlp, _) = with(Recompute::Mlp);
+    let (full, _) = with(Recompute::Full);
+    let (a, b, c) = (step(&none, &m), step(&mlp, &m), step(&full, &m));
+    assert!(a.matmul < b.matmul && b.matmul < c.matmul);
+    let mem = |s: &Shape| super::memory::memory(s).activations;
+    assert!(mem(&full) < mem(&mlp) && mem(&mlp) < mem(&none));
+    let ex = |s: &Shape| super::evaluate(s, &m).executed_flops.flops();
+    assert_relative_eq!(
+        ex(&mlp) - ex(&none),
+        mlp.mlp_per_token * mlp.layers * mlp.tokens_per_step,
+        max_relative = 1e-9
+    );
+}

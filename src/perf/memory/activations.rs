@@ -68,19 +68,26 @@ pub(super) fn per_layer(s: &Shape) -> f64 {
                 * (s.q_width * (ACTIVATION_BYTES + i)
                     + s.kv_width * KV_WIDTH_TENSORS * ACTIVATION_BYTES)
                 / tp;
-            // The MLP keeps its up-projections' outputs and the down-projection's input.
-            let mlp = t * s.mlp_width * (s.mlp_matrices * ACTIVATION_BYTES + i) / tp;
-            let scores =
-                if s.attention == AttentionKernel::Unfused && l.recompute == Recompute::None {
-                    let per_score = if s.dropout {
-                        SOFTMAX_BYTES + SCORE_DROPOUT_BYTES
-                    } else {
-                        SOFTMAX_BYTES
-                    };
-                    per_score * s.heads * s.seq * t / tp
+            // The MLP keeps its up-projections' outputs and the down-projection's input, unless
+            // it is recomputed from its input (then only that input, the second norm's input,
+            // is kept: counted above, less the MLP's own GEMM input).
+            let mlp = if l.recompute == Recompute::Mlp {
+                -i * t * d / sp_div
+            } else {
+                t * s.mlp_width * (s.mlp_matrices * ACTIVATION_BYTES + i) / tp
+            };
+            let scores = if s.attention == AttentionKernel::Unfused
+                && matches!(l.recompute, Recompute::None | Recompute::Mlp)
+            {
+                let per_score = if s.dropout {
+                    SOFTMAX_BYTES + SCORE_DROPOUT_BYTES
                 } else {
-                    0.0
+                    SOFTMAX_BYTES
                 };
+                per_score * s.heads * s.seq * t / tp
+            } else {
+                0.0
+            };
             outside + attention + mlp + scores
         }
     }
@@ -90,9 +97,9 @@ pub(super) fn per_layer(s: &Shape) -> f64 {
 /// layer's forward and holds all of that layer's activations for one micro-batch while it
 /// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
 /// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
-/// already kept. Zero otherwise.
+/// already kept. MLP recompute likewise re-materialises one layer's MLP tensors. Zero otherwise.
 pub(super) fn recompute_working_set(s: &Shape) -> f64 {
-    if s.layout.recompute == Recompute::Full {
+    if matches!(s.layout.recompute, Recompute::Full | Recompute::Mlp) {
         let mut kept = *s;
         kept.layout.recompute = Recompute::None;
         per_layer(&kept) - per_layer(s)
@@ -217,6 +224,16 @@ mod tests {
             2.0 * s * b * h / 8.0,
             max_relative = 1e-12
         );
+    }
+
+    /// MLP recompute keeps the attention block (scores included, unfused) and the MLP block's
+    /// input: for GPT-3 with dropout, 34 − 2 (MLP input) − 16 (MLP tensors) = 16 bytes per
+    /// `s·b·h`, plus `5·a·s²·b`.
+    #[test]
+    fn mlp_recompute_keeps_the_attention_block() {
+        let (shape, s, b, h, a) = gpt3(1, false, Recompute::Mlp, 1);
+        let want = s * b * h * (16.0 + 5.0 * a * s / h);
+        assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
     }
 
     /// Full recompute holds one whole layer again while differentiating it.
