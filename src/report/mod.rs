@@ -300,7 +300,7 @@ pub fn records_csv(records: &[serde_json::Value]) -> Result<String> {
 
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
-v interleaved stages; none/selective/full recompute; Z ZeRO stage. days (failures): without and with expected \
+v interleaved stages; none/selective/mlp/full recompute; Z ZeRO stage; fits: yes, tight +N% (over HBM by less than the memory model's error, accepted) or NO. days (failures): without and with expected \
 interruptions. MWh, avg MW: facility energy and mean facility power, all-in. cost $: on the row's price basis; * an estimated price.\n";
 
 /// A result row or the reason a case could not run.
