@@ -46,7 +46,7 @@ pub use sweep::SearchSpace;
 pub use validation::{compare, cross_validate, Comparison};
 pub use workload::{
     model_from_table, parse_models, preset, presets, AttentionKernel, MainGrads, Model,
-    OptimizerStates, PipelineSplit, TrainingSetup,
+    OptimizerStates, PipelineSplit, SoftwareEra, TrainingSetup,
 };
 
 /// Limits applied when requests are resolved (the largest cluster, sequence, batch...).

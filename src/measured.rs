@@ -10,7 +10,7 @@ use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequ
 use crate::units::Seconds;
 use crate::workload::{
     preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, PipelineSplit,
-    TrainingSetup,
+    SoftwareEra, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -54,14 +54,11 @@ struct RunFile {
     global_batch: i64,
     seq_len: i64,
     precision: Precision,
-    #[serde(default = "flash")]
-    attention: AttentionKernel,
-    #[serde(default = "yes")]
-    tp_comm_overlap: bool,
-    #[serde(default = "yes")]
-    dp_comm_overlap: bool,
-    #[serde(default = "yes")]
-    hierarchical_collectives: bool,
+    software: Option<SoftwareEra>,
+    attention: Option<AttentionKernel>,
+    tp_comm_overlap: Option<bool>,
+    dp_comm_overlap: Option<bool>,
+    hierarchical_collectives: Option<bool>,
     main_grads: Option<MainGrads>,
     pipeline_split: Option<PipelineSplit>,
     #[serde(default)]
@@ -99,12 +96,6 @@ impl Run {
 
 fn one() -> i64 {
     1
-}
-fn flash() -> AttentionKernel {
-    AttentionKernel::Flash
-}
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,10 +224,11 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             // Runs are compared step by step; the token count only scales time to train.
             tokens: Some(1e12),
             precision: Some(r.precision),
-            attention: Some(r.attention),
-            tp_comm_overlap: Some(r.tp_comm_overlap),
-            dp_comm_overlap: Some(r.dp_comm_overlap),
-            hierarchical_collectives: Some(r.hierarchical_collectives),
+            software: r.software,
+            attention: r.attention,
+            tp_comm_overlap: r.tp_comm_overlap,
+            dp_comm_overlap: r.dp_comm_overlap,
+            hierarchical_collectives: r.hierarchical_collectives,
             main_grads: r.main_grads,
             pipeline_split: r.pipeline_split,
             ..Default::default()

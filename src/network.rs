@@ -19,6 +19,16 @@
 //! the fewer of a ring's `r−1` and the logarithmic algorithms' `⌈log2 r⌉` (tree all-reduce;
 //! recursive halving/doubling or NCCL's PAT for reduce-scatter and all-gather) scale-out steps,
 //! so that data parallelism over thousands of replicas is not charged `n−1` scale-out latencies.
+//!
+//! A scale-up domain that is a `d`-dimensional torus (TPU pods, Trainium servers) runs its
+//! collectives dimension by dimension (Jouppi et al., ISCA 2023, on TPU v4; Dally and Towles,
+//! *Principles and Practices of Interconnection Networks*, 2004, ch. 3): a group of `n` ranks
+//! spans axes of about `n^(1/d)` ranks each, a reduce-scatter or all-gather takes `Σ (aᵢ−1)`
+//! ring steps instead of `n−1`, and with every axis busy at once on its share of the data the
+//! bandwidth term is the switched one at the chip's aggregate link bandwidth. An all-to-all is
+//! bisection-bound instead: each byte crosses on average `Σ aᵢ/4` links (a bidirectional ring of
+//! even length `a` has mean distance `a/4`, `(a²−1)/4a` when odd), so its bandwidth time is that
+//! many times `S / B` rather than `(n−1)/n · S / B`.
 
 use crate::units::{Bytes, BytesPerSecond, Seconds};
 
@@ -58,6 +68,43 @@ pub struct Fabric {
     /// PAT or recursive halving/doubling reduce-scatter and all-gather) instead of a ring over
     /// every rank.
     pub logarithmic: bool,
+    /// Dimensions of the scale-up torus; 0 for a switched domain (every chip one hop from
+    /// every other).
+    pub torus_dims: u64,
+}
+
+/// The most torus dimensions modelled (the catalog accepts 1 to 6).
+const MAX_TORUS_DIMS: usize = 6;
+
+/// Ring lengths of the axes a group of `n` ranks spans on a `dims`-dimensional torus: `n` split
+/// as evenly as the axes allow, largest first (512 on a 3-D torus: 8 × 8 × 8; 6: 2 × 2 × 2,
+/// the last axis partly used). Unused axes have length 1.
+fn torus_axes(n: u64, dims: u64) -> [u64; MAX_TORUS_DIMS] {
+    let dims = (dims as usize).clamp(1, MAX_TORUS_DIMS);
+    let mut axes = [1; MAX_TORUS_DIMS];
+    let mut rest = n.max(1);
+    for (i, axis) in axes.iter_mut().take(dims).enumerate() {
+        let left = (dims - i) as f64;
+        // The smallest whole length whose `left`-th power covers what is left.
+        let mut a = (rest as f64).powf(1.0 / left).round().max(1.0) as u64;
+        while a.saturating_pow(left as u32) < rest {
+            a += 1;
+        }
+        *axis = a;
+        rest = rest.div_ceil(a);
+    }
+    axes
+}
+
+/// Mean distance between two ranks on a bidirectional ring of `a` ranks (self included).
+fn ring_mean_distance(a: u64) -> f64 {
+    let even = a.is_multiple_of(2);
+    let a = a as f64;
+    if even {
+        a / 4.0
+    } else {
+        (a * a - 1.0) / (4.0 * a)
+    }
 }
 
 /// Where a communication group sits in the rank order.
@@ -268,10 +315,11 @@ impl Fabric {
                 (self.up(op, k, s), self.out(op, r, shard))
             }
             Collective::AllToAll => {
-                // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain.
+                // Of the (n-1)/n of the buffer that leaves a rank, (k-1)/n stays in the domain,
+                // crossing `hops(k)` scale-up links on average.
                 let nf = n as f64;
                 (
-                    Bytes::new(s * (k as f64 - 1.0) / nf) / self.scale_up,
+                    Bytes::new(s * (k as f64 - 1.0) / nf * self.hops(k)) / self.scale_up,
                     Bytes::new(s * (nf - k as f64) / nf) / self.scale_out,
                 )
             }
@@ -281,7 +329,48 @@ impl Fabric {
 
     /// Bandwidth time of `op` over `n` ranks on `bytes` per rank, on scale-up links.
     fn up(&self, op: Collective, n: u64, bytes: f64) -> Seconds {
-        Bytes::new(volume_and_steps(op, n, bytes).0) / self.scale_up
+        let volume = volume_and_steps(op, n, bytes).0;
+        let volume = if op == Collective::AllToAll {
+            volume * self.hops(n)
+        } else {
+            volume
+        };
+        Bytes::new(volume) / self.scale_up
+    }
+
+    /// Mean scale-up links a byte crosses to reach another member of a group of `n` in one
+    /// domain: 1 when switched; on a torus the mean distance over the group's axes (see the
+    /// module docs), which bounds all-to-all traffic by the torus's bisection.
+    fn hops(&self, n: u64) -> f64 {
+        if self.torus_dims == 0 || n <= 1 {
+            return 1.0;
+        }
+        let mean: f64 = torus_axes(n, self.torus_dims)
+            .iter()
+            .map(|&a| ring_mean_distance(a))
+            .sum();
+        // Over the n−1 other ranks, not the n the mean includes.
+        (mean * n as f64 / (n as f64 - 1.0)).max(1.0)
+    }
+
+    /// Sequential steps of `op` over `n` ranks inside one domain: the switched formula, or on a
+    /// torus a ring per axis (`Σ (aᵢ−1)`, twice for an all-reduce unless a tree is shorter).
+    fn domain_steps(&self, op: Collective, n: u64) -> f64 {
+        let (_, steps) = volume_and_steps(op, n, 1.0);
+        if self.torus_dims == 0 || n <= 1 {
+            return steps;
+        }
+        let axis_steps: f64 = torus_axes(n, self.torus_dims)
+            .iter()
+            .map(|&a| a as f64 - 1.0)
+            .sum();
+        match op {
+            Collective::AllReduce => (2.0 * axis_steps).min(steps),
+            Collective::ReduceScatter | Collective::AllGather | Collective::AllToAll => {
+                axis_steps.min(steps)
+            }
+            Collective::PointToPoint => steps,
+        }
     }
 
     /// The same on the scale-out network.
@@ -313,7 +402,7 @@ impl Fabric {
         if r == 1 {
             return CommTime {
                 scale_up: self.up(op, n, s),
-                scale_up_latency: self.scale_up_latency * steps,
+                scale_up_latency: self.scale_up_latency * self.domain_steps(op, n),
                 ..CommTime::default()
             };
         }
@@ -347,10 +436,10 @@ impl Fabric {
         // scale-up latency (twice for an all-reduce: reduce-scatter, then all-gather), and the
         // steps across the `r` domains at scale-out latency. All-to-all and point-to-point
         // exchange directly with every peer: their steps all leave the domain.
-        let ring = k as f64 - 1.0;
+        let inside = self.domain_steps(Collective::ReduceScatter, k);
         let (up_steps, out_steps) = match op {
-            Collective::AllReduce => (2.0 * ring, inter_steps(op, r)),
-            Collective::ReduceScatter | Collective::AllGather => (ring, inter_steps(op, r)),
+            Collective::AllReduce => (2.0 * inside, inter_steps(op, r)),
+            Collective::ReduceScatter | Collective::AllGather => (inside, inter_steps(op, r)),
             Collective::AllToAll | Collective::PointToPoint => (0.0, steps),
         };
         CommTime {
@@ -394,6 +483,7 @@ mod tests {
             scale_out_latency: Seconds::ZERO,
             hierarchical: true,
             logarithmic: false,
+            torus_dims: 0,
         }
     }
 
@@ -486,6 +576,93 @@ mod tests {
         // A flat all-reduce uses a tree when that is shorter: 2 x log2(512) = 18 steps.
         let (_, o) = latency(time(flat, Collective::AllReduce, 512));
         assert_relative_eq!(o, 18.0 * out, max_relative = 1e-12);
+    }
+
+    /// A group on a torus splits into near-equal axes.
+    #[test]
+    fn torus_axes_split_the_group_evenly() {
+        assert_eq!(torus_axes(512, 3)[..3], [8, 8, 8]);
+        assert_eq!(torus_axes(256, 2)[..2], [16, 16]);
+        assert_eq!(torus_axes(6, 3)[..3], [2, 2, 2]);
+        assert_eq!(torus_axes(2, 2)[..2], [2, 1]);
+        assert_eq!(torus_axes(1, 3)[..3], [1, 1, 1]);
+        // Every split covers the group.
+        for n in 1..2000 {
+            for d in 1..=6 {
+                let covered: u64 = torus_axes(n, d).iter().product();
+                assert!(covered >= n, "{n} on {d} dims");
+            }
+        }
+        assert_relative_eq!(ring_mean_distance(8), 2.0);
+        assert_relative_eq!(ring_mean_distance(3), 8.0 / 12.0);
+    }
+
+    /// On a torus, ring collectives take a ring per axis (`Σ (aᵢ−1)` steps) at the same
+    /// bandwidth; an all-to-all crosses `Σ aᵢ/4` links per byte.
+    #[test]
+    fn a_torus_runs_collectives_axis_by_axis() {
+        let switched = Fabric {
+            domain_chips: 4096,
+            scale_up_latency: Seconds::from_micros(2.0),
+            ..fabric()
+        };
+        let torus = Fabric {
+            torus_dims: 3,
+            ..switched
+        };
+        let b = Bytes::from_gb(1.0);
+        let g = Group {
+            size: 512,
+            stride: 1,
+        };
+        let (s, t) = (
+            switched.time(Collective::AllGather, b, g),
+            torus.time(Collective::AllGather, b, g),
+        );
+        assert_relative_eq!(
+            s.scale_up_latency.seconds(),
+            511.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            t.scale_up_latency.seconds(),
+            21.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            t.scale_up.seconds(),
+            s.scale_up.seconds(),
+            max_relative = 1e-12
+        );
+        // All-reduce: a reduce-scatter and an all-gather per axis, or a tree when shorter.
+        let ar = torus.time(Collective::AllReduce, b, g);
+        assert_relative_eq!(
+            ar.scale_up_latency.seconds(),
+            18.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        let small = torus.time(Collective::AllReduce, b, Group { size: 8, stride: 1 });
+        assert_relative_eq!(
+            small.scale_up_latency.seconds(),
+            6.0 * 2e-6,
+            max_relative = 1e-12
+        );
+        // All-to-all over 8 x 8 x 8: mean distance 6 links over 511/512 of the ranks.
+        let (s, t) = (
+            switched.time(Collective::AllToAll, b, g),
+            torus.time(Collective::AllToAll, b, g),
+        );
+        assert_relative_eq!(
+            t.scale_up.seconds() / s.scale_up.seconds(),
+            6.0 * 512.0 / 511.0,
+            max_relative = 1e-12
+        );
+        // Two ranks: the same as a switch.
+        let pair = Group { size: 2, stride: 1 };
+        assert_eq!(
+            torus.time(Collective::AllToAll, b, pair),
+            switched.time(Collective::AllToAll, b, pair)
+        );
     }
 
     #[test]

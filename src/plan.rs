@@ -378,6 +378,54 @@ mod tests {
     use crate::hardware::Catalog;
     use crate::request::{ClusterRequest, SetupRequest};
 
+    /// The software era changes results: GPT-3 175B on 1,024 A100 (Narayanan et al. 2021's
+    /// layout) is predicted markedly slower on the 2021 Megatron-LM stack than on the 2024 one,
+    /// and the 2025 stack's logarithmic collectives are never slower than the 2024 rings.
+    #[test]
+    fn the_software_era_moves_the_prediction() {
+        use crate::workload::SoftwareEra;
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
+        let cluster = ClusterRequest {
+            hardware: "a100-80gb".into(),
+            chips: Some(1024),
+            ..Default::default()
+        }
+        .resolve("", &catalog)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let layout = Layout {
+            tp: 8,
+            pp: 8,
+            microbatch: 1,
+            recompute: crate::parallelism::Recompute::Full,
+            ..Layout::data_parallel(16)
+        };
+        let step = |era| {
+            let setup = SetupRequest {
+                global_batch: Some(1536),
+                tokens: Some(1e12),
+                software: Some(era),
+                ..Default::default()
+            }
+            .resolve("", &model)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            let job = Job::new(model.clone(), setup, cluster.clone());
+            estimate(&job, &layout, &cal)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .prediction
+                .step_time
+                .seconds()
+        };
+        let (old, modern, next) = (
+            step(SoftwareEra::Megatron2021),
+            step(SoftwareEra::Mcore2024),
+            step(SoftwareEra::Mcore2025),
+        );
+        assert!(old > 1.1 * modern, "2021 {old} s vs 2024 {modern} s");
+        assert!(next <= modern, "2025 {next} s vs 2024 {modern} s");
+    }
+
     /// The search ranks with [`step_if_fits`]; its winner is the fastest full prediction that
     /// fits, with the same step time bit for bit, and its runner-ups follow in order.
     #[test]

@@ -122,6 +122,15 @@ pub const DOMAIN_CHIPS: SaneRange = SaneRange {
     why: "1 chip to 1000x the largest pod today",
 };
 
+/// Dimensions of a torus scale-up network: a 1-D ring to a 6-D torus (Fujitsu's Tofu
+/// interconnect is 6-D; TPU pods are 2-D and 3-D).
+pub const TORUS_DIMS: SaneRange = SaneRange {
+    min: 1.0,
+    max: 6.0,
+    unit: "dimensions",
+    why: "a ring (1) to a 6-D torus (Tofu); TPU pods are 2-D or 3-D",
+};
+
 /// `divided_by` / `multiplied_by` of a figure: chips an instance figure covers, or links per
 /// chip: 1 to 1 million.
 pub const SHARE_FACTOR: SaneRange = SaneRange {
@@ -164,6 +173,8 @@ pub(crate) enum Kind {
     SystemPower,
     /// A whole number of chips; takes no unit.
     Chips,
+    /// Dimensions of a torus network; takes no unit.
+    TorusDims,
 }
 
 impl Kind {
@@ -192,7 +203,7 @@ impl Kind {
             Self::Price => &[("USD/chip-hour", 1.0)],
             Self::Capex => &[("USD", 1.0), ("kUSD", 1e3), ("MUSD", 1e6)],
             Self::SystemPower => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6), ("GW", 1e9)],
-            Self::Chips => &[],
+            Self::Chips | Self::TorusDims => &[],
         }
     }
 
@@ -208,6 +219,7 @@ impl Kind {
             Self::Capex => &CAPEX,
             Self::SystemPower => &SYSTEM_POWER,
             Self::Chips => &DOMAIN_CHIPS,
+            Self::TorusDims => &TORUS_DIMS,
         }
     }
 

@@ -176,6 +176,8 @@ pub struct System {
     pub scale_up_latency: Figure<Seconds>,
     /// Latency of one scale-out collective step.
     pub scale_out_latency: Figure<Seconds>,
+    /// Dimensions of the scale-up torus; `None` for a switched domain.
+    pub scale_up_torus_dims: Option<Figure<u64>>,
     /// Host power per accelerator: CPUs, memory, NICs, fans, storage, scale-up switches, power
     /// conversion (`None` when [`System::power_all_in`]).
     pub host_power_per_chip: Option<Figure<Watts>>,

@@ -365,6 +365,17 @@ impl Resolver<'_> {
 
     /// A positive whole number of chips per domain: no unit, no shares, no range, no direction.
     pub(crate) fn count(&mut self, f: &FigureFile, at: &dyn Display) -> Option<Figure<u64>> {
+        self.whole(f, Kind::Chips, at)
+    }
+
+    /// A positive whole number of `kind` (chips, torus dimensions): no unit, no shares, no
+    /// range, no direction.
+    pub(crate) fn whole(
+        &mut self,
+        f: &FigureFile,
+        kind: Kind,
+        at: &dyn Display,
+    ) -> Option<Figure<u64>> {
         let mut extra = false;
         for (key, present) in [
             ("divided_by", f.divided_by.is_some()),
@@ -375,22 +386,22 @@ impl Resolver<'_> {
                 extra = true;
                 self.problems.push(Problem::new(
                     format!("{at}.{key}"),
-                    "a chip count is a whole number as published; it takes no divided_by, multiplied_by or range",
+                    "a count is a whole number as published; it takes no divided_by, multiplied_by or range",
                 ));
             }
         }
-        let fig = self.number(f, Kind::Chips, at)?;
+        let fig = self.number(f, kind, at)?;
         if extra {
             return None;
         }
         if fig.value.fract() != 0.0 {
             self.problems.push(Problem::new(
                 format!("{at}.value"),
-                format!("must be a whole number of chips, got {}", fig.value),
+                format!("must be a whole number, got {}", fig.value),
             ));
             return None;
         }
-        // In range 1..=1e7 and whole, so the conversion is exact.
+        // In range (at most 1e7) and whole, so the conversion is exact.
         let n = fig.value as u64;
         Some(Figure {
             value: n,

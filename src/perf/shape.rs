@@ -318,6 +318,11 @@ impl Machine {
                 scale_out_latency: cluster.system.scale_out_latency.value,
                 hierarchical: true,
                 logarithmic: false,
+                torus_dims: cluster
+                    .system
+                    .scale_up_torus_dims
+                    .as_ref()
+                    .map_or(0, |d| d.value),
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
         })

@@ -330,6 +330,19 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                         .map_or_else(String::new, |n| format!(" — {n}"))
                 );
             }
+            match &system.scale_up_torus_dims {
+                Some(d) => wln!(
+                    s,
+                    "  scale-up topology: {}-D torus (collectives run axis by axis) [{} {}]",
+                    d.value,
+                    d.provenance.source.key,
+                    d.provenance.status.as_str()
+                ),
+                None => wln!(
+                    s,
+                    "  scale-up topology: switched (one hop between any two chips)"
+                ),
+            }
             for (p, t) in &totals {
                 wln!(s, "  domain total {p}: {:.1} PFLOP/s, HBM {:.1} TB, {:.1} TB/s{} (derived: {} x per-chip)",
                     t.peak.flops_per_second() / 1e15,

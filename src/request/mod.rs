@@ -29,7 +29,7 @@ use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{
-    AttentionKernel, MainGrads, Model, OptimizerStates, PipelineSplit, TrainingSetup,
+    AttentionKernel, MainGrads, Model, OptimizerStates, PipelineSplit, SoftwareEra, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 
@@ -354,22 +354,24 @@ pub struct SetupRequest {
     pub tokens: Option<f64>,
     /// Number format of the linear layers (default BF16).
     pub precision: Option<Precision>,
-    /// Attention kernel (default flash).
+    /// Software stack: the defaults of the switches below (default `mcore-2024`).
+    pub software: Option<SoftwareEra>,
+    /// Attention kernel (default: the software era's).
     pub attention: Option<AttentionKernel>,
-    /// Tensor-parallel communication overlapped with GEMMs (default true).
+    /// Tensor-parallel communication overlapped with GEMMs (default: the software era's).
     pub tp_comm_overlap: Option<bool>,
-    /// Data-parallel communication overlapped with backward (default true).
+    /// Data-parallel communication overlapped with backward (default: the software era's).
     pub dp_comm_overlap: Option<bool>,
-    /// Collectives aggregate inside a scale-up domain first (default true).
+    /// Collectives aggregate inside a scale-up domain first (default: the software era's).
     pub hierarchical_collectives: Option<bool>,
     /// Across domains, reduce-scatter and all-gather use logarithmic algorithms (NCCL 2.23's
     /// PAT, recursive halving/doubling) and all-reduce a tree over the domains, rather than a
-    /// ring whose every step pays a scale-out latency (default false: the libraries of the
-    /// published runs; set it for current libraries and for planning at scale).
+    /// ring whose every step pays a scale-out latency (default: the software era's; off before
+    /// `mcore-2025`, as in the libraries of the published runs).
     pub logarithmic_collectives: Option<bool>,
     /// Precision of the Adam moments (default FP32).
     pub optimizer_states: Option<OptimizerStates>,
-    /// Precision of the accumulated gradients (default BF16).
+    /// Precision of the accumulated gradients (default: the software era's).
     pub main_grads: Option<MainGrads>,
     /// How layers are divided among pipeline stages (default even).
     pub pipeline_split: Option<PipelineSplit>,
@@ -457,18 +459,23 @@ impl SetupRequest {
         else {
             return Err(p);
         };
+        let era = self.software.unwrap_or_default().switches();
         Ok(TrainingSetup {
             global_batch,
             seq_len,
             tokens,
             precision,
-            attention: self.attention.unwrap_or(AttentionKernel::Flash),
-            tp_comm_overlap: self.tp_comm_overlap.unwrap_or(true),
-            dp_comm_overlap: self.dp_comm_overlap.unwrap_or(true),
-            hierarchical_collectives: self.hierarchical_collectives.unwrap_or(true),
-            logarithmic_collectives: self.logarithmic_collectives.unwrap_or(false),
+            attention: self.attention.unwrap_or(era.attention),
+            tp_comm_overlap: self.tp_comm_overlap.unwrap_or(era.tp_comm_overlap),
+            dp_comm_overlap: self.dp_comm_overlap.unwrap_or(era.dp_comm_overlap),
+            hierarchical_collectives: self
+                .hierarchical_collectives
+                .unwrap_or(era.hierarchical_collectives),
+            logarithmic_collectives: self
+                .logarithmic_collectives
+                .unwrap_or(era.logarithmic_collectives),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
-            main_grads: self.main_grads.unwrap_or(MainGrads::Bf16),
+            main_grads: self.main_grads.unwrap_or(era.main_grads),
             pipeline_split: self.pipeline_split.unwrap_or_default(),
             low_precision_activations: self.low_precision_activations.unwrap_or(true),
         })

@@ -91,3 +91,46 @@ fn economics_are_checked_after_defaults() {
     assert_eq!(both.pue, Some(1.3));
     assert_eq!(both.grid_kg_co2_per_kwh, Some(0.2));
 }
+
+/// A software era presets the switches; a switch given on its own overrides the preset; no era
+/// is the 2024 stack.
+#[test]
+fn a_software_era_presets_the_switches_and_each_switch_overrides_it() {
+    use crate::workload::SoftwareEra;
+    let base = SetupRequest {
+        global_batch: Some(1536),
+        tokens: Some(1e12),
+        ..Default::default()
+    };
+    let resolve = |r: SetupRequest| r.resolve("", &gpt3()).unwrap_or_else(|e| panic!("{e:?}"));
+    let old = resolve(SetupRequest {
+        software: Some(SoftwareEra::Megatron2021),
+        ..base.clone()
+    });
+    assert_eq!(old.attention(), AttentionKernel::Unfused);
+    assert!(!old.tp_comm_overlap() && !old.dp_comm_overlap());
+    assert_eq!(old.main_grads(), MainGrads::Fp32);
+    let mixed = resolve(SetupRequest {
+        software: Some(SoftwareEra::Megatron2021),
+        attention: Some(AttentionKernel::Flash),
+        ..base.clone()
+    });
+    assert_eq!(mixed.attention(), AttentionKernel::Flash);
+    assert!(!mixed.tp_comm_overlap());
+    let zero3 = resolve(SetupRequest {
+        software: Some(SoftwareEra::DeepspeedZero3_2021),
+        ..base.clone()
+    });
+    assert!(!zero3.hierarchical_collectives() && zero3.dp_comm_overlap());
+    let none = resolve(base.clone());
+    let modern = resolve(SetupRequest {
+        software: Some(SoftwareEra::Mcore2024),
+        ..base.clone()
+    });
+    assert_eq!(none, modern);
+    let next = resolve(SetupRequest {
+        software: Some(SoftwareEra::Mcore2025),
+        ..base
+    });
+    assert!(next.logarithmic_collectives() && !modern.logarithmic_collectives());
+}

@@ -8,4 +8,7 @@ pub(crate) use model::ModelFile;
 pub use model::{LayerFlops, Mla, Mlp, Model, Moe, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_WIDTH};
 pub(crate) use spec::validate_models;
 pub use spec::{model_from_table, parse_models, preset, presets, MODEL_KEYS};
-pub use training::{AttentionKernel, MainGrads, OptimizerStates, PipelineSplit, TrainingSetup};
+pub use training::{
+    AttentionKernel, MainGrads, OptimizerStates, PipelineSplit, SoftwareEra, SoftwareSwitches,
+    TrainingSetup,
+};

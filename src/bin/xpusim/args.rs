@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
     AttentionKernel, MainGrads, Objective, OptimizerStates, PipelineSplit, Precision, Pricing,
-    Recompute,
+    Recompute, SoftwareEra,
 };
 
 #[derive(Parser)]
@@ -210,7 +210,11 @@ pub struct EstimateArgs {
     /// Tokens to train.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1e12)]
     pub tokens: f64,
-    /// Attention kernel.
+    /// Software stack: a preset of the switches below, which still override it one by one
+    /// (default mcore-2024).
+    #[arg(long, value_enum)]
+    pub software: Option<SoftwareEra>,
+    /// Attention kernel (default: the software era's).
     #[arg(long, value_enum)]
     pub attention: Option<AttentionKernel>,
     /// Tensor-parallel communication is not overlapped with compute (older frameworks).

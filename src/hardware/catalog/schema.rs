@@ -219,6 +219,9 @@ pub(super) struct SystemFile {
     pub scale_out_bandwidth: Option<FigureFile>,
     pub scale_up_latency: FigureFile,
     pub scale_out_latency: FigureFile,
+    /// Dimensions of the scale-up torus (TPU pods, Trainium servers); absent for a switched
+    /// domain (NVSwitch, NeuronSwitch), where every chip reaches every other in one hop.
+    pub scale_up_torus_dims: Option<FigureFile>,
     /// Host power (CPUs, memory, NICs, fans, storage) per accelerator.
     pub host_power_per_chip: Option<FigureFile>,
     /// Scale-out switch power per accelerator.

@@ -69,6 +69,13 @@ impl Catalog {
                 &format_args!("{at}.scale_out_latency"),
             )
             .map(time);
+        let torus = s.scale_up_torus_dims.as_ref().and_then(|f| {
+            r.whole(
+                f,
+                Kind::TorusDims,
+                &format_args!("{at}.scale_up_torus_dims"),
+            )
+        });
         let opt = |r: &mut Resolver<'_>, f: &Option<_>, kind: Kind, key: &str| {
             f.as_ref()
                 .and_then(|f| r.number(f, kind, &format_args!("{at}.{key}")))
@@ -140,6 +147,7 @@ impl Catalog {
                     scale_out: out,
                     scale_up_latency: ul,
                     scale_out_latency: ol,
+                    scale_up_torus_dims: torus,
                     host_power_per_chip: host,
                     network_power_per_chip: net_power,
                     network_capex_per_chip: net_capex,
