@@ -31,7 +31,10 @@ pub use error::{Error, Problem, Result};
 pub use hardware::{Catalog, Chip, Cluster, Precision, System};
 pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
 pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
-pub use perf::{Bound, Efficiency, MatrixUnits, MemoryBreakdown, Prediction, StepBreakdown};
+pub use perf::{
+    memory_margin, Bound, Efficiency, MatrixUnits, MemoryBand, MemoryBreakdown, Prediction,
+    StepBreakdown, MEMORY_MODEL_ERROR,
+};
 pub use plan::{
     estimate, run, run_in, search, search_in, Answer, Estimate, Feasibility, Job, Search,
 };
@@ -43,7 +46,7 @@ pub use sweep::SearchSpace;
 pub use validation::{compare, cross_validate, Comparison};
 pub use workload::{
     model_from_table, parse_models, preset, presets, AttentionKernel, MainGrads, Model,
-    MoeDispatcher, OptimizerStates, SoftwareEra, TrainingSetup,
+    MoeDispatcher, OptimizerStates, PipelineSplit, SoftwareEra, TrainingSetup,
 };
 
 /// Limits applied when requests are resolved (the largest cluster, sequence, batch...).

@@ -10,7 +10,7 @@ use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequ
 use crate::units::Seconds;
 use crate::workload::{
     preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, MoeDispatcher,
-    SoftwareEra, TrainingSetup,
+    PipelineSplit, SoftwareEra, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -64,6 +64,7 @@ struct RunFile {
     /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
     expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
+    pipeline_split: Option<PipelineSplit>,
     #[serde(default)]
     assumptions: Vec<String>,
     measured: MeasuredFile,
@@ -236,6 +237,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             moe_dispatcher: r.moe_dispatcher,
             expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
+            pipeline_split: r.pipeline_split,
             ..Default::default()
         }
         .resolve(&at, &model);

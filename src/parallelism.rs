@@ -23,6 +23,11 @@ pub enum Recompute {
     None,
     /// Recompute the attention core only (Korthikanti et al. 2022); free with flash attention.
     Selective,
+    /// Recompute the MLP block (its norm, up-projections, activation and down-projection) from
+    /// its input in backward, keeping the attention block's activations: Megatron-Core's
+    /// module-level `--recompute-granularity selective --recompute-modules mlp`. Costs the
+    /// MLP's forward FLOPs; saves its activations, the largest share of a layer's.
+    Mlp,
     /// Keep only each layer's input; recompute the whole forward pass in backward.
     Full,
 }
@@ -34,6 +39,7 @@ impl Recompute {
         match self {
             Self::None => "none",
             Self::Selective => "selective",
+            Self::Mlp => "mlp",
             Self::Full => "full",
         }
     }

@@ -24,7 +24,7 @@ use crate::calibration::Calibration;
 use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::parallelism::{Layout, LayoutConstraints};
-use crate::perf::{evaluate, step_if_fits, Efficiency, Machine, Prediction, Shape};
+use crate::perf::{evaluate, step_if_fits, Efficiency, Machine, MemoryBand, Prediction, Shape};
 use crate::request::LayoutChoice;
 use crate::sweep::{candidates, SearchSpace};
 use crate::units::{Bytes, Flops, Seconds};
@@ -134,7 +134,8 @@ pub struct Search {
     pub runner_ups: Vec<Estimate>,
     /// Valid layouts evaluated.
     pub considered: usize,
-    /// Of those, layouts that fit in memory.
+    /// Of those, layouts whose memory is accepted: they fit, or are tight (ranked after those that
+    /// fit).
     pub fitting: usize,
 }
 
@@ -305,21 +306,22 @@ pub fn search_in(
     let base = Shape::unplaced(&job.model, &job.setup);
     let theta = fit.efficiency.to_theta();
     // Rank by step time without building full predictions; only the winners get one.
-    let ranked: Vec<(Bytes, Option<f64>)> = layouts
+    let ranked: Vec<(Bytes, MemoryBand, Option<f64>)> = layouts
         .par_iter()
         .map(|l| step_if_fits(&base.place(l), &machine, &theta))
         .collect();
-    // Fitting layouts by step time; ties keep the candidates' order (a stable sort).
-    let mut order: Vec<(usize, f64)> = ranked
+    // Feasible layouts, those that fit before the tight ones (over HBM by less than the
+    // memory model's error), each by step time; ties keep the candidates' order (a stable sort).
+    let mut order: Vec<(usize, MemoryBand, f64)> = ranked
         .iter()
         .enumerate()
-        .filter_map(|(i, (_, s))| s.map(|s| (i, s)))
+        .filter_map(|(i, (_, band, s))| s.map(|s| (i, *band, s)))
         .collect();
-    order.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let Some(&(best, _)) = order.first() else {
+    order.sort_by(|a, b| a.1.cmp(&b.1).then(a.2.total_cmp(&b.2)));
+    let Some(&(best, ..)) = order.first() else {
         let least = ranked
             .iter()
-            .map(|(m, _)| m.gb())
+            .map(|(m, ..)| m.gb())
             .fold(f64::INFINITY, f64::min);
         return Err(Error::input(
             "layout",
@@ -341,7 +343,7 @@ pub fn search_in(
             .iter()
             .skip(1)
             .take(space.runner_ups)
-            .map(|&(i, _)| make(i))
+            .map(|&(i, ..)| make(i))
             .collect(),
         considered: layouts.len(),
         fitting: order.len(),
@@ -477,14 +479,16 @@ mod tests {
                 &LayoutConstraints::default(),
                 &SearchSpace::default(),
             );
-            let mut full: Vec<f64> = all
+            let mut full: Vec<(MemoryBand, f64)> = all
                 .iter()
                 .filter_map(|l| {
                     let p = estimate(&job, l, &cal).ok()?.prediction;
-                    p.fits_memory.then_some(p.step_time.seconds())
+                    p.fits_memory
+                        .then_some((p.memory_band, p.step_time.seconds()))
                 })
                 .collect();
-            full.sort_by(f64::total_cmp);
+            full.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let full: Vec<f64> = full.into_iter().map(|(_, s)| s).collect();
             let got: Vec<f64> = std::iter::once(&s.best)
                 .chain(&s.runner_ups)
                 .map(|e| e.prediction.step_time.seconds())
@@ -551,6 +555,13 @@ mod tests {
                         crate::workload::AttentionKernel::Flash,
                         crate::workload::AttentionKernel::Unfused,
                     ][next(2)],
+                ),
+                // Alternated without drawing, so the sample of the other knobs is unchanged.
+                pipeline_split: Some(
+                    [
+                        crate::workload::PipelineSplit::Even,
+                        crate::workload::PipelineSplit::OneFewerAtEnds,
+                    ][seen % 2],
                 ),
                 ..Default::default()
             })

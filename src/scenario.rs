@@ -24,6 +24,8 @@
 //! optimizer_states = "fp32" # or "bf16" moments
 //! main_grads = "bf16"     # or "fp32" gradient accumulation
 //! # moe_load_imbalance = 1.5 # MoE: most loaded expert's tokens over the mean (default 1)
+//! pipeline_split = "even" # or "one-fewer-at-ends" (embedding and loss count as a layer each)
+//! low_precision_activations = true # FP8/FP4: GEMM inputs kept in that format (Transformer Engine)
 //!
 //! [[hardware]]            # one or more clusters to compare
 //! id = "a100-80gb"        # chip or system id

@@ -38,7 +38,12 @@ impl Default for SearchSpace {
     fn default() -> Self {
         Self {
             max_microbatch: u32::MAX,
-            recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
+            recompute: vec![
+                Recompute::None,
+                Recompute::Selective,
+                Recompute::Mlp,
+                Recompute::Full,
+            ],
             zero: ZeroStage::ALL.to_vec(),
             sequence_parallel: vec![true, false],
             max_cp: 8,
@@ -229,7 +234,7 @@ mod tests {
                                     if !(mb.is_power_of_two() || dp * mb == 32) {
                                         continue;
                                     }
-                                    for rc in [Recompute::None, Recompute::Full] {
+                                    for rc in [Recompute::None, Recompute::Mlp, Recompute::Full] {
                                         for &zero in &space.zero {
                                             for sp in [false, true] {
                                                 let l = Layout {

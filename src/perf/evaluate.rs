@@ -1,7 +1,7 @@
 //! The step terms of one configuration, and their evaluation at θ into a breakdown and a
 //! prediction.
 
-use super::memory::{self, MemoryBreakdown};
+use super::memory::{self, memory_margin, MemoryBand, MemoryBreakdown};
 use super::step::{causal_model_flops_per_token, executed_flops_per_token, step_terms};
 use super::terms::{Comm, Terms};
 use super::theta::{Efficiency, Param, PARAMS};
@@ -238,8 +238,13 @@ pub struct Prediction {
     pub breakdown: StepBreakdown,
     /// Memory per chip.
     pub memory: MemoryBreakdown,
-    /// Whether the memory fits the HBM.
+    /// Whether the memory is accepted: it fits the HBM, or is [`MemoryBand::Tight`] (over by
+    /// less than the memory model's error).
     pub fits_memory: bool,
+    /// Where the memory need falls against the HBM: fits, tight or does not fit.
+    pub memory_band: MemoryBand,
+    /// Free HBM as a fraction of the capacity (negative by the relative excess when over).
+    pub memory_margin: f64,
     /// Step time.
     pub step_time: Seconds,
     /// Tokens per second, whole cluster.
@@ -263,15 +268,17 @@ pub struct Prediction {
 }
 
 /// Recomputed FLOPs as a fraction of model FLOPs: full recompute adds one forward (a third of
-/// training); selective recompute of unfused attention adds the attention core's forward.
+/// training); selective recompute of unfused attention adds the attention core's forward; MLP
+/// recompute the MLP's forward.
 fn recompute_share(shape: &Shape) -> f64 {
+    let total = TRAINING_PASSES
+        * (shape.layers * (shape.linear_per_token + shape.core_per_token) + shape.logit_per_token);
     match (shape.layout.recompute, shape.attention) {
         (Recompute::Full, _) => 1.0 / TRAINING_PASSES,
+        _ if total <= 0.0 => 0.0,
+        (Recompute::Mlp, _) => shape.mlp_per_token * shape.layers / total,
         (Recompute::Selective, AttentionKernel::Unfused) => {
-            shape.core_per_token * shape.layers
-                / (TRAINING_PASSES
-                    * (shape.layers * (shape.linear_per_token + shape.core_per_token)
-                        + shape.logit_per_token))
+            shape.core_per_token * shape.layers / total
         }
         _ => 0.0,
     }
@@ -295,19 +302,21 @@ pub fn evaluate(shape: &Shape, machine: &Machine) -> Evaluation {
     }
 }
 
-/// What a search ranks by, without the rest of a prediction: the memory per chip and, when it
-/// fits in HBM, the step time in seconds at θ — bitwise what [`Evaluation::predict`] gives.
-/// Layouts that do not fit skip the step model.
+/// What a search ranks by, without the rest of a prediction: the memory per chip, its band
+/// and, when the band is feasible (fits or tight), the step time in seconds at θ — bitwise what
+/// [`Evaluation::predict`] gives. Layouts that do not fit skip the step model.
 #[must_use]
 pub fn step_if_fits(
     shape: &Shape,
     machine: &Machine,
     theta: &[f64; PARAMS],
-) -> (Bytes, Option<f64>) {
+) -> (Bytes, MemoryBand, Option<f64>) {
     let memory = memory::memory(shape);
-    let fits = memory.total() <= machine.hbm_capacity;
-    let step = fits.then(|| step_terms(shape, machine).linear_at(theta).at(theta));
-    (memory.total(), step)
+    let band = MemoryBand::of(memory.total(), machine.hbm_capacity);
+    let step = band
+        .feasible()
+        .then(|| step_terms(shape, machine).linear_at(theta).at(theta));
+    (memory.total(), band, step)
 }
 
 impl Evaluation {
@@ -337,10 +346,13 @@ impl Evaluation {
                         acc
                     }
                 });
+        let memory_band = MemoryBand::of(self.memory.total(), self.hbm_capacity);
         Prediction {
             breakdown: b,
             memory: self.memory,
-            fits_memory: self.memory.total() <= self.hbm_capacity,
+            fits_memory: memory_band.feasible(),
+            memory_band,
+            memory_margin: memory_margin(self.memory.total(), self.hbm_capacity),
             step_time: step,
             tokens_per_second: self.tokens_per_step / step.seconds(),
             mfu: self.model_flops.flops() / denom,

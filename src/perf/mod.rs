@@ -68,7 +68,7 @@ pub use evaluate::{
     evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
 };
 pub use gemm::MatrixUnits;
-pub use memory::MemoryBreakdown;
+pub use memory::{memory_margin, MemoryBand, MemoryBreakdown, MEMORY_MODEL_ERROR};
 pub use shape::{Machine, Shape};
 #[cfg(test)]
 pub(crate) use step::step_terms;

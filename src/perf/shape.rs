@@ -6,7 +6,7 @@ use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
 use crate::parallelism::Layout;
 use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
-use crate::workload::{AttentionKernel, Model, MoeDispatcher, TrainingSetup};
+use crate::workload::{AttentionKernel, Model, MoeDispatcher, PipelineSplit, TrainingSetup};
 
 /// Everything the step model needs, reduced to numbers (built once, evaluated many times).
 ///
@@ -31,8 +31,19 @@ pub struct Shape {
     pub(crate) vocab: f64,
     pub(crate) seq: f64,
     pub(crate) layers: f64,
+    /// Layers on the most loaded pipeline rank (all its virtual chunks).
     pub(crate) layers_per_stage: f64,
+    /// Layers on the first, a middle and the last pipeline rank (all their virtual chunks).
+    pub(crate) stage_layers: StageLayers,
     pub(crate) microbatches: f64,
+    /// The model trains with dropout (its masks are kept and written).
+    pub(crate) dropout: bool,
+    /// Input and output embeddings share one matrix.
+    pub(crate) tied_embeddings: bool,
+    /// Bytes per element of a linear layer's input kept for backward: 1 when FP8/FP4 GEMM
+    /// inputs are cached in that format, else 2 (BF16).
+    pub(crate) linear_input_bytes: f64,
+    pub(crate) pipeline_split: PipelineSplit,
     pub(crate) attention: AttentionKernel,
     pub(crate) tp_overlap: bool,
     pub(crate) dp_overlap: bool,
@@ -57,6 +68,9 @@ pub struct Shape {
     pub(crate) expert_ffn: f64,
     /// Tokens routed to the most loaded expert over the mean (≥ 1).
     pub(crate) moe_imbalance: f64,
+    /// Of `linear_per_token`, the MLP's (layer-averaged; routed and shared experts and the
+    /// router in MoE layers).
+    pub(crate) mlp_per_token: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
     pub(crate) logit_per_token: f64,
@@ -143,7 +157,22 @@ impl Shape {
             seq: setup.seq_len as f64,
             layers,
             layers_per_stage: layers,
+            stage_layers: StageLayers {
+                first: layers,
+                middle: layers,
+                last: layers,
+            },
             microbatches: 0.0,
+            dropout: model.dropout,
+            tied_embeddings: model.tied_embeddings,
+            linear_input_bytes: if setup.low_precision_activations
+                && matches!(setup.precision, Precision::Fp8 | Precision::Fp4)
+            {
+                LOW_PRECISION_INPUT_BYTES
+            } else {
+                BF16_INPUT_BYTES
+            },
+            pipeline_split: setup.pipeline_split,
             attention: setup.attention,
             tp_overlap: setup.tp_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
@@ -162,6 +191,7 @@ impl Shape {
             ffn: model.ffn as f64,
             expert_ffn: model.moe.as_ref().map_or(0.0, |m| m.expert_ffn as f64),
             moe_imbalance: setup.moe_load_imbalance,
+            mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
             core_per_token: dense.attention_core.flops(),
             // The multi-token-prediction modules run after the last layer, beside the output
             // head, on the last pipeline stage: priced with the logits.
@@ -200,7 +230,8 @@ impl Shape {
         } else {
             0.0
         };
-        self.layers_per_stage = layers_per_stage(self.layer_count, layout) as f64;
+        self.stage_layers = stage_layers(self.layer_count, layout, self.pipeline_split);
+        self.layers_per_stage = self.stage_layers.most();
         self.microbatches = (self.global_batch
             / (u64::from(layout.dp) * u64::from(layout.microbatch)).max(1))
             as f64;
@@ -229,6 +260,55 @@ impl Shape {
     }
 }
 
+/// Bytes per element of a BF16 GEMM input kept for backward.
+const BF16_INPUT_BYTES: f64 = 2.0;
+/// Bytes per element of an FP8 (or FP4, stored as FP8 by Transformer Engine's recipes) GEMM
+/// input kept for backward: Transformer Engine saves the quantized input its forward GEMM
+/// already made (NVIDIA Transformer Engine documentation, "FP8 primer"). An assumption for
+/// FP4, whose block-scaled format with scales takes about 0.56 B; 1 B is the conservative side.
+const LOW_PRECISION_INPUT_BYTES: f64 = 1.0;
+
+/// Layers held by the first, a middle and the last pipeline rank, all virtual chunks included
+/// (one rank when `pp = 1`: all three equal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct StageLayers {
+    pub(crate) first: f64,
+    pub(crate) middle: f64,
+    pub(crate) last: f64,
+}
+
+impl StageLayers {
+    /// Layers on the most loaded rank.
+    pub(crate) fn most(&self) -> f64 {
+        self.first.max(self.middle).max(self.last)
+    }
+}
+
+/// Layers per pipeline rank under `split`, in u64 so that `pp · v` cannot wrap.
+///
+/// Even: `⌈L / (pp·v)⌉` layers per chunk. One fewer at the ends: the embedding and the loss
+/// count as one layer each, `c = ⌈(L + 2) / (pp·v)⌉` per chunk, and the first rank's first chunk
+/// and the last rank's last chunk hold one layer fewer (Megatron-LM's
+/// `account_for_embedding_in_pipeline_split` / `account_for_loss_in_pipeline_split`).
+fn stage_layers(layers: u64, layout: &Layout, split: PipelineSplit) -> StageLayers {
+    let even = layers_per_stage(layers, layout) as f64;
+    if layout.pp == 1 || split == PipelineSplit::Even {
+        return StageLayers {
+            first: even,
+            middle: even,
+            last: even,
+        };
+    }
+    let v = u64::from(layout.virtual_stages);
+    let chunks = (u64::from(layout.pp) * v).max(1);
+    let full = ((layers + 2).div_ceil(chunks) * v) as f64;
+    let end = (full - 1.0).max(0.0);
+    StageLayers {
+        first: end,
+        middle: if layout.pp > 2 { full } else { end },
+        last: end,
+    }
+}
 /// Layers on the most loaded pipeline rank (all its virtual chunks): as
 /// [`Layout::layers_per_stage`], with the chunk count `pp · v` computed in u64 so it cannot wrap.
 fn layers_per_stage(layers: u64, layout: &Layout) -> u64 {
@@ -296,6 +376,29 @@ mod tests {
     use super::*;
     use crate::parallelism::Recompute;
     use crate::workload::preset;
+
+    proptest::proptest! {
+        /// Every split places all layers, and one fewer at the ends never puts more than one
+        /// chunk-layer per chunk above the even split on any rank.
+        #[test]
+        fn splits_place_every_layer(layers in 1u64..400, pp in 1u32..33, v in 1u32..5) {
+            let mut l = Layout::data_parallel(1);
+            l.pp = pp;
+            l.virtual_stages = v;
+            for split in [PipelineSplit::Even, PipelineSplit::OneFewerAtEnds] {
+                let s = stage_layers(layers, &l, split);
+                let ranks = f64::from(pp);
+                let placed = if pp == 1 {
+                    s.first
+                } else {
+                    s.first + s.last + s.middle * (ranks - 2.0)
+                };
+                proptest::prop_assert!(placed >= layers as f64, "{split:?}: {placed} < {layers}");
+                let even = stage_layers(layers, &l, PipelineSplit::Even).most();
+                proptest::prop_assert!(s.most() <= even + f64::from(v));
+            }
+        }
+    }
 
     /// The u64 chunk count agrees with the layout's own, and does not wrap where u32 would.
     #[test]

@@ -23,10 +23,12 @@ const SECONDS_PER_US: f64 = 1e-6;
 
 /// HBM bytes per token per `d` outside the tensor-parallel region (split only by sequence
 /// parallelism): two norms each reading and writing a BF16 tensor (2 × (2 + 2) B), and two fused
-/// bias-dropout-residual-adds (Megatron-LM) each reading the branch output and the residual,
-/// writing the sum and a 1-byte dropout mask (2 × (2 + 2 + 2 + 1) B): 8 + 14 = 22. Assumes one
-/// read and one write per tensor per kernel.
-const NORM_BYTES_PER_TOKEN_PER_D: f64 = 22.0;
+/// bias-dropout-residual-adds (Megatron-LM) each reading the branch output and the residual and
+/// writing the sum (2 × (2 + 2 + 2) B): 8 + 12 = 20. Assumes one read and one write per tensor
+/// per kernel.
+const NORM_BYTES_PER_TOKEN_PER_D: f64 = 20.0;
+/// With dropout, the two residual adds also write a 1-byte mask each.
+const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
 /// HBM bytes per token per `d` per routed expert for MoE token shuffling: permuting each copy of
 /// the token into its expert's buffer and un-permuting/combining it afterwards, each reading and
 /// writing it in BF16 (2 × (2 + 2) B). An assumption (no fused permute).
@@ -38,10 +40,12 @@ const ROUTER_SCORE_BYTES: f64 = 8.0;
 /// Bytes per element of an FP8 GEMM operand.
 const FP8_BYTES: f64 = 1.0;
 /// HBM bytes per element of the unfused `a·s × s` score tensor: the fused scale-mask-softmax
-/// reads the BF16 scores and writes the probabilities (2 + 2 B); dropout reads them and writes
-/// the dropped-out probabilities and a 1-byte mask (2 + 2 + 1 B). The QKᵀ write and AV read are
+/// reads the BF16 scores and writes the probabilities (2 + 2 B). The QKᵀ write and AV read are
 /// part of the matmuls.
-const UNFUSED_SCORE_BYTES: f64 = 9.0;
+const UNFUSED_SCORE_BYTES: f64 = 4.0;
+/// With attention dropout, dropout also reads the probabilities and writes the dropped-out
+/// probabilities and a 1-byte mask (2 + 2 + 1 B) per score element.
+const SCORE_DROPOUT_BYTES: f64 = 5.0;
 /// Fraction of the `s × s` square a fused causal kernel computes: masked blocks are skipped
 /// (Dao 2023); unfused attention computes the full square.
 const FLASH_CAUSAL_FRACTION: f64 = CAUSAL_HALF;
@@ -55,6 +59,9 @@ const LAYER_KERNELS: f64 = 12.0;
 /// Extra forward kernels of unfused attention: batched QKᵀ, scale-mask-softmax, dropout,
 /// batched AV (an assumption; also what selective recompute relaunches).
 const UNFUSED_ATTENTION_KERNELS: f64 = 4.0;
+/// Kernels MLP recompute relaunches: the norm, the fused up-projection GEMM, the activation and
+/// the down-projection GEMM (an assumption, as [`LAYER_KERNELS`]).
+const MLP_RECOMPUTE_KERNELS: f64 = 4.0;
 /// Extra forward kernels per MoE layer: router GEMM, top-k softmax, permute, un-permute and
 /// the dispatch and combine all-to-alls. An assumption.
 const MOE_KERNELS: f64 = 6.0;
@@ -192,6 +199,8 @@ struct Forward {
     kernels: f64,
     /// Of `memory`, the bytes of the unfused score tensor.
     score_bytes: f64,
+    /// Of `memory`, the bytes of the MLP activation function.
+    mlp_act_bytes: f64,
 }
 
 impl Forward {
@@ -214,14 +223,19 @@ impl Forward {
         let routed_width = s.moe_fraction * s.moe_active * s.expert_ffn;
         let mlp_width = s.mlp_width + routed_width * (imbalance - 1.0);
         let act_bytes = BF16_BYTES * t * mlp_width * (s.mlp_matrices + 1.0) / tp;
-        let norm_bytes = NORM_BYTES_PER_TOKEN_PER_D * t * d / sp_div;
+        let (mask_bytes, score_dropout_bytes) = if s.dropout {
+            (DROPOUT_MASK_BYTES_PER_TOKEN_PER_D, SCORE_DROPOUT_BYTES)
+        } else {
+            (0.0, 0.0)
+        };
+        let norm_bytes = (NORM_BYTES_PER_TOKEN_PER_D + mask_bytes) * t * d / sp_div;
         let route_bytes = ROUTE_BYTES_PER_TOKEN_PER_D * t * d * s.moe_active * imbalance
             + ROUTER_SCORE_BYTES * t * s.experts;
         let route_bytes = route_bytes * s.moe_fraction / tp;
         let score_bytes = if flash {
             0.0
         } else {
-            UNFUSED_SCORE_BYTES * t * s.seq * s.heads / tp
+            (UNFUSED_SCORE_BYTES + score_dropout_bytes) * t * s.seq * s.heads / tp
         };
         let attention_kernels = if flash {
             0.0
@@ -238,6 +252,7 @@ impl Forward {
             ),
             kernels: LAYER_KERNELS + attention_kernels + MOE_KERNELS * s.moe_fraction,
             score_bytes,
+            mlp_act_bytes: act_bytes,
         }
     }
 
@@ -259,12 +274,18 @@ fn backward(f: &Forward, attention: AttentionKernel) -> (Terms, Terms) {
 }
 
 /// One layer's recompute: (matmuls, memory, kernels). Full recompute repeats the forward;
-/// selective recompute (Korthikanti et al. 2022) repeats the unfused attention core only.
+/// selective recompute (Korthikanti et al. 2022) repeats the unfused attention core only; MLP
+/// recompute repeats the MLP's share of the linear layers and its activation's traffic.
 fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     let flash = s.attention == AttentionKernel::Flash;
     let bw = m.hbm_bandwidth.bytes_per_second();
     match s.layout.recompute {
         Recompute::Full => (f.linear + f.core, f.memory, f.kernels),
+        Recompute::Mlp => (
+            f.linear * mlp_share(s),
+            Terms::one(Param::Memory, f.mlp_act_bytes / bw),
+            MLP_RECOMPUTE_KERNELS,
+        ),
         Recompute::Selective if !flash => (
             f.core,
             Terms::one(Param::Memory, f.score_bytes / bw),
@@ -274,13 +295,25 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     }
 }
 
+/// The MLP's share of a layer's linear-layer FLOPs.
+fn mlp_share(s: &Shape) -> f64 {
+    if s.linear_per_token > 0.0 {
+        s.mlp_per_token / s.linear_per_token
+    } else {
+        0.0
+    }
+}
+
 /// The logits and loss of one micro-batch: (matmul, memory).
 fn logits(s: &Shape, m: &Machine) -> (Terms, Terms) {
     let tp = s.layout.tp as f64;
     let t = s.tokens_per_microbatch();
     let bw = m.hbm_bandwidth.bytes_per_second();
-    // Forward, data and weight gradient: LOGIT_MATMUL_PASSES GEMMs.
-    let (fwd, bwd) = gemm_costs(m).1.linear(t, s.d_model, s.vocab / tp, 1.0);
+    // Forward, data and weight gradient: LOGIT_MATMUL_PASSES GEMMs. `logit_per_token` also
+    // holds the multi-token-prediction modules (priced beside the head on the last stage): they
+    // run as one GEMM of the equivalent width, so that their FLOPs are priced as counted.
+    let width = s.logit_per_token / (2.0 * s.d_model);
+    let (fwd, bwd) = gemm_costs(m).1.linear(t, s.d_model, width / tp, 1.0);
     (
         fwd + bwd,
         Terms::one(Param::Memory, LOGIT_BYTES * t * s.vocab / tp / bw),
@@ -310,6 +343,7 @@ pub(super) fn executed_flops_per_token(s: &Shape) -> f64 {
     let core = s.core_per_token * causal;
     let recompute = match s.layout.recompute {
         Recompute::Full => s.linear_per_token + core,
+        Recompute::Mlp => s.mlp_per_token,
         Recompute::Selective if !flash => core,
         _ => 0.0,
     };

@@ -17,7 +17,7 @@ pub fn estimate_details(
     let b = &row.breakdown;
     let how = match search {
         Some(x) => format!(
-            "searched layout (fastest that fits, of {} valid layouts, {} fitting)",
+            "searched layout (fastest that fits, tight ones after, of {} valid layouts, {} fitting or tight)",
             x.considered, x.fitting
         ),
         None => "given layout".into(),
@@ -126,13 +126,23 @@ pub fn estimate_details(
     let m = &e.prediction.memory;
     let _ = writeln!(
         s,
-        "memory per chip: {:.1} GB = weights {:.1} + gradients {:.1} + optimizer {:.1} + activations {:.1} + buffers {:.1}",
+        "memory per chip: {:.1} GB = weights {:.1} + gradients {:.1} + optimizer {:.1} + activations {:.1} + buffers {:.1}; {} ({:+.0}% of HBM free{})",
         m.total().gb(),
         m.weights.gb(),
         m.gradients.gb(),
         m.optimizer.gb(),
         m.activations.gb(),
-        m.buffers.gb()
+        m.buffers.gb(),
+        e.prediction.memory_band.as_str(),
+        100.0 * e.prediction.memory_margin,
+        if e.prediction.memory_band == crate::perf::MemoryBand::Tight {
+            format!(
+                "; over HBM by less than the memory model's error of {:.0}%, so it may run",
+                100.0 * crate::perf::MEMORY_MODEL_ERROR
+            )
+        } else {
+            String::new()
+        }
     );
     if let Some(x) = search.filter(|x| !x.runner_ups.is_empty()) {
         let body: Vec<[String; 6]> = x

@@ -4,6 +4,7 @@
 use crate::economics::Assessment;
 use crate::error::{Error, Result};
 use crate::parallelism::Layout;
+use crate::perf::MemoryBand;
 use crate::plan::{Estimate, Feasibility};
 use serde::Serialize;
 
@@ -53,8 +54,13 @@ pub struct Row {
     pub model: String,
     /// Layout.
     pub layout: Layout,
-    /// Whether it fits in HBM.
+    /// Whether its memory is accepted: it fits in HBM, or is tight (over by less than the
+    /// memory model's error, [`crate::MEMORY_MODEL_ERROR`]).
     pub fits_memory: bool,
+    /// `fits`, `tight` or `does-not-fit`.
+    pub memory_band: MemoryBand,
+    /// Free HBM as a fraction of the capacity; negative by the relative excess when over.
+    pub memory_margin: f64,
     /// Why not, when it does not (`null` when it fits).
     pub infeasible_reason: Option<String>,
     /// Memory per chip, decimal GB.
@@ -118,6 +124,8 @@ impl Row {
             model: e.model.clone(),
             layout: e.layout,
             fits_memory: p.fits_memory,
+            memory_band: p.memory_band,
+            memory_margin: p.memory_margin,
             infeasible_reason: match &e.feasibility {
                 Feasibility::Feasible => None,
                 Feasibility::Infeasible(r) => Some(r.clone()),
@@ -295,7 +303,7 @@ pub fn records_csv(records: &[serde_json::Value]) -> Result<String> {
 
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
-v interleaved stages; none/selective/full recompute; Z ZeRO stage. MFU s²: model FLOPs with attention scores over the \
+v interleaved stages; none/selective/mlp/full recompute; Z ZeRO stage; fits: yes, tight +N% (over HBM by less than the memory model's error, accepted) or NO. MFU s²: model FLOPs with attention scores over the \
 full s x s square (the published runs' convention; above 100% at long context, where a causal kernel computes half of it); \
 MFU causal: scores over the causal half (never above HFU, so never above 100%). days (failures): without and with expected \
 interruptions. MWh, avg MW: facility energy and mean facility power, all-in. cost $: on the row's price basis; * an estimated price.\n";
@@ -344,10 +352,10 @@ fn cells(o: &Outcome) -> [String; 17] {
                 r.layout.recompute.as_str(),
                 r.layout.zero
             ),
-            if r.fits_memory {
-                "yes".into()
-            } else {
-                "NO".into()
+            match r.memory_band {
+                MemoryBand::Fits => "yes".into(),
+                MemoryBand::Tight => format!("tight {:+.0}%", -100.0 * r.memory_margin),
+                MemoryBand::DoesNotFit => "NO".into(),
             },
             format!("{:.1}", r.memory_per_chip_gb),
             format!("{:.3}", r.step_time_s),

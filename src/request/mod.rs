@@ -29,8 +29,8 @@ use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{
-    AttentionKernel, MainGrads, Model, MoeDispatcher, OptimizerStates, SoftwareEra, TrainingSetup,
-    DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
+    AttentionKernel, MainGrads, Model, MoeDispatcher, OptimizerStates, PipelineSplit, SoftwareEra,
+    TrainingSetup, DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -383,6 +383,11 @@ pub struct SetupRequest {
     /// Tokens routed to the most loaded expert over the mean, 1 to 64 (default
     /// [`crate::workload::DEFAULT_MOE_LOAD_IMBALANCE`], from published routing statistics).
     pub moe_load_imbalance: Option<f64>,
+    /// How layers are divided among pipeline stages (default even).
+    pub pipeline_split: Option<PipelineSplit>,
+    /// In FP8/FP4 training, keep the linear layers' inputs for backward in that format, as
+    /// Transformer Engine does (default true).
+    pub low_precision_activations: Option<bool>,
 }
 
 impl SetupRequest {
@@ -494,6 +499,8 @@ impl SetupRequest {
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(era.main_grads),
             moe_load_imbalance,
+            pipeline_split: self.pipeline_split.unwrap_or_default(),
+            low_precision_activations: self.low_precision_activations.unwrap_or(true),
         })
     }
 }

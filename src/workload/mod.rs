@@ -9,6 +9,6 @@ pub use model::{LayerFlops, Mla, Mlp, Model, Moe, MAX_EXPERTS, MAX_HEADS, MAX_LA
 pub(crate) use spec::validate_models;
 pub use spec::{model_from_table, parse_models, preset, presets, MODEL_KEYS};
 pub use training::{
-    AttentionKernel, MainGrads, MoeDispatcher, OptimizerStates, SoftwareEra, SoftwareSwitches,
-    TrainingSetup, DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
+    AttentionKernel, MainGrads, MoeDispatcher, OptimizerStates, PipelineSplit, SoftwareEra,
+    SoftwareSwitches, TrainingSetup, DEFAULT_MOE_LOAD_IMBALANCE, MAX_MOE_LOAD_IMBALANCE,
 };

@@ -109,10 +109,18 @@ pub(crate) struct ModelFile {
     pub seq_len: i64,
     #[serde(default)]
     pub tied_embeddings: bool,
+    #[serde(default = "dropout_default")]
+    pub dropout: bool,
     pub moe: Option<MoeFile>,
     pub mla: Option<MlaFile>,
     #[serde(default)]
     pub mtp_modules: i64,
+}
+
+/// A model file's `dropout` when absent: Megatron-LM's default of training with dropout (see
+/// [`Model::dropout`]).
+fn dropout_default() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -168,6 +176,12 @@ pub struct Model {
     pub seq_len: u64,
     /// Input and output embeddings share weights.
     pub tied_embeddings: bool,
+    /// The model trains with dropout (hidden and attention), so each dropout keeps a 1-byte mask
+    /// for backward (Korthikanti et al. 2022 §4.1). Defaults to `true` when a file does not say:
+    /// Megatron-LM's default (`--hidden-dropout 0.1`, `--attention-dropout 0.1`), the setting of
+    /// the GPT-3-era runs; models trained without dropout (Llama, Mixtral, DeepSeek, Nemotron-4)
+    /// say `dropout = false`.
+    pub dropout: bool,
     /// Mixture-of-experts, if any.
     pub moe: Option<Moe>,
     /// Multi-head latent attention, if any (then `kv_heads` is unused).
@@ -347,6 +361,7 @@ impl Model {
             vocab,
             seq_len,
             tied_embeddings: f.tied_embeddings,
+            dropout: f.dropout,
             moe,
             mla,
             mtp_modules: f.mtp_modules.clamp(0, MAX_MTP_MODULES as i64) as u32,

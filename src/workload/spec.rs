@@ -120,7 +120,7 @@ pub fn preset(id: &str) -> Result<Model> {
 }
 
 /// The keys of a model definition (what an override or inline `[model]` may set).
-pub const MODEL_KEYS: [&str; 16] = [
+pub const MODEL_KEYS: [&str; 17] = [
     "id",
     "name",
     "source",
@@ -134,6 +134,7 @@ pub const MODEL_KEYS: [&str; 16] = [
     "vocab",
     "seq_len",
     "tied_embeddings",
+    "dropout",
     "moe",
     "mla",
     "mtp_modules",

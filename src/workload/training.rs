@@ -39,6 +39,33 @@ pub enum MoeDispatcher {
     Hierarchical,
 }
 
+/// How the transformer layers are divided among pipeline stages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum PipelineSplit {
+    /// Layers spread as evenly as they divide; the first stage also holds the input embedding
+    /// and the last the output layer and the loss.
+    #[default]
+    Even,
+    /// The embedding and the loss each count as one layer, so the first and last stages hold one
+    /// layer fewer than the others (Megatron-LM `--account-for-embedding-in-pipeline-split` with
+    /// `--account-for-loss-in-pipeline-split`, or `--decoder-first-pipeline-num-layers` /
+    /// `--decoder-last-pipeline-num-layers` set one below the rest).
+    OneFewerAtEnds,
+}
+
+impl PipelineSplit {
+    /// The kebab-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Even => "even",
+            Self::OneFewerAtEnds => "one-fewer-at-ends",
+        }
+    }
+}
+
 /// A software stack, as a preset of the setup's switches; each switch given on its own still
 /// overrides the preset. Published throughput of the same layout moves with the stack: fused
 /// attention (FlashAttention, Dao et al. 2022; in Megatron-LM through Transformer Engine from
@@ -203,6 +230,8 @@ pub struct TrainingSetup {
     pub(crate) optimizer_states: OptimizerStates,
     pub(crate) main_grads: MainGrads,
     pub(crate) moe_load_imbalance: f64,
+    pub(crate) pipeline_split: PipelineSplit,
+    pub(crate) low_precision_activations: bool,
 }
 
 /// Default tokens routed to the most loaded expert over the mean: 1, balanced. Published routing
@@ -286,6 +315,19 @@ impl TrainingSetup {
     #[must_use]
     pub fn main_grads(&self) -> MainGrads {
         self.main_grads
+    }
+    /// How layers are divided among pipeline stages.
+    #[must_use]
+    pub fn pipeline_split(&self) -> PipelineSplit {
+        self.pipeline_split
+    }
+    /// Whether the inputs of the linear layers are kept for backward in the training format
+    /// (FP8/FP4) rather than BF16, as NVIDIA Transformer Engine does in FP8 training (it saves
+    /// the quantized GEMM input it already made for the forward GEMM). Only matters when the
+    /// precision is FP8 or FP4.
+    #[must_use]
+    pub fn low_precision_activations(&self) -> bool {
+        self.low_precision_activations
     }
 
     /// A setup with modern defaults, for unit tests (front ends resolve a

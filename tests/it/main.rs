@@ -5,6 +5,7 @@
 mod catalog;
 mod cli;
 mod energy;
+mod memory;
 mod model;
 mod robustness;
 mod validation;

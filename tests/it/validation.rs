@@ -235,14 +235,11 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
     }
 }
 
-/// A published run may be predicted at most this far above its HBM capacity.
-const MARGIN: f64 = 0.15;
-
-/// Every published run actually ran, so the memory model must not say it cannot fit.
-///
-/// Tolerance: predicted memory per chip within `MARGIN` of the HBM capacity. Frameworks trim
-/// memory in ways the model does not itemise (allocator reuse, freeing inputs early, offloading),
-/// so a run that fits may be predicted a little over; a large excess would be a modelling error.
+/// Every published run actually ran, so the memory model must not say it cannot fit: its
+/// memory band is "fits" or "tight" (over HBM by less than the memory model's own error,
+/// `MEMORY_MODEL_ERROR`). Frameworks trim memory in ways the model does not itemise (allocator
+/// reuse, freeing inputs early, offloading), so a run that fits may be predicted a little over;
+/// a large excess would be a modelling error.
 /// Runs whose recompute policy xpusim cannot express are skipped: MaxText's "minimal" policy
 /// (saves some matmul outputs, recomputes the MLP input projections) and "qkv_proj_offloaded"
 /// (host offload); their file records the mapping as an assumption.
@@ -265,8 +262,12 @@ fn every_published_run_fits_in_memory() {
         let (_, eff) = cal.for_chip(&r.cluster.chip);
         let p = r.evaluation.predict(&eff);
         let (need, cap) = (p.memory.total().gb(), r.evaluation.hbm_capacity.gb());
-        println!("{:45} {need:6.1} GB of {cap:6.1}", r.id);
-        if need > cap * (1.0 + MARGIN) {
+        println!(
+            "{:45} {need:6.1} GB of {cap:6.1} {}",
+            r.id,
+            p.memory_band.as_str()
+        );
+        if !p.memory_band.feasible() {
             over.push(format!("{} {need:.1}/{cap:.1} GB", r.id));
         }
     }
@@ -275,6 +276,28 @@ fn every_published_run_fits_in_memory() {
         over.is_empty(),
         "published runs predicted not to fit: {over:?}"
     );
+}
+
+/// Issue 8: a published run predicted a few percent over its HBM is "tight" and accepted, not a
+/// hard "does not fit" (NVIDIA dgxc-benchmarking Nemotron-4 340B FP8 on 128 H100 ran; the memory
+/// model puts it about 2% over 80 GB).
+#[test]
+fn issue_8_a_run_a_few_percent_over_is_tight_not_refused() {
+    let runs = runs();
+    let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let r = runs
+        .iter()
+        .find(|r| r.id == "DGXC-Nemotron-4-340B-H100-FP8-128")
+        .unwrap_or_else(|| panic!("run missing"));
+    let (_, eff) = cal.for_chip(&r.cluster.chip);
+    let p = r.evaluation.predict(&eff);
+    assert!(
+        p.memory_margin < 0.0 && p.memory_margin > -xpusim::MEMORY_MODEL_ERROR,
+        "{}",
+        p.memory_margin
+    );
+    assert_eq!(p.memory_band, xpusim::MemoryBand::Tight);
+    assert!(p.fits_memory);
 }
 
 /// Leave-one-study-out: each study predicted by a calibration fitted without it. A guard against

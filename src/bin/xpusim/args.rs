@@ -4,8 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
-    AttentionKernel, MainGrads, MoeDispatcher, Objective, OptimizerStates, Precision, Pricing,
-    Recompute, SoftwareEra,
+    AttentionKernel, MainGrads, MoeDispatcher, Objective, OptimizerStates, PipelineSplit,
+    Precision, Pricing, Recompute, SoftwareEra,
 };
 
 #[derive(Parser)]
@@ -198,6 +198,13 @@ pub struct EstimateArgs {
     /// routing statistics: 1.5-1.7 with an auxiliary loss, 1.04 aux-loss-free).
     #[arg(long)]
     pub moe_load_imbalance: Option<f64>,
+    /// How layers are divided among pipeline stages (default even).
+    #[arg(long, value_enum)]
+    pub pipeline_split: Option<PipelineSplit>,
+    /// In FP8/FP4 training, keep the linear layers' inputs for backward in BF16 rather than in
+    /// the training format (Transformer Engine keeps them in FP8).
+    #[arg(long)]
+    pub bf16_activations: bool,
     /// Sequence length (default: the model's).
     #[arg(long, allow_negative_numbers = true)]
     pub seq_len: Option<i64>,

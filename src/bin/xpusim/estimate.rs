@@ -147,6 +147,8 @@ fn estimate_one(
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,
         moe_load_imbalance: a.moe_load_imbalance,
+        pipeline_split: a.pipeline_split,
+        low_precision_activations: Some(!a.bf16_activations),
     }
     .resolve("", &model)
     .map_err(|p| problems.extend(p))

@@ -1,0 +1,270 @@
+//! Activations kept for the backward pass, per layer and micro-batch, and how many micro-batches
+//! a pipeline rank holds at its peak.
+//!
+//! Korthikanti et al. 2022 (eq. 1-2), generalised to GQA, gated MLPs, MoE, models without
+//! dropout and FP8-cached GEMM inputs. Per token of one layer, in units of `d` (or of the
+//! named width):
+//!
+//! | tensor | bytes | split by |
+//! |---|---|---|
+//! | two norm inputs | 2 × 2 | sequence parallelism |
+//! | QKV-projection and MLP inputs | 2 × `i` | sequence parallelism |
+//! | two dropout masks (if the model has dropout) | 2 × 1 | sequence parallelism |
+//! | Q (query width) | 2 | tensor parallelism |
+//! | attention output = output projection's input (query width) | `i` | tensor parallelism |
+//! | K and V (K/V width) | 2 × 2 | tensor parallelism |
+//! | up-projection outputs (MLP width, one per up-projection) | 2 each | tensor parallelism |
+//! | down-projection input (MLP width) | `i` | tensor parallelism |
+//!
+//! where `i` is 2 B (BF16), or 1 B when FP8 training caches the GEMM inputs in FP8 (Transformer
+//! Engine). Unfused attention without recompute also keeps `a·s` scores per token: the softmax
+//! output (2 B) and, with dropout, its mask (1 B) and output (2 B). For a standard-MLP model
+//! without GQA (`q = kv = d`, `ffn = 4d`) with dropout and BF16 this is the paper's
+//! `s·b·h·(34 + 5·a·s/h)` (tp = 1), split `t` ways with sequence parallelism, and `2·s·b·h`
+//! with full recompute; without dropout it is `32 + 2·a·s/h`.
+
+use super::super::Shape;
+use crate::parallelism::Recompute;
+use crate::workload::AttentionKernel;
+
+/// Bytes per element of a BF16 activation.
+const ACTIVATION_BYTES: f64 = 2.0;
+/// Norm inputs kept per token per `d`: the two layer norms' inputs.
+const NORM_INPUTS: f64 = 2.0;
+/// Linear-layer inputs of width `d` kept per token: the QKV projection's and the MLP's.
+const D_WIDTH_GEMM_INPUTS: f64 = 2.0;
+/// Dropout masks per token per `d` (after attention and after the MLP), 1 byte each
+/// (Korthikanti et al. 2022 §4.1).
+const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
+/// Tensors of K/V width kept for backward: K and V.
+const KV_WIDTH_TENSORS: f64 = 2.0;
+/// Bytes per element of the unfused `a·s × s` score tensor kept for backward: the softmax
+/// output (Korthikanti et al. 2022).
+const SOFTMAX_BYTES: f64 = 2.0;
+/// Further bytes per score element when attention has dropout: its 1-byte mask and its 2-byte
+/// output (Korthikanti et al. 2022).
+const SCORE_DROPOUT_BYTES: f64 = 3.0;
+
+/// Activation bytes of one layer for one micro-batch on one chip.
+pub(super) fn per_layer(s: &Shape) -> f64 {
+    let l = &s.layout;
+    let tp = l.tp as f64;
+    let t = s.tokens_per_microbatch();
+    let d = s.d_model;
+    let sp_div = if l.sequence_parallel { tp } else { 1.0 };
+    let i = s.linear_input_bytes;
+    match l.recompute {
+        // Only the layer input is kept.
+        Recompute::Full => ACTIVATION_BYTES * t * d / sp_div,
+        _ => {
+            let masks = if s.dropout {
+                DROPOUT_MASK_BYTES_PER_TOKEN_PER_D
+            } else {
+                0.0
+            };
+            let outside =
+                (NORM_INPUTS * ACTIVATION_BYTES + D_WIDTH_GEMM_INPUTS * i + masks) * t * d / sp_div;
+            let attention = t
+                * (s.q_width * (ACTIVATION_BYTES + i)
+                    + s.kv_width * KV_WIDTH_TENSORS * ACTIVATION_BYTES)
+                / tp;
+            // The MLP keeps its up-projections' outputs and the down-projection's input, unless
+            // it is recomputed from its input (then only that input, the second norm's input,
+            // is kept: counted above, less the MLP's own GEMM input).
+            let mlp = if l.recompute == Recompute::Mlp {
+                -i * t * d / sp_div
+            } else {
+                t * s.mlp_width * (s.mlp_matrices * ACTIVATION_BYTES + i) / tp
+            };
+            let scores = if s.attention == AttentionKernel::Unfused
+                && matches!(l.recompute, Recompute::None | Recompute::Mlp)
+            {
+                let per_score = if s.dropout {
+                    SOFTMAX_BYTES + SCORE_DROPOUT_BYTES
+                } else {
+                    SOFTMAX_BYTES
+                };
+                per_score * s.heads * s.seq * t / tp
+            } else {
+                0.0
+            };
+            outside + attention + mlp + scores
+        }
+    }
+}
+
+/// Bytes of the working set full recompute adds at its peak: the backward pass re-runs one
+/// layer's forward and holds all of that layer's activations for one micro-batch while it
+/// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
+/// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
+/// already kept. MLP recompute likewise re-materialises one layer's MLP tensors. Zero otherwise.
+pub(super) fn recompute_working_set(s: &Shape) -> f64 {
+    if matches!(s.layout.recompute, Recompute::Full | Recompute::Mlp) {
+        let mut kept = *s;
+        kept.layout.recompute = Recompute::None;
+        per_layer(&kept) - per_layer(s)
+    } else {
+        0.0
+    }
+}
+
+/// Layer-activations pipeline rank `rank` (0-based) holds at its peak, in units of one layer
+/// for one micro-batch: its layers times the micro-batches in flight.
+///
+/// 1F1B without interleaving: rank `r` runs `pp − r` forwards before its first backward
+/// (Narayanan et al. 2021). Interleaved with `v` chunks per rank: Megatron-LM's warm-up runs
+/// `2·(pp − r − 1) + (v − 1)·pp` chunk-forwards before the first backward, so `r` holds that
+/// plus one chunks of `layers / v` layers; for the first rank this is Korthikanti et al.'s
+/// `pp·(1 + (pp−1)/(pp·v))` micro-batches of a stage (§4.2.3). Never more than every
+/// micro-batch of every chunk.
+pub(super) fn layer_microbatches(s: &Shape, rank: u32, layers: f64) -> f64 {
+    let l = &s.layout;
+    let pp = f64::from(l.pp);
+    let v = f64::from(l.virtual_stages);
+    let r = f64::from(rank.min(l.pp.saturating_sub(1)));
+    let m = s.microbatches.max(1.0);
+    if l.pp == 1 {
+        layers
+    } else if l.virtual_stages == 1 {
+        layers * (pp - r).min(m)
+    } else {
+        let chunks = (2.0 * (pp - r - 1.0) + (v - 1.0) * pp + 1.0).min(m * v);
+        chunks * layers / v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::Precision;
+    use crate::parallelism::Layout;
+    use crate::workload::{preset, Mlp, TrainingSetup};
+    use approx::assert_relative_eq;
+
+    /// GPT-3 175B, micro-batch `b` of 2048 tokens, unfused attention: (shape, s, b, h, a).
+    pub(crate) fn gpt3(
+        tp: u32,
+        sp: bool,
+        recompute: Recompute,
+        b: u32,
+    ) -> (Shape, f64, f64, f64, f64) {
+        let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
+        // The closed form assumes a standard 4h MLP and one K/V head per query head.
+        assert_eq!(model.mlp, Mlp::Standard);
+        assert_eq!(model.ffn, 4 * model.d_model);
+        assert!(model.dropout);
+        assert_relative_eq!(model.q_width(), model.d_model as f64);
+        assert_relative_eq!(model.kv_width(), model.d_model as f64);
+        let mut setup =
+            TrainingSetup::new(512, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        setup.attention = AttentionKernel::Unfused;
+        let layout = Layout {
+            tp,
+            sequence_parallel: sp,
+            recompute,
+            microbatch: b,
+            ..Layout::data_parallel(8)
+        };
+        let s = Shape::new(&model, &setup, &layout);
+        (s, 2048.0, f64::from(b), 12288.0, 96.0)
+    }
+
+    /// Korthikanti et al. 2022 eq. 1: `s·b·h·(34 + 5·a·s/h)` bytes per layer without
+    /// parallelism.
+    #[test]
+    fn activations_match_korthikanti_without_parallelism() {
+        for b in [1, 2] {
+            let (shape, s, b, h, a) = gpt3(1, false, Recompute::None, b);
+            let want = s * b * h * (34.0 + 5.0 * a * s / h);
+            assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
+        }
+    }
+
+    /// Without dropout the two 1-byte masks and the score dropout's mask and output go:
+    /// `s·b·h·(32 + 2·a·s/h)`.
+    #[test]
+    fn no_dropout_drops_the_masks() {
+        let (mut shape, s, b, h, a) = gpt3(1, false, Recompute::None, 1);
+        shape.dropout = false;
+        let want = s * b * h * (32.0 + 2.0 * a * s / h);
+        assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
+    }
+
+    /// FP8-cached GEMM inputs: the QKV, output-projection, MLP and down-projection inputs
+    /// (`2 + 2 + 2 + 8 = 14` of the 34 bytes per `s·b·h`) take half: 34 − 7 = 27.
+    #[test]
+    fn fp8_cached_gemm_inputs_halve_their_bytes() {
+        let (mut shape, s, b, h, _) = gpt3(1, false, Recompute::Selective, 1);
+        shape.linear_input_bytes = 1.0;
+        assert_relative_eq!(per_layer(&shape), s * b * h * 27.0, max_relative = 1e-12);
+    }
+
+    /// With tensor and sequence parallelism every term is split `t` ways (eq. 4's `34/t`,
+    /// plus the scores the paper then recomputes).
+    #[test]
+    fn activations_match_korthikanti_with_sequence_parallelism() {
+        let (shape, s, b, h, a) = gpt3(8, true, Recompute::None, 1);
+        let t = 8.0;
+        let want = s * b * h * 34.0 / t + 5.0 * a * s * s * b / t;
+        assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
+        // Selective recompute drops the scores: `34·s·b·h/t` (eq. 5).
+        let (shape, ..) = gpt3(8, true, Recompute::Selective, 1);
+        let want = s * b * h * 34.0 / t;
+        assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
+    }
+
+    /// Full recompute keeps only the layer input: `2·s·b·h` (split by sequence parallelism).
+    #[test]
+    fn full_recompute_keeps_the_layer_input() {
+        let (shape, s, b, h, _) = gpt3(1, false, Recompute::Full, 2);
+        assert_relative_eq!(per_layer(&shape), 2.0 * s * b * h, max_relative = 1e-12);
+        let (shape, s, b, h, _) = gpt3(8, true, Recompute::Full, 1);
+        assert_relative_eq!(
+            per_layer(&shape),
+            2.0 * s * b * h / 8.0,
+            max_relative = 1e-12
+        );
+    }
+
+    /// MLP recompute keeps the attention block (scores included, unfused) and the MLP block's
+    /// input: for GPT-3 with dropout, 34 − 2 (MLP input) − 16 (MLP tensors) = 16 bytes per
+    /// `s·b·h`, plus `5·a·s²·b`.
+    #[test]
+    fn mlp_recompute_keeps_the_attention_block() {
+        let (shape, s, b, h, a) = gpt3(1, false, Recompute::Mlp, 1);
+        let want = s * b * h * (16.0 + 5.0 * a * s / h);
+        assert_relative_eq!(per_layer(&shape), want, max_relative = 1e-12);
+    }
+
+    /// Full recompute holds one whole layer again while differentiating it.
+    #[test]
+    fn full_recompute_working_set_is_one_whole_layer() {
+        let (shape, s, b, h, a) = gpt3(1, false, Recompute::Full, 1);
+        let want = s * b * h * (34.0 - 2.0 + 5.0 * a * s / h);
+        assert_relative_eq!(recompute_working_set(&shape), want, max_relative = 1e-12);
+        let (shape, ..) = gpt3(1, false, Recompute::Selective, 1);
+        assert_relative_eq!(recompute_working_set(&shape), 0.0);
+    }
+
+    /// The first rank of an interleaved pipeline holds Korthikanti's
+    /// `pp·(1 + (pp−1)/(pp·v))` stage-micro-batches; the last rank of a plain 1F1B one.
+    #[test]
+    fn in_flight_follows_the_schedule() {
+        let (mut shape, ..) = gpt3(1, false, Recompute::Selective, 1);
+        shape.microbatches = 64.0;
+        shape.layout.pp = 8;
+        shape.layout.virtual_stages = 3;
+        let layers = 12.0;
+        assert_relative_eq!(
+            layer_microbatches(&shape, 0, layers),
+            layers * 8.0 * (1.0 + 7.0 / 24.0),
+            max_relative = 1e-12
+        );
+        shape.layout.virtual_stages = 1;
+        assert_relative_eq!(layer_microbatches(&shape, 0, layers), 8.0 * layers);
+        assert_relative_eq!(layer_microbatches(&shape, 7, layers), layers);
+        // Fewer micro-batches than stages: all of them.
+        shape.microbatches = 2.0;
+        assert_relative_eq!(layer_microbatches(&shape, 0, layers), 2.0 * layers);
+    }
+}
