@@ -23,7 +23,9 @@ pub mod units;
 mod validation;
 pub mod workload;
 
-pub use calibration::{fit as calibrate, Calibration, Extent, GroupFit, Sample};
+pub use calibration::{
+    fit as calibrate, Calibration, Extent, GroupFit, Sample, MIN_FAMILY_STUDIES, MIN_GROUP_RUNS,
+};
 pub use cost::{catalog_price, chip_hours_for_budget, cost, PriceUsed};
 pub use economics::{assess, Assessment, Objective, Pricing, Settings};
 pub use energy::Facility;

@@ -98,7 +98,7 @@ pub struct Estimate {
     /// Whether that fit is not the chip's own group (a family, global or prior stand-in).
     pub calibration_fallback: bool,
     /// Whether the fit saw a run of this chip (false: it borrows a sibling's, e.g. GB300 from
-    /// B200 runs, and the expected error is widened to [`UNMEASURED_CHIP_ERROR`]).
+    /// B200 runs, and the expected error is widened to at least 25%).
     pub chip_measured: bool,
     /// Relative step-time error to expect (rms over the fit's studies, each predicted without
     /// itself), when the calibration knows it.

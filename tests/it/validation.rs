@@ -331,3 +331,28 @@ fn held_out_studies_are_predicted_within_tolerance() {
     );
     assert!(mean <= HELD_OUT_MEAN, "held-out mean |error| {mean:.4}");
 }
+
+/// A group fit from fewer than `MIN_GROUP_RUNS` runs, or a family fit from fewer than
+/// `MIN_FAMILY_STUDIES` studies, does not stand in for a chip: the next, broader fit does.
+#[test]
+fn thin_fits_give_way_to_broader_ones() {
+    let shipped = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let base = shipped.groups["global"].clone();
+    let with = |runs: usize, studies: usize| xpusim::GroupFit {
+        runs,
+        studies,
+        ..base.clone()
+    };
+    let mut cal = shipped.clone();
+    cal.groups.clear();
+    cal.groups.insert("global".into(), with(100, 10));
+    cal.groups.insert("g".into(), with(1, 1));
+    cal.groups.insert("f".into(), with(5, 1));
+    assert_eq!(cal.for_group("g", "f").0, "global");
+    cal.groups
+        .insert("f".into(), with(5, xpusim::MIN_FAMILY_STUDIES));
+    assert_eq!(cal.for_group("g", "f").0, "f");
+    cal.groups
+        .insert("g".into(), with(xpusim::MIN_GROUP_RUNS, 1));
+    assert_eq!(cal.for_group("g", "f").0, "g");
+}
