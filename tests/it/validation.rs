@@ -5,14 +5,15 @@
 //! - every run: |error| of step time <= `PER_RUN`;
 //! - mean |error| over all runs <= `MEAN_ALL`;
 //! - Korthikanti et al. 2022 (Selene, Table 5): mean <= `KOR22_MEAN`, max <= `KOR22_MAX`;
-//! - each study predicted by a fit without it: mean <= 16% (see `HELD_OUT_MEAN`).
+//! - each study predicted by a fit without it: mean <= 15% (see `HELD_OUT_MEAN`).
 //! - fine-grained mixture-of-experts runs (expert FFN narrower than the model width: DeepSeek-V3,
-//!   Qwen3-MoE) are outside the step model's domain (issue 8, item 2: router, token permutation,
-//!   grouped GEMMs at few tokens per expert and dispatch are not priced). They are reported, held to
-//!   `MOE_GAP_PER_RUN` instead of `PER_RUN`, and left out of the two means above.
+//!   Qwen3-MoE) are held to `MOE_GAP_PER_RUN` instead of `PER_RUN` and count in every mean:
+//!   their router, permutation, grouped GEMMs, dispatchers and fixed cost are priced (issue 8,
+//!   item 2), but a published layout's software details (DeepEP kernels, overlap of the
+//!   dispatch) still move them by up to about 40%.
 //!
 //! These are measured-run tolerances (tier 3 of the house style): published step times differ by
-//! software version and unpublished settings; the calibration has six parameters per chip family.
+//! software version and unpublished settings; the calibration has eight parameters per chip family.
 
 use std::path::PathBuf;
 use xpusim::hardware::Catalog;
@@ -26,8 +27,9 @@ const MEAN_ALL: f64 = 0.07;
 /// Korthikanti et al. 2022 Selene runs: mean and max.
 const KOR22_MEAN: f64 = 0.06;
 const KOR22_MAX: f64 = 0.10;
-/// Fine-grained MoE runs (see the module docs): no run predicted off by more than 2x.
-const MOE_GAP_PER_RUN: f64 = 1.0;
+/// Fine-grained MoE runs (see the module docs): the worst, Qwen3-235B at TP4 EP8 PP8, is
+/// predicted 37% fast.
+const MOE_GAP_PER_RUN: f64 = 0.45;
 
 /// A fine-grained mixture-of-experts run: routed experts narrower than the model width, the
 /// regime whose execution costs the step model does not price yet (issue 8, item 2).
@@ -96,16 +98,12 @@ fn every_published_run_is_predicted_within_tolerance() {
         100.0 * PER_RUN,
         100.0 * MOE_GAP_PER_RUN
     );
-    let in_domain: Vec<f64> = cmp
-        .iter()
-        .filter(|c| !gap.contains(c.id.as_str()))
-        .map(|c| c.error.abs())
-        .collect();
-    let mean = in_domain.iter().sum::<f64>() / in_domain.len() as f64;
+    let all: Vec<f64> = cmp.iter().map(|c| c.error.abs()).collect();
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
     println!(
-        "mean |error| {:.2}% over {} runs ({} fine-grained MoE runs reported apart)",
+        "mean |error| {:.2}% over {} runs ({} fine-grained MoE runs)",
         100.0 * mean,
-        in_domain.len(),
+        all.len(),
         gap.len()
     );
     assert!(
@@ -304,31 +302,14 @@ fn issue_8_a_run_a_few_percent_over_is_tight_not_refused() {
 /// a calibration that only memorises its data; the README shows the per-study table.
 #[test]
 fn held_out_studies_are_predicted_within_tolerance() {
-    /// Mean |error| over all runs (fine-grained MoE apart) when every study is held out in turn.
-    /// 15% until the Blackwell and TPU v6e studies were added (11.3% over 180 runs then); with them
-    /// 15.7%: a held-out B200 study is predicted from the other Blackwell study (one GB200 MoE
-    /// run, -55%), and held-out TPU v5 runs from the v6e fit (31.6% vs 23.4%) -- the transfer
-    /// between generations that issue 8 (item 4) names. Raised to 16% rather than dropping data.
-    const HELD_OUT_MEAN: f64 = 0.16;
+    /// Mean |error| over all runs when every study is held out in turn (12.8% over 196 runs).
+    const HELD_OUT_MEAN: f64 = 0.15;
     let runs = runs();
     let cmp = xpusim::cross_validate(&runs).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cmp.len(), runs.len());
-    let gap: std::collections::BTreeSet<&str> = runs
-        .iter()
-        .filter(|r| fine_grained_moe(r))
-        .map(|r| r.id.as_str())
-        .collect();
-    let in_domain: Vec<f64> = cmp
-        .iter()
-        .filter(|c| !gap.contains(c.id.as_str()))
-        .map(|c| c.error.abs())
-        .collect();
-    let mean = in_domain.iter().sum::<f64>() / in_domain.len() as f64;
-    println!(
-        "held-out mean |error| {:.2}% ({} fine-grained MoE runs left out)",
-        100.0 * mean,
-        gap.len()
-    );
+    let all: Vec<f64> = cmp.iter().map(|c| c.error.abs()).collect();
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    println!("held-out mean |error| {:.2}%", 100.0 * mean);
     assert!(mean <= HELD_OUT_MEAN, "held-out mean |error| {mean:.4}");
 }
 
