@@ -507,29 +507,15 @@ mod tests {
         );
     }
 
-    /// An MoE model on H100s: `model` with `layout` on `chips`, the setup adjusted by `adjust`.
+    /// An MoE model on H100s: `model` with `layout` on `chips`, batch 4,096 of 4,096 tokens,
+    /// the setup adjusted by `adjust`.
     fn moe_setup(
         model: &str,
         layout: Layout,
         chips: u64,
         adjust: impl FnOnce(&mut crate::workload::TrainingSetup),
     ) -> (Shape, Machine) {
-        use crate::hardware::{Catalog, Precision};
-        let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
-        let cluster = c
-            .cluster("h100-sxm", chips)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let model = crate::workload::preset(model).unwrap_or_else(|e| panic!("{e}"));
-        let mut setup = crate::workload::TrainingSetup::new(4096, 4096, 1e12, Precision::Bf16)
-            .unwrap_or_else(|e| panic!("{e}"));
-        adjust(&mut setup);
-        layout
-            .validate(&model, &cluster, &setup, false)
-            .unwrap_or_else(|e| panic!("{e}"));
-        (
-            Shape::new(&model, &setup, &layout),
-            Machine::new(&cluster, Precision::Bf16).unwrap_or_else(|e| panic!("{e}")),
-        )
+        super::super::tests::model_setup(model, (4096, 4096), layout, chips, adjust)
     }
 
     /// Issue 8: the same recipe at twice the data-parallel size prices the same expert-parallel

@@ -17,13 +17,25 @@ pub(super) fn setup_with(
     chips: u64,
     adjust: impl FnOnce(&mut TrainingSetup),
 ) -> (Shape, Machine) {
+    model_setup("gpt3-175b", (512, 2048), layout, chips, adjust)
+}
+
+/// Preset `model` on `chips` H100s with `layout` (validated), `(global batch, sequence length)`,
+/// BF16, the training setup adjusted by `adjust` first.
+pub(super) fn model_setup(
+    model: &str,
+    (batch, seq): (u64, u64),
+    layout: Layout,
+    chips: u64,
+    adjust: impl FnOnce(&mut TrainingSetup),
+) -> (Shape, Machine) {
     let c = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
     let cluster = c
         .cluster("h100-sxm", chips)
         .unwrap_or_else(|e| panic!("{e}"));
-    let model = preset("gpt3-175b").unwrap_or_else(|e| panic!("{e}"));
+    let model = preset(model).unwrap_or_else(|e| panic!("{e}"));
     let mut setup =
-        TrainingSetup::new(512, 2048, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        TrainingSetup::new(batch, seq, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
     adjust(&mut setup);
     layout
         .validate(&model, &cluster, &setup, false)
