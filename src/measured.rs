@@ -64,6 +64,7 @@ struct RunFile {
     /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
     expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
+    offload_activations: Option<f64>,
     pipeline_split: Option<PipelineSplit>,
     #[serde(default)]
     assumptions: Vec<String>,
@@ -237,6 +238,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             moe_dispatcher: r.moe_dispatcher,
             expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
+            offload_activations: r.offload_activations,
             pipeline_split: r.pipeline_split,
             ..Default::default()
         }

@@ -194,10 +194,19 @@ fn assemble(
         setup,
         cluster,
     } = job;
+    let m = &prediction.memory;
+    let host_full = m.offloaded > crate::units::Bytes::ZERO
+        && machine.host_memory.is_none_or(|h| m.offloaded > h);
     let feasibility = if prediction.fits_memory {
         Feasibility::Feasible
+    } else if host_full {
+        Feasibility::Infeasible(format!(
+            "offloads {:.1} GB of activations per chip but {} has {:.1} GB of host memory per chip",
+            m.offloaded.gb(),
+            cluster.system.id,
+            machine.host_memory.map_or(0.0, |h| h.gb())
+        ))
     } else {
-        let m = &prediction.memory;
         Feasibility::Infeasible(format!(
             "needs {:.1} GB per chip (weights {:.1}, gradients {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}) but {} has {:.1} GB of HBM",
             m.total().gb(),
@@ -245,8 +254,21 @@ fn assemble(
 }
 
 fn machine(job: &Job) -> Result<Machine> {
-    Machine::new(&job.cluster, job.setup.precision)
-        .map_err(|e| Error::input("precision", e.to_string()))
+    let m = Machine::new(&job.cluster, job.setup.precision)
+        .map_err(|e| Error::input("precision", e.to_string()))?;
+    if job.setup.offload_activations() > 0.0
+        && (m.host_bandwidth.is_none() || m.host_memory.is_none())
+    {
+        return Err(Error::input(
+            "offload_activations",
+            format!(
+                "system `{}` publishes no host-memory and host-link figures to offload to; add \
+                 host_memory_per_chip and host_link_bandwidth to it in a catalog file",
+                job.cluster.system.id
+            ),
+        ));
+    }
+    Ok(m)
 }
 
 /// Estimate the job with one layout (checked against the job first).

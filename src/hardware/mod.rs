@@ -178,6 +178,10 @@ pub struct System {
     pub scale_out_latency: Figure<Seconds>,
     /// Dimensions of the scale-up torus; `None` for a switched domain.
     pub scale_up_torus_dims: Option<Figure<u64>>,
+    /// Host (CPU) memory per accelerator; `None` when not published.
+    pub host_memory_per_chip: Option<Figure<Bytes>>,
+    /// Accelerator-to-host link per accelerator; `None` when not published.
+    pub host_link: Option<Link>,
     /// Host power per accelerator: CPUs, memory, NICs, fans, storage, scale-up switches, power
     /// conversion (`None` when [`System::power_all_in`]).
     pub host_power_per_chip: Option<Figure<Watts>>,

@@ -25,6 +25,7 @@ pub struct StepTerms {
     pub(super) cp: Comm,
     pub(super) ep: Comm,
     pub(super) pp: Comm,
+    pub(super) offload: Terms,
     pub(super) bubble: Terms,
     pub(super) optimizer: Terms,
     pub(super) dp: Comm,
@@ -83,6 +84,9 @@ pub struct StepBreakdown {
     pub ep_comm: Seconds,
     /// Exposed pipeline point-to-point.
     pub pp_comm: Seconds,
+    /// Exposed activation offload to host memory and back.
+    #[serde(default)]
+    pub offload: Seconds,
     /// Exposed data-parallel communication.
     pub dp_comm: Seconds,
     /// Exposed communication on scale-up links (all kinds).
@@ -108,6 +112,7 @@ impl StepTerms {
             + self.cp.total()
             + self.ep.total()
             + self.pp.total()
+            + self.offload
             + self.bubble
             + self.optimizer;
         base + self.dp_exposed(theta).1
@@ -171,6 +176,7 @@ impl StepTerms {
             cp_comm: at(self.cp.total()),
             ep_comm: at(self.ep.total()),
             pp_comm: at(self.pp.total()),
+            offload: at(self.offload),
             dp_comm: at(dp_terms),
             scale_up_comm: at(up) + dp_up,
             scale_out_comm: at(out) + dp_out,
@@ -193,7 +199,8 @@ impl StepTerms {
                 + self.tp.total()
                 + self.cp.total()
                 + self.ep.total()
-                + self.pp.total();
+                + self.pp.total()
+                + self.offload;
             let want = t_max * mb;
             sum.0
                 .iter()
@@ -229,6 +236,8 @@ pub struct Evaluation {
     pub peak: FlopsPerSecond,
     /// HBM capacity per chip.
     pub hbm_capacity: Bytes,
+    /// Host memory per chip (offload's capacity), when known.
+    pub host_capacity: Option<Bytes>,
 }
 
 /// A prediction for one configuration.
@@ -299,6 +308,18 @@ pub fn evaluate(shape: &Shape, machine: &Machine) -> Evaluation {
         chips: shape.chips,
         peak: machine.peak_linear,
         hbm_capacity: machine.hbm_capacity,
+        host_capacity: machine.host_memory,
+    }
+}
+
+/// The memory band: HBM's, unless the offloaded activations overflow host memory (or there is
+/// none to offload to), which does not fit.
+fn band(memory: &MemoryBreakdown, hbm: Bytes, host: Option<Bytes>) -> MemoryBand {
+    let offloaded = memory.offloaded > Bytes::ZERO;
+    if offloaded && host.is_none_or(|h| memory.offloaded > h) {
+        MemoryBand::DoesNotFit
+    } else {
+        MemoryBand::of(memory.total(), hbm)
     }
 }
 
@@ -312,7 +333,7 @@ pub fn step_if_fits(
     theta: &[f64; PARAMS],
 ) -> (Bytes, MemoryBand, Option<f64>) {
     let memory = memory::memory(shape);
-    let band = MemoryBand::of(memory.total(), machine.hbm_capacity);
+    let band = band(&memory, machine.hbm_capacity, machine.host_memory);
     let step = band
         .feasible()
         .then(|| step_terms(shape, machine).linear_at(theta).at(theta));
@@ -346,7 +367,7 @@ impl Evaluation {
                         acc
                     }
                 });
-        let memory_band = MemoryBand::of(self.memory.total(), self.hbm_capacity);
+        let memory_band = band(&self.memory, self.hbm_capacity, self.host_capacity);
         Prediction {
             breakdown: b,
             memory: self.memory,

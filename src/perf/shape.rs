@@ -68,6 +68,8 @@ pub struct Shape {
     pub(crate) expert_ffn: f64,
     /// Tokens routed to the most loaded expert over the mean (≥ 1).
     pub(crate) moe_imbalance: f64,
+    /// Share of the saved activations offloaded to host memory (0 to 1).
+    pub(crate) offload: f64,
     /// Of `linear_per_token`, the MLP's (layer-averaged; routed and shared experts and the
     /// router in MoE layers).
     pub(crate) mlp_per_token: f64,
@@ -191,6 +193,7 @@ impl Shape {
             ffn: model.ffn as f64,
             expert_ffn: model.moe.as_ref().map_or(0.0, |m| m.expert_ffn as f64),
             moe_imbalance: setup.moe_load_imbalance,
+            offload: setup.offload_activations,
             mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
             core_per_token: dense.attention_core.flops(),
             // The multi-token-prediction modules run after the last layer, beside the output
@@ -332,6 +335,10 @@ pub struct Machine {
     pub fabric: Fabric,
     /// Whether the linear layers run in a low-precision format (FP8/FP4).
     pub low_precision: bool,
+    /// Host memory per chip (activation offload's capacity), when the system publishes it.
+    pub host_memory: Option<Bytes>,
+    /// Chip-to-host bandwidth, one direction, when the system publishes it.
+    pub host_bandwidth: Option<BytesPerSecond>,
     /// The chip's matrix units (tile and wave quantization of GEMMs).
     pub matrix_units: MatrixUnits,
 }
@@ -367,6 +374,12 @@ impl Machine {
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
             matrix_units: MatrixUnits::of_chip(&chip.id),
+            host_memory: cluster
+                .system
+                .host_memory_per_chip
+                .as_ref()
+                .map(|f| f.value),
+            host_bandwidth: cluster.system.host_link.as_ref().map(|l| l.per_direction()),
         })
     }
 }

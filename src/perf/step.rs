@@ -93,6 +93,8 @@ const LOGIT_BYTES: f64 = 14.0;
 /// Logit kernels per micro-batch: the three GEMMs and the three cross-entropy passes.
 const LOGIT_KERNELS: f64 = 6.0;
 
+/// Offloaded activations cross the host link twice: out in forward, back for backward.
+const OFFLOAD_PASSES: f64 = 2.0;
 /// Optimizer state bytes move twice per step: read, then written back.
 const STATE_READ_WRITE: f64 = 2.0;
 /// Kernels per optimizer step: gradient norm and clipping, inf/NaN check, the Adam update and
@@ -320,6 +322,21 @@ fn logits(s: &Shape, m: &Machine) -> (Terms, Terms) {
     )
 }
 
+/// Host-offload traffic of one layer and micro-batch: the offloaded activations go to host
+/// memory in forward and come back for backward over the chip's host link, overlapped with the
+/// layer's compute (Megatron-Core's CPU offloading streams them layer by layer), so priced as
+/// overlappable traffic at the fitted exposure. Zero without offload; a system without a
+/// host-link figure cannot offload (the job is refused before this is reached).
+fn offload(s: &Shape, m: &Machine) -> Terms {
+    match m.host_bandwidth {
+        Some(bw) if s.offload > 0.0 => Terms::one(
+            Param::Overlap,
+            OFFLOAD_PASSES * super::memory::offloaded_per_layer(s) / bw.bytes_per_second(),
+        ),
+        _ => Terms::default(),
+    }
+}
+
 /// The optimizer step over the parameters of one chip, sharded `shard` ways.
 fn optimizer(s: &Shape, m: &Machine, shard: f64) -> Terms {
     // Adam reads the gradient and the state, writes the state and the BF16 weights.
@@ -378,9 +395,11 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     let stage_compute = (layer_compute + layer_recompute) * ls;
     let pp_mb = comm::pipeline(s, m);
     let comm_mb = layer.tp.scaled(ls) + layer.cp.scaled(ls) + layer.ep.scaled(ls);
-    let t_max = stage_compute + logits + comm_mb.total() + pp_mb.total();
+    let offload_mb = offload(s, m) * ls;
+    let t_max = stage_compute + logits + comm_mb.total() + pp_mb.total() + offload_mb;
     // The logits run on the last stage only: 1/pp of them per stage on average.
-    let t_avg = stage_compute + logits * (1.0 / l.pp as f64) + comm_mb.total() + pp_mb.total();
+    let t_avg =
+        stage_compute + logits * (1.0 / l.pp as f64) + comm_mb.total() + pp_mb.total() + offload_mb;
     let mb = s.microbatches;
     // 1F1B bubble: (pp-1)/v stage-times (Narayanan et al. 2021).
     let bubble = t_avg * ((l.pp as f64 - 1.0) / l.virtual_stages as f64);
@@ -414,6 +433,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         cp: layer.cp.scaled(ls * mb),
         ep: layer.ep.scaled(ls * mb),
         pp: pp_mb.scaled(mb),
+        offload: offload_mb * mb,
         bubble,
         optimizer: optimizer(s, m, shard),
         dp,

@@ -248,6 +248,37 @@ fn hardware_flops_never_exceed_peak() {
     assert!(worst > 0.3, "the cases never come near peak: {worst}");
 }
 
+/// Offloading a share of the saved activations moves exactly that share off HBM, costs host-link
+/// time, and does not fit once it overflows host memory.
+#[test]
+fn offload_trades_hbm_for_host_link_time() {
+    use super::evaluate;
+    let run = |f: f64| {
+        let (s, m) = setup_with(layout(8, 1), 512, |s| s.offload_activations = f);
+        (evaluate(&s, &m), m)
+    };
+    let (none, m) = run(0.0);
+    let (half, _) = run(0.5);
+    let theta = Efficiency::PRIOR.to_theta();
+    assert_relative_eq!(
+        half.memory.offloaded.bytes(),
+        (none.memory.activations - half.memory.activations).bytes(),
+        max_relative = 1e-9
+    );
+    assert!(half.memory.offloaded > crate::units::Bytes::ZERO);
+    let (a, b) = (none.terms.breakdown(&theta), half.terms.breakdown(&theta));
+    assert_relative_eq!(a.offload.seconds(), 0.0);
+    assert!(b.offload > a.offload && b.step > a.step);
+    // No host memory to hold it: does not fit.
+    let nowhere = Machine {
+        host_memory: Some(crate::units::Bytes::new(1.0)),
+        ..m
+    };
+    let (s, _) = setup_with(layout(8, 1), 512, |s| s.offload_activations = 0.5);
+    let p = evaluate(&s, &nowhere).predict(&Efficiency::PRIOR);
+    assert!(!p.fits_memory);
+}
+
 /// DeepSeek-V3's multi-token-prediction module costs step time (its layer and head pass on the
 /// last stage), model FLOPs and memory (its weights on the last stage); the same model without
 /// it costs none of these.

@@ -41,8 +41,9 @@ pub fn estimate_details(
     );
     let _ = writeln!(
         s,
-        "  exposed comm: TP {:.4}  CP {:.4}  EP {:.4}  PP {:.4}  DP {:.4}  (scale-up {:.4}, scale-out {:.4})",
-        b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s
+        "  exposed comm: TP {:.4}  CP {:.4}  EP {:.4}  PP {:.4}  DP {:.4}  (scale-up {:.4}, scale-out {:.4}){}",
+        b.tp_comm_s, b.cp_comm_s, b.ep_comm_s, b.pp_comm_s, b.dp_comm_s, b.scale_up_comm_s, b.scale_out_comm_s,
+        if b.offload_s > 0.0 { format!("  host offload {:.4}", b.offload_s) } else { String::new() }
     );
     let _ = writeln!(
         s,
@@ -144,6 +145,13 @@ pub fn estimate_details(
             String::new()
         }
     );
+    if m.offloaded > crate::units::Bytes::ZERO {
+        let _ = writeln!(
+            s,
+            "offloaded to host memory: {:.1} GB of activations per chip",
+            m.offloaded.gb()
+        );
+    }
     if let Some(x) = search.filter(|x| !x.runner_ups.is_empty()) {
         let body: Vec<[String; 6]> = x
             .runner_ups

@@ -343,6 +343,20 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                     "  scale-up topology: switched (one hop between any two chips)"
                 ),
             }
+            if let (Some(mem), Some(link)) = (&system.host_memory_per_chip, &system.host_link) {
+                wln!(
+                    s,
+                    "  host (activation offload): {:.0} GB per chip [{} {}], link {} ({}) = {:.1} GB/s per chip per direction [{} {}]",
+                    mem.value.gb(),
+                    mem.provenance.source.key,
+                    mem.provenance.status.as_str(),
+                    link.bandwidth.as_written,
+                    link.direction.as_str(),
+                    link.per_direction().gb_per_s(),
+                    link.bandwidth.provenance.source.key,
+                    link.bandwidth.provenance.status.as_str()
+                );
+            }
             for (p, t) in &totals {
                 wln!(s, "  domain total {p}: {:.1} PFLOP/s, HBM {:.1} TB, {:.1} TB/s{} (derived: {} x per-chip)",
                     t.peak.flops_per_second() / 1e15,

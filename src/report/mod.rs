@@ -27,6 +27,8 @@ pub struct BreakdownRow {
     pub ep_comm_s: f64,
     /// Exposed pipeline point-to-point.
     pub pp_comm_s: f64,
+    /// Exposed activation offload to host memory and back.
+    pub offload_s: f64,
     /// Exposed data-parallel communication.
     pub dp_comm_s: f64,
     /// Exposed communication on scale-up links.
@@ -158,6 +160,7 @@ impl Row {
                 cp_comm_s: b.cp_comm.seconds(),
                 ep_comm_s: b.ep_comm.seconds(),
                 pp_comm_s: b.pp_comm.seconds(),
+                offload_s: b.offload.seconds(),
                 dp_comm_s: b.dp_comm.seconds(),
                 scale_up_comm_s: b.scale_up_comm.seconds(),
                 scale_out_comm_s: b.scale_out_comm.seconds(),

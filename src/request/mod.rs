@@ -388,6 +388,8 @@ pub struct SetupRequest {
     /// In FP8/FP4 training, keep the linear layers' inputs for backward in that format, as
     /// Transformer Engine does (default true).
     pub low_precision_activations: Option<bool>,
+    /// Share of the saved activations offloaded to host memory, 0 to 1 (default 0).
+    pub offload_activations: Option<f64>,
 }
 
 impl SetupRequest {
@@ -474,8 +476,24 @@ impl SetupRequest {
                 "the most loaded expert's tokens over the mean",
             ),
         };
-        let (Some(global_batch), Some(seq_len), Some(tokens), Some(moe_load_imbalance), true) =
-            (batch, seq_len, tokens, imbalance, p.is_empty())
+        let offload = match self.offload_activations {
+            None => Some(0.0),
+            Some(f) => bounded(
+                &mut p,
+                key(prefix, "offload_activations"),
+                f,
+                (0.0, 1.0),
+                "the share of activations offloaded to host memory",
+            ),
+        };
+        let (
+            Some(global_batch),
+            Some(seq_len),
+            Some(tokens),
+            Some(moe_load_imbalance),
+            Some(offload_activations),
+            true,
+        ) = (batch, seq_len, tokens, imbalance, offload, p.is_empty())
         else {
             return Err(p);
         };
@@ -501,6 +519,7 @@ impl SetupRequest {
             moe_load_imbalance,
             pipeline_split: self.pipeline_split.unwrap_or_default(),
             low_precision_activations: self.low_precision_activations.unwrap_or(true),
+            offload_activations,
         })
     }
 }

@@ -232,6 +232,7 @@ pub struct TrainingSetup {
     pub(crate) moe_load_imbalance: f64,
     pub(crate) pipeline_split: PipelineSplit,
     pub(crate) low_precision_activations: bool,
+    pub(crate) offload_activations: f64,
 }
 
 /// Default tokens routed to the most loaded expert over the mean: 1, balanced. Published routing
@@ -328,6 +329,14 @@ impl TrainingSetup {
     #[must_use]
     pub fn low_precision_activations(&self) -> bool {
         self.low_precision_activations
+    }
+    /// Share (0 to 1) of the activations kept for backward that is offloaded to host memory in
+    /// forward and fetched back for backward (Megatron-Core `--cpu-offloading`, the Grace memory of
+    /// GB200/GB300 recipes): HBM is freed, the host link carries the traffic, overlapped with
+    /// compute at the fitted exposure of overlappable traffic.
+    #[must_use]
+    pub fn offload_activations(&self) -> f64 {
+        self.offload_activations
     }
 
     /// A setup with modern defaults, for unit tests (front ends resolve a

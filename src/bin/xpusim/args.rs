@@ -205,6 +205,10 @@ pub struct EstimateArgs {
     /// the training format (Transformer Engine keeps them in FP8).
     #[arg(long)]
     pub bf16_activations: bool,
+    /// Share (0 to 1) of the saved activations offloaded to host memory over the host link
+    /// (systems with host-memory and host-link figures: HGX, GB200/GB300 NVL72).
+    #[arg(long, allow_negative_numbers = true)]
+    pub offload_activations: Option<f64>,
     /// Sequence length (default: the model's).
     #[arg(long, allow_negative_numbers = true)]
     pub seq_len: Option<i64>,

@@ -149,6 +149,7 @@ fn estimate_one(
         moe_load_imbalance: a.moe_load_imbalance,
         pipeline_split: a.pipeline_split,
         low_precision_activations: Some(!a.bf16_activations),
+        offload_activations: a.offload_activations,
     }
     .resolve("", &model)
     .map_err(|p| problems.extend(p))

@@ -222,6 +222,10 @@ pub(super) struct SystemFile {
     /// Dimensions of the scale-up torus (TPU pods, Trainium servers); absent for a switched
     /// domain (NVSwitch, NeuronSwitch), where every chip reaches every other in one hop.
     pub scale_up_torus_dims: Option<FigureFile>,
+    /// Host (CPU) memory per accelerator, the target of activation offload.
+    pub host_memory_per_chip: Option<FigureFile>,
+    /// Accelerator-to-host link per accelerator (PCIe, NVLink-C2C), with its direction.
+    pub host_link_bandwidth: Option<FigureFile>,
     /// Host power (CPUs, memory, NICs, fans, storage) per accelerator.
     pub host_power_per_chip: Option<FigureFile>,
     /// Scale-out switch power per accelerator.

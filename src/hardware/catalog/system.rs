@@ -1,7 +1,7 @@
 //! Scale-up systems (`[[systems]]`), added once every chip and derivation is in place, and the
 //! check that each chip's `default_system` names a system of that chip.
 
-use super::super::figure::{money, power, time, Source};
+use super::super::figure::{memory, money, power, time, Source};
 use super::super::limits::Kind;
 use super::super::resolver::Resolver;
 use super::super::System;
@@ -76,6 +76,7 @@ impl Catalog {
                 &format_args!("{at}.scale_up_torus_dims"),
             )
         });
+        let host_link = link(&mut r, &s.host_link_bandwidth, "host_link_bandwidth");
         let opt = |r: &mut Resolver<'_>, f: &Option<_>, kind: Kind, key: &str| {
             f.as_ref()
                 .and_then(|f| r.number(f, kind, &format_args!("{at}.{key}")))
@@ -101,6 +102,13 @@ impl Catalog {
             "network_capex_per_chip",
         )
         .map(money);
+        let host_memory = opt(
+            &mut r,
+            &s.host_memory_per_chip,
+            Kind::Memory,
+            "host_memory_per_chip",
+        )
+        .map(memory);
         let system_power =
             opt(&mut r, &s.system_power, Kind::SystemPower, "system_power").map(power);
         if s.power_all_in {
@@ -148,6 +156,8 @@ impl Catalog {
                     scale_up_latency: ul,
                     scale_out_latency: ol,
                     scale_up_torus_dims: torus,
+                    host_memory_per_chip: host_memory,
+                    host_link,
                     host_power_per_chip: host,
                     network_power_per_chip: net_power,
                     network_capex_per_chip: net_capex,

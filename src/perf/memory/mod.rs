@@ -46,6 +46,9 @@ pub struct MemoryBreakdown {
     pub activations: Bytes,
     /// Logits, gathered weights and runtime reserve.
     pub buffers: Bytes,
+    /// Activations offloaded to host memory (not in HBM, not in [`MemoryBreakdown::total`]).
+    #[serde(default)]
+    pub offloaded: Bytes,
 }
 
 impl MemoryBreakdown {
@@ -129,8 +132,11 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
         _ => (dp_shards, dp_shards, dp_shards),
     };
     let layer_mb = activations::layer_microbatches(s, r.index, r.layers);
-    let activations =
-        Bytes::new(activations::per_layer(s) * layer_mb + activations::recompute_working_set(s));
+    // Offload moves that share of the saved layer activations to host memory; the layer being
+    // recomputed stays in HBM.
+    let saved = activations::per_layer(s) * layer_mb;
+    let activations = Bytes::new(saved * (1.0 - s.offload) + activations::recompute_working_set(s));
+    let offloaded = Bytes::new(saved * s.offload);
     // Logits of one micro-batch on the last stage and, under ZeRO-3, gathered layers.
     let logits = if r.logits {
         LOGIT_BYTES * s.tokens_per_microbatch() * s.vocab / tp
@@ -148,7 +154,14 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
         optimizer: Bytes::new(params * s.optimizer_bytes / o_div),
         activations,
         buffers: Bytes::new(logits + gathered) + Bytes::from_gb(RUNTIME_RESERVE_GB),
+        offloaded,
     }
+}
+
+/// Bytes one chip offloads to host memory per layer and micro-batch (and fetches back for
+/// backward): the offloaded share of the layer's saved activations.
+pub(crate) fn offloaded_per_layer(s: &Shape) -> f64 {
+    activations::per_layer(s) * s.offload
 }
 
 /// Per-chip memory of the most loaded pipeline rank.
