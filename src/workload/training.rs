@@ -239,7 +239,8 @@ pub struct TrainingSetup {
 /// statistics give the range to set: Wang et al. 2024 (*Auxiliary-Loss-Free Load Balancing
 /// Strategy for Mixture-of-Experts*, arXiv:2408.15664, Table 2) report a global MaxVio (the
 /// most loaded expert over the mean, less one) of 0.52–0.72 for auxiliary-loss routing of
-/// 64-expert models and 0.04 with loss-free balancing, i.e. factors 1.5–1.7 and 1.04. The
+/// 64-expert models and 0.04 with loss-free balancing, i.e. factors 1.5–1.7 and 1.04 (as quoted
+/// when this was written; the table was not re-read in this project's stored sources). The
 /// default is not taken from there because the Hopper MoE runs in `tests/data/validation`
 /// (8-expert Grok-1 and Mixtral at one expert per rank, auxiliary loss) are 0–10% *faster* than
 /// a balanced prediction, where 1.5 would make them 35% slower: those recipes evidently do not
