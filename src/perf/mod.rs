@@ -2,11 +2,11 @@
 //!
 //! A step is built from first principles as a sum of *basis terms*, each a physical quantity
 //! divided by a hardware peak (FLOPs / peak FLOP/s, bytes / HBM bandwidth, kernel launches,
-//! bytes / link bandwidth), multiplied by one of eight efficiency parameters:
+//! bytes / link bandwidth), multiplied by one of nine efficiency parameters:
 //!
 //! | parameter | meaning | applies to |
 //! |---|---|---|
-//! | `matmul` | achieved fraction of the roofline of a well-shaped BF16 GEMM | attention core, logits, router, BF16 linear layers |
+//! | `matmul` | achieved fraction of the roofline of a well-shaped BF16 GEMM | logits, router, BF16 linear layers |
 //! | `matmul_low` | the same for FP8/FP4 GEMMs | linear layers in FP8/FP4 |
 //! | `memory` | achieved / peak HBM bandwidth | norms, activations, softmax, optimizer |
 //! | `kernel_overhead` | fixed cost per kernel (launch, tail) | every kernel |
@@ -14,6 +14,7 @@
 //! | `overlap_exposure` | fraction of overlappable traffic left exposed | TP (overlapped), CP, PP |
 //! | `latency_scale` | achieved / catalog per-step link latency | the α term of every collective |
 //! | `moe_fixed_us` | fixed cost per (MoE layer, micro-batch): dispatcher host sync, setup | MoE layers (in `ep_comm`) |
+//! | `attention` | achieved / BF16 peak of the attention kernel's matmuls | QKᵀ and AV, forward, backward, recompute |
 //!
 //! Every GEMM of the linear layers and logits (forward, data and weight gradient, recompute) is
 //! priced from its own shape (`gemm`): its FLOPs with tile and wave quantization on the chip's

@@ -247,7 +247,7 @@ impl Forward {
         Self {
             linear,
             linear_backward,
-            core: Terms::one(Param::Matmul, f_core / m.peak_bf16.flops_per_second()),
+            core: Terms::one(Param::Attention, f_core / m.peak_bf16.flops_per_second()),
             memory: Terms::one(
                 Param::Memory,
                 (act_bytes + norm_bytes + route_bytes + score_bytes) / bw,

@@ -98,7 +98,7 @@ mod tests {
     /// Addition and scaling act coefficient-wise, and evaluation is linear in both.
     #[test]
     fn terms_are_linear_forms() {
-        let theta = [1.25, 1.5, 2.0, 4.0, 1.4, 0.3, 1.0, 60.0];
+        let theta = [1.25, 1.5, 2.0, 4.0, 1.4, 0.3, 1.0, 60.0, 1.5];
         let a = Terms::one(Param::Matmul, 2.0) + Terms::one(Param::Kernel, 1e-6);
         let b = Terms::one(Param::Matmul, 1.0) + Terms::one(Param::Memory, 3.0);
         let sum = a + b;

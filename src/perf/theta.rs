@@ -1,9 +1,9 @@
-//! The eight efficiency parameters and their linear coordinates θ.
+//! The nine efficiency parameters and their linear coordinates θ.
 
 use serde::{Deserialize, Serialize};
 
 /// Number of efficiency parameters.
-pub const PARAMS: usize = 8;
+pub const PARAMS: usize = 9;
 /// Names of the efficiency parameters, in [`Efficiency::to_theta`] order.
 pub const PARAM_NAMES: [&str; PARAMS] = [
     "matmul",
@@ -14,6 +14,7 @@ pub const PARAM_NAMES: [&str; PARAMS] = [
     "overlap_exposure",
     "latency_scale",
     "moe_fixed_us",
+    "attention",
 ];
 
 /// Index of each parameter in θ (and in a [`super::Terms`]).
@@ -35,6 +36,9 @@ pub(super) enum Param {
     Latency = 6,
     /// `moe_fixed_us`: microseconds per (MoE layer, micro-batch), coefficient in counts × 1e-6.
     MoeFixed = 7,
+    /// `1 / attention`: seconds of attention-kernel matmul (scores and their product with the
+    /// values) at BF16 peak.
+    Attention = 8,
 }
 
 impl Param {
@@ -68,6 +72,17 @@ pub struct Efficiency {
     /// written before it existed load with the prior.
     #[serde(default = "prior_moe_fixed_us")]
     pub moe_fixed_us: f64,
+    /// Achieved fraction of BF16 peak in the attention kernel's matmuls (QKᵀ and the product
+    /// with V, forward and backward). Fused attention runs below GEMM efficiency: its softmax
+    /// (exponentials on the special-function units), masking and the online rescaling sit between
+    /// the matmuls. Files written before it existed load with the prior.
+    #[serde(default = "prior_attention")]
+    pub attention: f64,
+}
+
+/// The serde default of [`Efficiency::attention`]: its prior.
+fn prior_attention() -> f64 {
+    Efficiency::PRIOR.attention
 }
 
 /// The serde default of [`Efficiency::moe_fixed_us`]: its prior.
@@ -85,6 +100,11 @@ fn prior_moe_fixed_us() -> f64 {
 /// backward pays the corresponding waits once more: about 60 µs per (MoE layer, micro-batch).
 pub const MOE_FIXED_PRIOR_US: f64 = 60.0;
 
+/// Prior of [`Efficiency::attention`]: FlashAttention-2 reaches 50–73% of A100 BF16 peak in
+/// forward and backward (Dao 2023, arXiv:2307.08691), FlashAttention-3 up to ~75% of H100's
+/// (Shah et al. 2024, arXiv:2407.08608): 65%.
+pub const ATTENTION_PRIOR: f64 = 0.65;
+
 impl Efficiency {
     /// The prior used when nothing is fitted, and as the centre of the fit's regularisation:
     /// vendor-typical GEMM efficiency (~80% BF16, ~65% FP8), STREAM-like HBM efficiency (~70%),
@@ -99,11 +119,13 @@ impl Efficiency {
         overlap_exposure: 0.30,
         latency_scale: 1.0,
         moe_fixed_us: MOE_FIXED_PRIOR_US,
+        attention: ATTENTION_PRIOR,
     };
 
     /// Prior standard deviations in θ space (see [`Efficiency::to_theta`]); the MoE fixed cost's
     /// is its prior (a factor of about two either way is plausible).
-    pub const PRIOR_SIGMA: [f64; PARAMS] = [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0, MOE_FIXED_PRIOR_US];
+    pub const PRIOR_SIGMA: [f64; PARAMS] =
+        [0.35, 0.5, 0.6, 4.0, 0.6, 0.3, 1.0, MOE_FIXED_PRIOR_US, 0.5];
 
     /// The linear parameters θ: inverse efficiencies, kernel cost in µs, exposure, latency scale,
     /// MoE fixed cost in µs.
@@ -118,6 +140,7 @@ impl Efficiency {
         t[Param::Overlap.index()] = self.overlap_exposure;
         t[Param::Latency.index()] = self.latency_scale;
         t[Param::MoeFixed.index()] = self.moe_fixed_us;
+        t[Param::Attention.index()] = 1.0 / self.attention;
         t
     }
 
@@ -133,6 +156,7 @@ impl Efficiency {
             overlap_exposure: t[Param::Overlap.index()],
             latency_scale: t[Param::Latency.index()],
             moe_fixed_us: t[Param::MoeFixed.index()],
+            attention: 1.0 / t[Param::Attention.index()],
         }
     }
 }
@@ -154,6 +178,7 @@ mod tests {
             overlap_exposure: 0.12,
             latency_scale: 2.5,
             moe_fixed_us: 35.0,
+            attention: 0.47,
         };
         for e in [Efficiency::PRIOR, e] {
             let back = Efficiency::from_theta(&e.to_theta());
@@ -165,6 +190,7 @@ mod tests {
             assert_relative_eq!(back.overlap_exposure, e.overlap_exposure);
             assert_relative_eq!(back.latency_scale, e.latency_scale);
             assert_relative_eq!(back.moe_fixed_us, e.moe_fixed_us);
+            assert_relative_eq!(back.attention, e.attention, max_relative = 1e-15);
         }
     }
 
@@ -180,7 +206,8 @@ mod tests {
         assert_eq!(PARAM_NAMES[Param::Overlap.index()], "overlap_exposure");
         assert_eq!(PARAM_NAMES[Param::Latency.index()], "latency_scale");
         assert_eq!(PARAM_NAMES[Param::MoeFixed.index()], "moe_fixed_us");
-        assert_eq!(Param::MoeFixed.index(), PARAMS - 1);
+        assert_eq!(PARAM_NAMES[Param::Attention.index()], "attention");
+        assert_eq!(Param::Attention.index(), PARAMS - 1);
     }
 
     /// A calibration entry written before the MoE fixed cost existed loads with its prior.

@@ -202,6 +202,7 @@ fn the_fit_recovers_known_parameters_from_synthetic_runs() {
         overlap_exposure: 0.4,
         latency_scale: 1.5,
         moe_fixed_us: 120.0,
+        attention: 0.5,
     };
     let mut synthetic: Vec<Run> = runs()
         .into_iter()
