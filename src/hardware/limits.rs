@@ -131,6 +131,15 @@ pub const TORUS_DIMS: SaneRange = SaneRange {
     why: "a ring (1) to a 6-D torus (Tofu); TPU pods are 2-D or 3-D",
 };
 
+/// Matrix units of a chip (GPU streaming multiprocessors, systolic arrays), or a systolic array's
+/// side: 1 to 100,000.
+pub const MATRIX_UNITS: SaneRange = SaneRange {
+    min: 1.0,
+    max: 1e5,
+    unit: "",
+    why: "one array to a hundred times today's largest GPU's multiprocessors or a TPU array's side",
+};
+
 /// `divided_by` / `multiplied_by` of a figure: chips an instance figure covers, or links per
 /// chip: 1 to 1 million.
 pub const SHARE_FACTOR: SaneRange = SaneRange {
@@ -175,6 +184,8 @@ pub(crate) enum Kind {
     Chips,
     /// Dimensions of a torus network; takes no unit.
     TorusDims,
+    /// Matrix units or a systolic array's side; takes no unit.
+    MatrixUnits,
 }
 
 impl Kind {
@@ -203,7 +214,7 @@ impl Kind {
             Self::Price => &[("USD/chip-hour", 1.0)],
             Self::Capex => &[("USD", 1.0), ("kUSD", 1e3), ("MUSD", 1e6)],
             Self::SystemPower => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6), ("GW", 1e9)],
-            Self::Chips | Self::TorusDims => &[],
+            Self::Chips | Self::TorusDims | Self::MatrixUnits => &[],
         }
     }
 
@@ -220,6 +231,7 @@ impl Kind {
             Self::SystemPower => &SYSTEM_POWER,
             Self::Chips => &DOMAIN_CHIPS,
             Self::TorusDims => &TORUS_DIMS,
+            Self::MatrixUnits => &MATRIX_UNITS,
         }
     }
 

@@ -107,6 +107,10 @@ pub struct Chip {
     pub hbm_bandwidth: Option<Figure<BytesPerSecond>>,
     /// On-chip SRAM.
     pub sram: Option<Figure<Bytes>>,
+    /// Output tiles computed at once (streaming multiprocessors, systolic arrays).
+    pub matrix_units: Option<Figure<u64>>,
+    /// Side of each systolic array; `None` on GPUs.
+    pub systolic_array: Option<Figure<u64>>,
     /// Scale-up link bandwidth per chip.
     pub scale_up: Option<Link>,
     /// Scale-out network bandwidth per chip.

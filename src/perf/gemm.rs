@@ -79,34 +79,18 @@ impl MatrixUnits {
         tile_k: 1.0,
     };
 
-    /// The matrix units of a catalog chip by id; [`MatrixUnits::NONE`] for chips not listed
-    /// (user catalogs).
-    ///
-    /// Sources: A100 108 SMs (NVIDIA, *A100 Tensor Core GPU Architecture*, 2020); H100 SXM5
-    /// 132 SMs (NVIDIA, *H100 Tensor Core GPU Architecture*, 2022; H200 is the same GH100 part);
-    /// B200/GB200 148 SMs (the device-query figure reported for B200; NVIDIA's architecture
-    /// brief gives none, so an assumption); GB300 160 SMs (NVIDIA technical blog, "Inside
-    /// NVIDIA Blackwell Ultra", 2025, the full part; an assumption for the product); TPU v4
-    /// two TensorCores of four 128×128 MXUs (Jouppi et al. 2023, section 2); v5p the same, v5e
-    /// one TensorCore of four (Google Cloud TPU documentation, system architecture); v6e one
-    /// TensorCore of two 256×256 MXUs (Google Cloud TPU documentation, v6e); Ironwood (tpu-7x)
-    /// two TensorCores of 256×256 MXUs, two each assumed; Trn1 two NeuronCore-v2 and Trn2
-    /// eight NeuronCore-v3, each one 128×128 tensor engine (AWS Neuron documentation, Trainium
-    /// and Trainium2 architecture).
+    /// The matrix units of a catalog chip, from its `matrix_units` and `systolic_array`
+    /// figures (each sourced in the catalog): a chip with a systolic-array side is a systolic
+    /// machine, one without a GPU of that many multiprocessors; [`MatrixUnits::NONE`] when the
+    /// catalog has no count (the GEMM is then priced by its roofline alone).
     #[must_use]
-    pub fn of_chip(id: &str) -> Self {
-        match id {
-            "a100-80gb" | "a100-40gb" => nvidia(108.0),
-            "h100-sxm" | "h200" => nvidia(132.0),
-            "b200" | "gb200" => nvidia(148.0),
-            "gb300" => nvidia(160.0),
-            "tpu-v4" | "tpu-v5p" => systolic(128.0, 8.0),
-            "tpu-v5e" => systolic(128.0, 4.0),
-            "tpu-v6e" => systolic(256.0, 2.0),
-            "tpu-7x" => systolic(256.0, 4.0),
-            "trn1" => systolic(128.0, 2.0),
-            "trn2" => systolic(128.0, 8.0),
-            _ => Self::NONE,
+    pub fn of_chip(chip: &crate::hardware::Chip) -> Self {
+        let Some(units) = chip.matrix_units.as_ref().map(|f| f.value as f64) else {
+            return Self::NONE;
+        };
+        match chip.systolic_array.as_ref() {
+            Some(side) => systolic(side.value as f64, units),
+            None => nvidia(units),
         }
     }
 }

@@ -373,7 +373,7 @@ impl Machine {
                     .map_or(0, |d| d.value),
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
-            matrix_units: MatrixUnits::of_chip(&chip.id),
+            matrix_units: MatrixUnits::of_chip(chip),
             host_memory: cluster
                 .system
                 .host_memory_per_chip

@@ -188,7 +188,7 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                     );
                 }
             }
-            let pairs: [(&str, Option<(String, &crate::hardware::Provenance)>); 9] = [
+            let pairs: [(&str, Option<(String, &crate::hardware::Provenance)>); 11] = [
                 (
                     "HBM capacity",
                     chip.hbm_capacity.as_ref().map(|f| {
@@ -209,6 +209,18 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                     chip.sram
                         .as_ref()
                         .map(|f| (format!("{:.0} MB", f.value.bytes() / 1e6), &f.provenance)),
+                ),
+                (
+                    "matrix units",
+                    chip.matrix_units
+                        .as_ref()
+                        .map(|f| (format!("{}", f.value), &f.provenance)),
+                ),
+                (
+                    "systolic array side",
+                    chip.systolic_array
+                        .as_ref()
+                        .map(|f| (format!("{}", f.value), &f.provenance)),
                 ),
                 (
                     "scale-up link",

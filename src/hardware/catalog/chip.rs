@@ -144,6 +144,14 @@ fn build_chip(
     let hbm_bandwidth =
         num(r, &c.hbm_bandwidth, Kind::Bandwidth, "hbm_bandwidth").map(figure::bandwidth);
     let sram = num(r, &c.sram, Kind::Memory, "sram").map(figure::memory);
+    let matrix_units = c
+        .matrix_units
+        .as_ref()
+        .and_then(|f| r.whole(f, Kind::MatrixUnits, &format_args!("{at}.matrix_units")));
+    let systolic_array = c
+        .systolic_array
+        .as_ref()
+        .and_then(|f| r.whole(f, Kind::MatrixUnits, &format_args!("{at}.systolic_array")));
     let tdp = num(r, &c.tdp, Kind::Power, "tdp").map(figure::power);
     let typical_power = num(r, &c.typical_power, Kind::Power, "typical_power").map(figure::power);
     let idle_power = num(r, &c.idle_power, Kind::Power, "idle_power").map(figure::power);
@@ -210,6 +218,8 @@ fn build_chip(
         hbm_capacity,
         hbm_bandwidth,
         sram,
+        matrix_units,
+        systolic_array,
         scale_up,
         scale_out,
         tdp,

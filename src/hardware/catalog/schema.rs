@@ -48,6 +48,10 @@ pub(super) struct ChipFile {
     pub hbm_capacity: Option<FigureFile>,
     pub hbm_bandwidth: Option<FigureFile>,
     pub sram: Option<FigureFile>,
+    /// Output tiles computed at once: streaming multiprocessors, or systolic arrays.
+    pub matrix_units: Option<FigureFile>,
+    /// The side of each systolic array (TPU MXU, Trainium tensor engine); absent on GPUs.
+    pub systolic_array: Option<FigureFile>,
     pub scale_up_bandwidth: Option<FigureFile>,
     pub scale_out_bandwidth: Option<FigureFile>,
     pub tdp: Option<FigureFile>,
