@@ -13,7 +13,7 @@
 //!   dispatch) still move them by up to about 40%.
 //!
 //! These are measured-run tolerances (tier 3 of the house style): published step times differ by
-//! software version and unpublished settings; the calibration has eight parameters per chip family.
+//! software version and unpublished settings; the calibration has nine parameters per chip family.
 
 use std::path::PathBuf;
 use xpusim::hardware::Catalog;
