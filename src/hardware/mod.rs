@@ -58,7 +58,7 @@ impl Precision {
 
     /// Bytes per element of a tensor stored in this format.
     #[must_use]
-    pub fn bytes(self) -> f64 {
+    pub const fn bytes(self) -> f64 {
         match self {
             Self::Fp32 | Self::Tf32 => 4.0,
             Self::Bf16 => 2.0,

@@ -171,7 +171,7 @@ pub(super) struct GemmCost {
 
 /// Bytes per element of a GEMM output: BF16. An assumption for the weight gradient too (its
 /// FP32 accumulation in the main-gradient buffer is counted by the optimizer's traffic).
-pub(super) const OUTPUT_BYTES: f64 = 2.0;
+pub(super) const OUTPUT_BYTES: f64 = crate::hardware::Precision::Bf16.bytes();
 
 impl GemmCost {
     /// Seconds at θ = 1 of `g`: its roofline with quantization, on the format's parameter.

@@ -264,12 +264,12 @@ impl Shape {
 }
 
 /// Bytes per element of a BF16 GEMM input kept for backward.
-const BF16_INPUT_BYTES: f64 = 2.0;
+const BF16_INPUT_BYTES: f64 = Precision::Bf16.bytes();
 /// Bytes per element of an FP8 (or FP4, stored as FP8 by Transformer Engine's recipes) GEMM
 /// input kept for backward: Transformer Engine saves the quantized input its forward GEMM
 /// already made (NVIDIA Transformer Engine documentation, "FP8 primer"). An assumption for
 /// FP4, whose block-scaled format with scales takes about 0.56 B; 1 B is the conservative side.
-const LOW_PRECISION_INPUT_BYTES: f64 = 1.0;
+const LOW_PRECISION_INPUT_BYTES: f64 = Precision::Fp8.bytes();
 
 /// Layers held by the first, a middle and the last pipeline rank, all virtual chunks included
 /// (one rank when `pp = 1`: all three equal).

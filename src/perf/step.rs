@@ -9,15 +9,16 @@
 use super::comm::{self, DpWindow};
 use super::evaluate::StepTerms;
 use super::gemm::GemmCost;
-use super::memory::WEIGHT_BYTES;
+use super::memory::{DROPOUT_MASK_BYTES_PER_TOKEN_PER_D, WEIGHT_BYTES};
 use super::terms::Terms;
 use super::theta::Param;
 use super::{Machine, Shape};
+use crate::hardware::Precision;
 use crate::parallelism::Recompute;
 use crate::workload::AttentionKernel;
 
 /// Bytes per element of a BF16 tensor (activations, gradients and weights in flight).
-pub(super) const BF16_BYTES: f64 = 2.0;
+pub(super) const BF16_BYTES: f64 = Precision::Bf16.bytes();
 /// Seconds per microsecond: kernel counts × `kernel_overhead_us`.
 const SECONDS_PER_US: f64 = 1e-6;
 
@@ -27,8 +28,6 @@ const SECONDS_PER_US: f64 = 1e-6;
 /// writing the sum (2 × (2 + 2 + 2) B): 8 + 12 = 20. Assumes one read and one write per tensor
 /// per kernel.
 const NORM_BYTES_PER_TOKEN_PER_D: f64 = 20.0;
-/// With dropout, the two residual adds also write a 1-byte mask each.
-const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
 /// HBM bytes per token per `d` per routed expert for MoE token shuffling: permuting each copy of
 /// the token into its expert's buffer and un-permuting/combining it afterwards, each reading and
 /// writing it in BF16 (2 × (2 + 2) B). An assumption (no fused permute).
@@ -38,7 +37,7 @@ const ROUTE_BYTES_PER_TOKEN_PER_D: f64 = 8.0;
 /// router's scores in FP32).
 const ROUTER_SCORE_BYTES: f64 = 8.0;
 /// Bytes per element of an FP8 GEMM operand.
-const FP8_BYTES: f64 = 1.0;
+const FP8_BYTES: f64 = Precision::Fp8.bytes();
 /// HBM bytes per element of the unfused `a·s × s` score tensor: the fused scale-mask-softmax
 /// reads the BF16 scores and writes the probabilities (2 + 2 B). The QKᵀ write and AV read are
 /// part of the matmuls.
@@ -152,7 +151,7 @@ pub(super) fn rank_imbalance(expert_imbalance: f64, experts: f64, ep: f64) -> f6
 /// attention projections and the dense MLP at `t` tokens; in MoE layers the shared experts at
 /// `t`, the routed experts as a grouped GEMM of the rank's local experts at the tokens the most
 /// loaded rank routes to each, and the router. Layer-averaged by the share of MoE layers.
-fn linear_layers(s: &Shape, lin: &GemmCost, bf16: &GemmCost) -> (Terms, Terms) {
+fn linear_layers(s: &Shape, lin: &GemmCost, bf16: &GemmCost, imbalance: f64) -> (Terms, Terms) {
     let tp = s.layout.tp as f64;
     let t = s.tokens_per_microbatch();
     let d = s.d_model;
@@ -180,8 +179,10 @@ fn linear_layers(s: &Shape, lin: &GemmCost, bf16: &GemmCost) -> (Terms, Terms) {
         }
         let ep = s.layout.ep as f64;
         let local = s.experts / ep;
-        let f = rank_imbalance(s.moe_imbalance, s.experts, ep);
-        add(mlp(t * s.moe_active * f / local, s.expert_ffn, local), moe);
+        add(
+            mlp(t * s.moe_active * imbalance / local, s.expert_ffn, local),
+            moe,
+        );
         add(bf16.linear(t / tp, d, s.experts, 1.0), moe);
     }
     (fwd, bwd)
@@ -203,6 +204,8 @@ struct Forward {
     score_bytes: f64,
     /// Of `memory`, the bytes of the MLP activation function.
     mlp_act_bytes: f64,
+    /// BF16 GEMM pricing (router, logits).
+    bf16: GemmCost,
 }
 
 impl Forward {
@@ -213,9 +216,9 @@ impl Forward {
         let d = s.d_model;
         let flash = s.attention == AttentionKernel::Flash;
         let (lin, bf16) = gemm_costs(m);
-        let (linear, linear_backward) = linear_layers(s, &lin, &bf16);
-        let sp_div = if l.sequence_parallel { tp } else { 1.0 };
         let imbalance = rank_imbalance(s.moe_imbalance, s.experts, l.ep as f64);
+        let (linear, linear_backward) = linear_layers(s, &lin, &bf16, imbalance);
+        let sp_div = if l.sequence_parallel { tp } else { 1.0 };
 
         let causal = if flash { FLASH_CAUSAL_FRACTION } else { 1.0 };
         let f_core = t * s.core_per_token / tp * causal;
@@ -255,6 +258,7 @@ impl Forward {
             kernels: LAYER_KERNELS + attention_kernels + MOE_KERNELS * s.moe_fraction,
             score_bytes,
             mlp_act_bytes: act_bytes,
+            bf16,
         }
     }
 
@@ -307,7 +311,7 @@ fn mlp_share(s: &Shape) -> f64 {
 }
 
 /// The logits and loss of one micro-batch: (matmul, memory).
-fn logits(s: &Shape, m: &Machine) -> (Terms, Terms) {
+fn logits(s: &Shape, m: &Machine, bf16: &GemmCost) -> (Terms, Terms) {
     let tp = s.layout.tp as f64;
     let t = s.tokens_per_microbatch();
     let bw = m.hbm_bandwidth.bytes_per_second();
@@ -315,7 +319,7 @@ fn logits(s: &Shape, m: &Machine) -> (Terms, Terms) {
     // holds the multi-token-prediction modules (priced beside the head on the last stage): they
     // run as one GEMM of the equivalent width, so that their FLOPs are priced as counted.
     let width = s.logit_per_token / (2.0 * s.d_model);
-    let (fwd, bwd) = gemm_costs(m).1.linear(t, s.d_model, width / tp, 1.0);
+    let (fwd, bwd) = bf16.linear(t, s.d_model, width / tp, 1.0);
     (
         fwd + bwd,
         Terms::one(Param::Memory, LOGIT_BYTES * t * s.vocab / tp / bw),
@@ -388,7 +392,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
 
     // --- one micro-batch on the slowest stage ---
     let ls = s.layers_per_stage;
-    let (logit_mm, logit_mem) = logits(s, m);
+    let (logit_mm, logit_mem) = logits(s, m, &fwd.bf16);
     let logits = logit_mm + logit_mem + kernels(LOGIT_KERNELS);
     let layer_compute = fwd_compute + bwd_compute;
     let layer_recompute = re_matmul + re_mem + kernels(re_kern);
@@ -484,7 +488,7 @@ mod tests {
                 ..m
             };
             let (lin, bf16) = gemm_costs(&ideal);
-            let (fwd, bwd) = linear_layers(&s, &lin, &bf16);
+            let (fwd, bwd) = linear_layers(&s, &lin, &bf16, 1.0);
             let flops = s.tokens_per_microbatch() * s.linear_per_token / tp as f64;
             let peak = ideal.peak_linear.flops_per_second();
             assert_relative_eq!(fwd.get(Param::Matmul) * peak, flops, max_relative = 1e-9);
@@ -515,7 +519,8 @@ mod tests {
         let theta = crate::perf::Efficiency::PRIOR.to_theta();
         let time = |s: &Shape, m: &Machine| {
             let (lin, bf16) = gemm_costs(m);
-            linear_layers(s, &lin, &bf16).0.at(&theta)
+            let f = rank_imbalance(s.moe_imbalance, s.experts, s.layout.ep as f64);
+            linear_layers(s, &lin, &bf16, f).0.at(&theta)
         };
         let (balanced, m) = mixtral(1, 8, 1, 1.0);
         let (skewed, _) = mixtral(1, 8, 1, 1.5);

@@ -24,23 +24,25 @@
 //! with full recompute; without dropout it is `32 + 2·a·s/h`.
 
 use super::super::Shape;
+use crate::hardware::Precision;
 use crate::parallelism::Recompute;
 use crate::workload::AttentionKernel;
 
 /// Bytes per element of a BF16 activation.
-const ACTIVATION_BYTES: f64 = 2.0;
+const ACTIVATION_BYTES: f64 = Precision::Bf16.bytes();
 /// Norm inputs kept per token per `d`: the two layer norms' inputs.
 const NORM_INPUTS: f64 = 2.0;
 /// Linear-layer inputs of width `d` kept per token: the QKV projection's and the MLP's.
 const D_WIDTH_GEMM_INPUTS: f64 = 2.0;
 /// Dropout masks per token per `d` (after attention and after the MLP), 1 byte each
-/// (Korthikanti et al. 2022 §4.1).
-const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
+/// (Korthikanti et al. 2022 §4.1): kept for backward here, written by the residual adds in the
+/// step model's traffic.
+pub(crate) const DROPOUT_MASK_BYTES_PER_TOKEN_PER_D: f64 = 2.0;
 /// Tensors of K/V width kept for backward: K and V.
 const KV_WIDTH_TENSORS: f64 = 2.0;
 /// Bytes per element of the unfused `a·s × s` score tensor kept for backward: the softmax
 /// output (Korthikanti et al. 2022).
-const SOFTMAX_BYTES: f64 = 2.0;
+const SOFTMAX_BYTES: f64 = Precision::Bf16.bytes();
 /// Further bytes per score element when attention has dropout: its 1-byte mask and its 2-byte
 /// output (Korthikanti et al. 2022).
 const SCORE_DROPOUT_BYTES: f64 = 3.0;

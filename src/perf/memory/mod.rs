@@ -13,6 +13,7 @@
 //! the three.
 
 mod activations;
+pub(crate) use activations::DROPOUT_MASK_BYTES_PER_TOKEN_PER_D;
 mod band;
 
 pub use band::{memory_margin, MemoryBand, MEMORY_MODEL_ERROR};
@@ -22,7 +23,7 @@ use crate::units::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Bytes per parameter of each kind of model state under mixed-precision Adam.
-pub const WEIGHT_BYTES: f64 = 2.0;
+pub const WEIGHT_BYTES: f64 = crate::hardware::Precision::Bf16.bytes();
 /// Runtime reserve per chip: framework context, communicator buffers, allocator slack.
 /// An assumption (the order of NCCL and CUDA context footprints), not a measurement.
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
