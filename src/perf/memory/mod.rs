@@ -28,8 +28,13 @@ pub const WEIGHT_BYTES: f64 = crate::hardware::Precision::Bf16.bytes();
 /// An assumption (the order of NCCL and CUDA context footprints), not a measurement.
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
 
-/// Bytes per logit kept for the loss's backward: FP32.
-const LOGIT_BYTES: f64 = 4.0;
+/// Peak bytes per logit element on the last stage: the output layer writes BF16 logits (2 B);
+/// Megatron-LM's vocab-parallel cross-entropy casts them to an FP32 copy (4 B) that it turns
+/// into the softmax kept for backward, so both live at the end of the forward; in backward the
+/// FP32 gradient is formed in that buffer and cast to a BF16 gradient (2 B) for the output
+/// layer's GEMMs. Either way 2 + 4 B (Megatron-LM `tensor_parallel/cross_entropy.py`,
+/// unfused path). A fused cross-entropy kernel needs less; this is the conservative count.
+const LOGIT_BYTES: f64 = 6.0;
 /// Layers of gathered weights ZeRO-3 holds at once: the current one and the prefetched next.
 const GATHERED_LAYERS: f64 = 2.0;
 
