@@ -439,6 +439,8 @@ mod tests {
             pp: 8,
             microbatch: 1,
             recompute: crate::parallelism::Recompute::Full,
+            recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+            recompute_layers: None,
             ..Layout::data_parallel(16)
         };
         let step = |era| {

@@ -145,6 +145,19 @@ pub fn candidates(
                             }
                             let sizes = wide.map(|x| u32::try_from(x).unwrap_or(u32::MAX));
                             for &recompute in &recompute {
+                                // Pinned modules, less those the policy names; full recompute
+                                // takes none.
+                                let modules = pinned
+                                    .recompute_modules
+                                    .unwrap_or_default()
+                                    .without(recompute.modules());
+                                if recompute == Recompute::Full && !modules.is_empty() {
+                                    continue;
+                                }
+                                let recompute_layers = match recompute {
+                                    Recompute::Full => pinned.recompute_layers.flatten(),
+                                    _ => None,
+                                };
                                 for &zero in &zeros {
                                     for &sequence_parallel in sps {
                                         let l = Layout {
@@ -156,6 +169,8 @@ pub fn candidates(
                                             microbatch: sizes[5],
                                             virtual_stages: sizes[6],
                                             recompute,
+                                            recompute_modules: modules,
+                                            recompute_layers,
                                             sequence_parallel,
                                             zero,
                                             zero_group: pinned.zero_group.unwrap_or(0),
@@ -246,6 +261,9 @@ mod tests {
                                                     microbatch: mb,
                                                     virtual_stages: v,
                                                     recompute: rc,
+                                                    recompute_modules:
+                                                        crate::parallelism::RecomputeModules::EMPTY,
+                                                    recompute_layers: None,
                                                     sequence_parallel: sp,
                                                     zero: zero.as_u8(),
                                                     zero_group: 0,
