@@ -24,7 +24,9 @@ use crate::calibration::Calibration;
 use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::parallelism::{Layout, LayoutConstraints};
-use crate::perf::{evaluate, step_if_fits, Efficiency, Machine, MemoryBand, Prediction, Shape};
+use crate::perf::{
+    evaluate, memory_band, step_if_fits, Efficiency, Machine, MemoryBand, Prediction, Shape,
+};
 use crate::request::LayoutChoice;
 use crate::sweep::{candidates, SearchSpace};
 use crate::units::{Bytes, Flops, Seconds};
@@ -328,10 +330,28 @@ pub fn search_in(
     let base = Shape::unplaced(&job.model, &job.setup);
     let theta = fit.efficiency.to_theta();
     // Rank by step time without building full predictions; only the winners get one.
-    let ranked: Vec<(Bytes, MemoryBand, Option<f64>)> = layouts
+    let mut ranked: Vec<(Bytes, MemoryBand, Option<f64>)> = layouts
         .par_iter()
         .map(|l| step_if_fits(&base.place(l), &machine, &theta))
         .collect();
+    // Full recompute of a block of layers: where keeping every activation does not fit as well
+    // as full recompute does, the fewest recomputed layers per chunk that do (the fastest such
+    // block: recompute time grows and memory falls with the block), after every other candidate.
+    let mut layouts = layouts;
+    if pinned.recompute_layers.is_none() {
+        let blocks: Vec<(Layout, (Bytes, MemoryBand, Option<f64>))> = layouts
+            .par_iter()
+            .zip(&ranked)
+            .filter_map(|(l, r)| {
+                let l = smallest_block(l, r.1, job, &base, &machine)?;
+                Some((l, step_if_fits(&base.place(&l), &machine, &theta)))
+            })
+            .collect();
+        for (l, r) in blocks {
+            layouts.push(l);
+            ranked.push(r);
+        }
+    }
     // Feasible layouts, those that fit before the tight ones (over HBM by less than the
     // memory model's error), each by step time; ties keep the candidates' order (a stable sort).
     let mut order: Vec<(usize, MemoryBand, f64)> = ranked
@@ -370,6 +390,55 @@ pub fn search_in(
         considered: layouts.len(),
         fitting: order.len(),
     })
+}
+
+/// For a full-recompute candidate whose memory band is feasible and better than that of the
+/// same layout keeping every activation, the block layout recomputing the fewest layers per
+/// pipeline chunk (1 to one fewer than the largest chunk) whose band is as good as full
+/// recompute's, found by bisection on the memory model alone (memory falls as the block grows).
+/// `None` for any other candidate, or when no such block exists.
+fn smallest_block(
+    l: &Layout,
+    full_band: MemoryBand,
+    job: &Job,
+    base: &Shape,
+    machine: &Machine,
+) -> Option<Layout> {
+    use crate::parallelism::{max_chunk_layers, Recompute};
+    if l.recompute != Recompute::Full || l.recompute_layers.is_some() || !full_band.feasible() {
+        return None;
+    }
+    let band_of = |r: Recompute, n: Option<u32>| {
+        let mut b = *l;
+        b.recompute = r;
+        b.recompute_layers = n;
+        (b, memory_band(&base.place(&b), machine))
+    };
+    if band_of(Recompute::None, None).1 <= full_band {
+        return None;
+    }
+    let most = max_chunk_layers(u64::from(job.model.layers), l, &job.setup);
+    let top = u32::try_from(most.saturating_sub(1)).ok()?;
+    if top == 0 {
+        return None;
+    }
+    let (fits_top, band_top) = band_of(Recompute::Full, Some(top));
+    if band_top > full_band {
+        return None;
+    }
+    // Invariant: `hi` is as good as full recompute; below `lo` it is not known to be.
+    let (mut lo, mut hi, mut best) = (1u32, top, fits_top);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (b, band) = band_of(Recompute::Full, Some(mid));
+        if band <= full_band {
+            hi = mid;
+            best = b;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(best)
 }
 
 impl From<Search> for Answer {

@@ -369,6 +369,16 @@ pub fn step_if_fits(
     (memory.total(), band, step)
 }
 
+/// The memory band of a configuration alone (the search's cheap probe: no step model).
+#[must_use]
+pub fn memory_band(shape: &Shape, machine: &Machine) -> MemoryBand {
+    band(
+        &memory::memory(shape),
+        machine.hbm_capacity,
+        machine.host_memory,
+    )
+}
+
 impl Evaluation {
     /// Apply efficiency parameters.
     #[must_use]

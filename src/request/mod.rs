@@ -278,38 +278,39 @@ impl LayoutRequest {
         };
         let mut c = c;
         let fixed = !(self.is_empty() || self.search_rest == Some(true));
-        // A fixed layout's recompute defaults to selective.
-        let recompute = match self.recompute {
-            None if fixed => Some(Recompute::Selective),
-            r => r,
-        };
         if let Some(n) = self.recompute_layers {
             match u32::try_from(n) {
                 Err(_) => p.push(Problem::new(
                     key(prefix, "recompute_layers"),
                     format!("must be a whole number of layers, 0 or more, got {n}"),
                 )),
-                Ok(_) if recompute.is_some_and(|r| r != Recompute::Full) => {
+                Ok(_) if self.recompute.is_some_and(|r| r != Recompute::Full) => {
                     p.push(Problem::new(
                         key(prefix, "recompute_layers"),
                         format!(
                             "recompute_layers needs recompute = \"full\", got \"{}\"",
-                            recompute.map_or("", Recompute::as_str)
+                            self.recompute.map_or("", Recompute::as_str)
                         ),
                     ));
                 }
-                // Given alone in a search, it pins full recompute.
+                // Given without a policy, it means full recompute of that block.
                 Ok(n) => {
                     c.recompute = Some(Recompute::Full);
                     c.recompute_layers = Some(Some(n));
                 }
             }
-        } else if recompute == Some(Recompute::Full) && fixed {
+        } else if self.recompute == Some(Recompute::Full) && fixed {
             c.recompute_layers = Some(None);
         }
         if let Some(m) = &self.recompute_modules {
             let m: RecomputeModules = m.iter().copied().collect();
-            if recompute == Some(Recompute::Full) {
+            // A fixed layout's policy defaults to selective.
+            let policy = match c.recompute {
+                Some(r) => r,
+                None if fixed => Recompute::Selective,
+                None => Recompute::None,
+            };
+            if policy == Recompute::Full {
                 p.push(Problem::new(
                     key(prefix, "recompute_modules"),
                     format!(
@@ -318,7 +319,7 @@ impl LayoutRequest {
                 ));
             }
             // The modules the policy already names are not repeated: one spelling per layout.
-            c.recompute_modules = Some(m.without(recompute.unwrap_or(Recompute::None).modules()));
+            c.recompute_modules = Some(m.without(policy.modules()));
         }
         if !p.is_empty() {
             return Err(p);
