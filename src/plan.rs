@@ -339,18 +339,14 @@ pub fn search_in(
     // block: recompute time grows and memory falls with the block), after every other candidate.
     let mut layouts = layouts;
     if pinned.recompute_layers.is_none() {
-        let blocks: Vec<(Layout, (Bytes, MemoryBand, Option<f64>))> = layouts
+        let bands: Vec<MemoryBand> = ranked.iter().map(|r| r.1).collect();
+        let blocks = block_layouts(job, &base, &machine, &layouts, &bands);
+        let block_ranks: Vec<(Bytes, MemoryBand, Option<f64>)> = blocks
             .par_iter()
-            .zip(&ranked)
-            .filter_map(|(l, r)| {
-                let l = smallest_block(l, r.1, job, &base, &machine)?;
-                Some((l, step_if_fits(&base.place(&l), &machine, &theta)))
-            })
+            .map(|l| step_if_fits(&base.place(l), &machine, &theta))
             .collect();
-        for (l, r) in blocks {
-            layouts.push(l);
-            ranked.push(r);
-        }
+        layouts.extend(blocks);
+        ranked.extend(block_ranks);
     }
     // Feasible layouts, those that fit before the tight ones (over HBM by less than the
     // memory model's error), each by step time; ties keep the candidates' order (a stable sort).
@@ -390,6 +386,22 @@ pub fn search_in(
         considered: layouts.len(),
         fitting: order.len(),
     })
+}
+
+/// The block-recompute layouts a search adds to its candidates `layouts` (of memory bands
+/// `bands`): [`smallest_block`] of each, in the candidates' order.
+fn block_layouts(
+    job: &Job,
+    base: &Shape,
+    machine: &Machine,
+    layouts: &[Layout],
+    bands: &[MemoryBand],
+) -> Vec<Layout> {
+    layouts
+        .par_iter()
+        .zip(bands)
+        .filter_map(|(l, band)| smallest_block(l, *band, job, base, machine))
+        .collect()
 }
 
 /// For a full-recompute candidate whose memory band is feasible and better than that of the
@@ -565,13 +577,23 @@ mod tests {
             let job = Job::new(model, setup, cluster);
             let s =
                 search(&job, &LayoutConstraints::default(), &cal).unwrap_or_else(|e| panic!("{e}"));
-            let all = candidates(
+            let mut all = candidates(
                 &job.model,
                 &job.cluster,
                 &job.setup,
                 &LayoutConstraints::default(),
                 &SearchSpace::default(),
             );
+            // With the block-recompute layouts the search adds.
+            let base = Shape::unplaced(&job.model, &job.setup);
+            let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
+            let bands: Vec<MemoryBand> = all
+                .iter()
+                .map(|l| memory_band(&base.place(l), &m))
+                .collect();
+            let blocks = block_layouts(&job, &base, &m, &all, &bands);
+            assert_eq!(s.considered, all.len() + blocks.len(), "{preset}");
+            all.extend(blocks);
             let mut full: Vec<(MemoryBand, f64)> = all
                 .iter()
                 .filter_map(|l| {
@@ -589,6 +611,75 @@ mod tests {
             assert_eq!(s.fitting, full.len(), "{preset}");
             assert_eq!(got, full[..got.len()].to_vec(), "{preset}");
         }
+    }
+
+    /// The block the search adds is the smallest that fits as well as full recompute: one
+    /// layer fewer does not, and no block is added where keeping every activation fits.
+    #[test]
+    fn the_added_block_is_the_smallest_that_fits() {
+        use crate::parallelism::Recompute;
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
+        let cluster = ClusterRequest {
+            hardware: "h100-sxm".into(),
+            chips: Some(1024),
+            ..Default::default()
+        }
+        .resolve("", &catalog)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let setup = SetupRequest {
+            global_batch: Some(512),
+            tokens: Some(1e12),
+            ..Default::default()
+        }
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let job = Job::new(model, setup, cluster);
+        let all = candidates(
+            &job.model,
+            &job.cluster,
+            &job.setup,
+            &LayoutConstraints::default(),
+            &SearchSpace::default(),
+        );
+        let base = Shape::unplaced(&job.model, &job.setup);
+        let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
+        let band = |l: &Layout| memory_band(&base.place(l), &m);
+        let mut added = 0;
+        for l in all.iter().filter(|l| l.recompute == Recompute::Full) {
+            let none = Layout {
+                recompute: Recompute::None,
+                ..*l
+            };
+            match smallest_block(l, band(l), &job, &base, &m) {
+                Some(b) => {
+                    added += 1;
+                    let n = b.recompute_layers.unwrap_or_else(|| panic!("a block"));
+                    assert!(band(&b) <= band(l) && band(&none) > band(l), "{b}");
+                    let fewer = Layout {
+                        recompute_layers: Some(n - 1),
+                        ..b
+                    };
+                    assert!(n == 1 || band(&fewer) > band(l), "{b}");
+                }
+                None => assert!(
+                    !band(l).feasible() || band(&none) <= band(l) || {
+                        // Or not even the largest block short of every layer fits as well.
+                        let most = crate::parallelism::max_chunk_layers(
+                            u64::from(job.model.layers),
+                            l,
+                            &job.setup,
+                        );
+                        most <= 1
+                            || band(&Layout {
+                                recompute_layers: u32::try_from(most - 1).ok(),
+                                ..*l
+                            }) > band(l)
+                    }
+                ),
+            }
+        }
+        assert!(added > 0);
     }
 
     /// The configurations the property below evaluates.

@@ -587,3 +587,64 @@ fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
     };
     assert!(step(Precision::Fp8) >= step(Precision::Bf16) * (1.0 - 1e-12));
 }
+
+/// Issue 8, item 1: full recompute of a block of layers per pipeline chunk, requested as a run
+/// file or scenario would (`recompute_layers`), lies between keeping every activation and
+/// recomputing every layer, in memory and in step time; the search finds a block where
+/// keeping every activation does not fit.
+#[test]
+fn issue_8_block_recompute_lies_between_none_and_full() {
+    let cal = cal();
+    let cluster = catalog()
+        .cluster("h100-sxm", 1024)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(512, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let job = xpusim::Job::new(model("llama3-405b"), setup, cluster);
+    let at = |recompute: Recompute, layers: Option<i64>| {
+        let l = xpusim::LayoutRequest {
+            tp: Some(8),
+            pp: Some(8),
+            recompute: Some(recompute),
+            recompute_layers: layers,
+            ..Default::default()
+        }
+        .resolve("layout")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        xpusim::run(&job, &l, &cal)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .estimate
+    };
+    let (none, block, full) = (
+        at(Recompute::None, None),
+        at(Recompute::Full, Some(8)),
+        at(Recompute::Full, None),
+    );
+    assert_eq!(block.layout.recompute_layers(), Some(8));
+    let mem = |e: &xpusim::Estimate| e.prediction.memory.activations;
+    let step = |e: &xpusim::Estimate| e.prediction.step_time;
+    assert!(mem(&full) < mem(&block) && mem(&block) < mem(&none));
+    assert!(step(&none) < step(&block) && step(&block) < step(&full));
+    // Every layer of the 16-layer chunks is the same as full recompute.
+    let all = at(Recompute::Full, Some(16));
+    assert_eq!(all.prediction.step_time, full.prediction.step_time);
+    assert_eq!(all.prediction.memory, full.prediction.memory);
+    // Searched with full recompute pinned: a block wins, and it is the smallest that fits.
+    let pinned = xpusim::LayoutRequest {
+        tp: Some(8),
+        pp: Some(8),
+        recompute: Some(Recompute::Full),
+        search_rest: Some(true),
+        ..Default::default()
+    }
+    .resolve("layout")
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let found = xpusim::run(&job, &pinned, &cal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .estimate;
+    let n = found
+        .layout
+        .recompute_layers()
+        .unwrap_or_else(|| panic!("a block: {}", found.layout));
+    assert!(found.prediction.fits_memory && n >= 1);
+    assert!(found.prediction.step_time < full.prediction.step_time);
+}

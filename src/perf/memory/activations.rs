@@ -340,4 +340,90 @@ mod tests {
         shape.microbatches = 2.0;
         assert_relative_eq!(layer_microbatches(&shape, 0, layers), 2.0 * layers);
     }
+
+    /// A block of `N` layers per chunk keeps, on a rank of `L` layers in `v` chunks, `N·v`
+    /// layers at the full-recompute size and the rest at the size of no recompute.
+    #[test]
+    fn block_recompute_mixes_the_per_layer_sizes() {
+        let (mut b, ..) = gpt3(8, true, Recompute::Full, 1);
+        b.layout.pp = 8;
+        b.layout.virtual_stages = 2;
+        b.layout.recompute_layers = Some(2);
+        let (full, ..) = gpt3(8, true, Recompute::Full, 1);
+        let (none, ..) = gpt3(8, true, Recompute::None, 1);
+        // 12 layers on the rank, 2 × 2 of them recomputed.
+        assert_relative_eq!(
+            per_layer_on(&b, 12.0),
+            per_layer(&full) * 4.0 / 12.0 + per_layer(&none) * 8.0 / 12.0,
+            max_relative = 1e-12
+        );
+        // A rank with fewer layers than the block recomputes them all.
+        assert_relative_eq!(per_layer_on(&b, 3.0), per_layer(&full));
+        // The working set is a whole layer's, as with full recompute.
+        assert_relative_eq!(
+            recompute_working_set(&b),
+            recompute_working_set(&full),
+            max_relative = 1e-12
+        );
+    }
+
+    /// `layernorm` drops the two norm outputs (the QKV and MLP GEMM inputs, `2 × 2` bytes per
+    /// `s·b·h`, split by sequence parallelism); with the MLP recomputed only the QKV one is left
+    /// to drop. `moe-act` drops nothing from a dense model.
+    #[test]
+    fn layernorm_recompute_drops_the_norm_outputs() {
+        use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+        let (base, s, b, h, _) = gpt3(8, true, Recompute::Selective, 1);
+        let mut norms = base;
+        norms.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Layernorm);
+        let t = 8.0;
+        assert_relative_eq!(
+            per_layer(&base) - per_layer(&norms),
+            4.0 * s * b * h / t,
+            max_relative = 1e-12
+        );
+        let (mlp, ..) = gpt3(8, true, Recompute::Mlp, 1);
+        let mut both = mlp;
+        both.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Layernorm);
+        assert_relative_eq!(
+            per_layer(&mlp) - per_layer(&both),
+            2.0 * s * b * h / t,
+            max_relative = 1e-12
+        );
+        let mut act = base;
+        act.layout.recompute_modules = RecomputeModules::EMPTY.with(M::MoeAct);
+        assert_relative_eq!(per_layer(&act), per_layer(&base));
+    }
+
+    /// `moe-act` drops the routed experts' activation output: `i` bytes per routed expert
+    /// width per token, split by tensor parallelism.
+    #[test]
+    fn moe_act_recompute_drops_the_expert_activation_output() {
+        use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+        let model = preset("mixtral-8x7b").unwrap_or_else(|e| panic!("{e}"));
+        let moe = model.moe.clone().unwrap_or_else(|| panic!("an MoE preset"));
+        let setup =
+            TrainingSetup::new(512, 4096, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        let layout = Layout {
+            tp: 4,
+            sequence_parallel: true,
+            recompute: Recompute::None,
+            ..Layout::data_parallel(8)
+        };
+        let base = Shape::new(&model, &setup, &layout);
+        let mut act = base;
+        act.layout.recompute_modules = RecomputeModules::EMPTY.with(M::MoeAct);
+        let want = 2.0 * 4096.0 * f64::from(moe.active) * moe.expert_ffn as f64 / 4.0;
+        assert_relative_eq!(
+            per_layer(&base) - per_layer(&act),
+            want * base.moe_fraction,
+            max_relative = 1e-12
+        );
+        // With the whole MoE block recomputed, moe-act adds nothing.
+        let mut moe_block = base;
+        moe_block.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Moe);
+        let mut both = moe_block;
+        both.layout.recompute_modules = moe_block.layout.recompute_modules.with(M::MoeAct);
+        assert_relative_eq!(per_layer(&both), per_layer(&moe_block));
+    }
 }
