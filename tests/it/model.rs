@@ -352,6 +352,57 @@ fn layout_search_is_deterministic_across_thread_counts() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
+    /// Full recompute of a block of layers per pipeline chunk, over random depths, pipelines,
+    /// interleavings and splits: one more recomputed layer never raises the activations and
+    /// never lowers the recompute time or the FLOPs executed; no block at all (0) keeps no
+    /// fewer activations than any block.
+    #[test]
+    fn more_recomputed_layers_never_raise_activations(
+        layers in 8_u32..128, pp_log in 0_u32..4, v_log in 0_u32..3, one_fewer in any::<bool>(), pick in 0_u32..64,
+    ) {
+        let pp = 1_u32 << pp_log;
+        let v = if pp > 1 { 1_u32 << v_log } else { 1 };
+        prop_assume!(layers >= pp * v);
+        let mut m = model("llama3-8b");
+        m.layers = layers;
+        let chips = u64::from(8 * pp);
+        let cluster = catalog().cluster("h100-sxm", chips).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let setup = xpusim::SetupRequest {
+            global_batch: Some(i64::from(4 * pp)),
+            seq_len: Some(4096),
+            tokens: Some(1e12),
+            pipeline_split: Some(if one_fewer { xpusim::PipelineSplit::OneFewerAtEnds } else { xpusim::PipelineSplit::Even }),
+            ..Default::default()
+        }
+        .resolve("", &m)
+        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let job = xpusim::Job::new(m, setup, cluster);
+        let at = |n: u32| {
+            let l = xpusim::LayoutRequest {
+                tp: Some(8),
+                pp: Some(i64::from(pp)),
+                virtual_stages: Some(i64::from(v)),
+                recompute_layers: Some(i64::from(n)),
+                ..Default::default()
+            }
+            .resolve("layout")
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            xpusim::run(&job, &l, &cal())
+                .map(|a| a.estimate.prediction)
+                .map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let chunk = if one_fewer && pp > 1 { (layers + 2).div_ceil(pp * v) } else { layers.div_ceil(pp * v) };
+        let n = pick % chunk;
+        let (a, b) = (at(n)?, at(n + 1)?);
+        prop_assert!(b.memory.activations <= a.memory.activations);
+        prop_assert!(b.breakdown.recompute >= a.breakdown.recompute);
+        prop_assert!(b.hfu * b.step_time.seconds() >= a.hfu * a.step_time.seconds() * (1.0 - 1e-12));
+        let none = at(0)?;
+        prop_assert!(none.memory.activations >= b.memory.activations);
+        // Beyond the largest chunk is refused, not clamped.
+        prop_assert!(at(chunk + 1).is_err());
+    }
+
     /// More chips never lower peak FLOP/s.
     #[test]
     fn more_chips_never_lower_peak(a in 1_u64..2_000_000, b in 1_u64..2_000_000, pick in 0_usize..16) {
