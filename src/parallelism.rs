@@ -25,8 +25,11 @@ pub enum Recompute {
     Selective,
     /// Recompute the MLP block (its norm, up-projections, activation and down-projection) from
     /// its input in backward, keeping the attention block's activations: Megatron-Core's
-    /// module-level `--recompute-granularity selective --recompute-modules mlp`. Costs the
-    /// MLP's forward FLOPs; saves its activations, the largest share of a layer's.
+    /// module-level `--recompute-granularity selective --recompute-modules mlp` (dense layers)
+    /// and `moe` (MoE layers), the modules [`RecomputeModule::Mlp`] and
+    /// [`RecomputeModule::Moe`]; unlike the `moe` module given alone, the MoE layers' dispatch
+    /// and combine are not priced again. Costs the MLP's forward FLOPs; saves its activations,
+    /// the largest share of a layer's.
     Mlp,
     /// Keep only each layer's input; recompute the whole forward pass in backward.
     Full,

@@ -294,6 +294,11 @@ pub fn estimate(job: &Job, layout: &Layout, calibration: &Calibration) -> Result
 /// Search every valid layout that agrees with `pinned` (in parallel; deterministic at any thread
 /// count) and return the fastest that fits in memory, with its runner-ups.
 ///
+/// Besides the candidates of the search space, each full-recompute layout that fits
+/// where the same layout keeping every activation does not gets a sibling recomputing only the
+/// fewest layers per pipeline chunk that fit as well (Megatron's block method; found by
+/// bisection on the memory model), unless `pinned` fixes `recompute_layers`.
+///
 /// # Errors
 /// [`Error::Input`] when no layout is valid or none fits (saying by how much the smallest misses).
 pub fn search(job: &Job, pinned: &LayoutConstraints, calibration: &Calibration) -> Result<Search> {

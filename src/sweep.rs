@@ -12,7 +12,10 @@ use crate::workload::{AttentionKernel, Model, TrainingSetup};
 /// The default covers what established planners search (Calculon's space): ZeRO 0 to 3,
 /// every power-of-two micro-batch up to the per-replica batch (and the per-replica batch
 /// itself), interleaving up to 16 chunks, sequence parallelism on and off, and every
-/// recompute policy. Overlap of communication is a property of the software stack and is set
+/// recompute policy. Blocks of fully recomputed layers per chunk are not enumerated here: the
+/// search adds, for each full-recompute layout that fits where keeping every activation does
+/// not, the smallest block that fits as well ([`crate::plan::search_in`]). Module recompute
+/// beyond the policy is searched only when pinned. Overlap of communication is a property of the software stack and is set
 /// on the training setup, not searched: the step model gives overlap no memory cost, so a
 /// search would always turn it on.
 #[derive(Clone, Debug, PartialEq)]
