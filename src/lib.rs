@@ -32,7 +32,9 @@ pub use energy::Facility;
 pub use error::{Error, Problem, Result};
 pub use hardware::{Catalog, Chip, Cluster, Precision, System};
 pub use measured::{load_runs, parse_runs, FlopsConvention, Run};
-pub use parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
+pub use parallelism::{
+    Layout, LayoutConstraints, Recompute, RecomputeModule, RecomputeModules, ZeroStage,
+};
 pub use perf::{
     memory_margin, Bound, Efficiency, MatrixUnits, MemoryBand, MemoryBreakdown, Prediction,
     StepBreakdown, MEMORY_MODEL_ERROR,

@@ -4,7 +4,7 @@
 use crate::calibration::{Extent, Sample};
 use crate::error::{parse_toml, read_file, Error, Problem, Result};
 use crate::hardware::{Catalog, Cluster, Precision};
-use crate::parallelism::{Layout, Recompute};
+use crate::parallelism::{Layout, Recompute, RecomputeModule};
 use crate::perf::{evaluate, Evaluation, Machine, Shape};
 use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequest};
 use crate::units::Seconds;
@@ -47,6 +47,8 @@ struct RunFile {
     #[serde(default = "one")]
     virtual_stages: i64,
     recompute: Recompute,
+    recompute_modules: Option<Vec<RecomputeModule>>,
+    recompute_layers: Option<i64>,
     #[serde(default)]
     sequence_parallel: bool,
     zero: i64,
@@ -252,6 +254,8 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             microbatch: Some(r.microbatch),
             virtual_stages: Some(r.virtual_stages),
             recompute: Some(r.recompute),
+            recompute_modules: r.recompute_modules.clone(),
+            recompute_layers: r.recompute_layers,
             sequence_parallel: Some(r.sequence_parallel),
             zero: Some(r.zero),
             zero_group: r.zero_group,

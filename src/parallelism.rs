@@ -25,8 +25,11 @@ pub enum Recompute {
     Selective,
     /// Recompute the MLP block (its norm, up-projections, activation and down-projection) from
     /// its input in backward, keeping the attention block's activations: Megatron-Core's
-    /// module-level `--recompute-granularity selective --recompute-modules mlp`. Costs the
-    /// MLP's forward FLOPs; saves its activations, the largest share of a layer's.
+    /// module-level `--recompute-granularity selective --recompute-modules mlp` (dense layers)
+    /// and `moe` (MoE layers), the modules [`RecomputeModule::Mlp`] and
+    /// [`RecomputeModule::Moe`]; unlike the `moe` module given alone, the MoE layers' dispatch
+    /// and combine are not priced again. Costs the MLP's forward FLOPs; saves its activations,
+    /// the largest share of a layer's.
     Mlp,
     /// Keep only each layer's input; recompute the whole forward pass in backward.
     Full,
@@ -42,6 +45,153 @@ impl Recompute {
             Self::Mlp => "mlp",
             Self::Full => "full",
         }
+    }
+
+    /// The modules this policy recomputes in a layer that is not fully recomputed: none,
+    /// `core-attn` (selective), `mlp` and `moe` (the MLP block of every layer, dense or MoE).
+    /// Full recompute recomputes whole layers; its layers outside a block
+    /// ([`Layout::recompute_layers`]) recompute nothing, as in Megatron-Core, where the
+    /// granularity is either full or selective.
+    #[must_use]
+    pub fn modules(self) -> RecomputeModules {
+        match self {
+            Self::None | Self::Full => RecomputeModules::EMPTY,
+            Self::Selective => RecomputeModules::EMPTY.with(RecomputeModule::CoreAttn),
+            Self::Mlp => RecomputeModules::EMPTY
+                .with(RecomputeModule::Mlp)
+                .with(RecomputeModule::Moe),
+        }
+    }
+}
+
+/// One module Megatron-Core can recompute on its own
+/// (`--recompute-granularity selective --recompute-modules ...`; Megatron-Core
+/// `TransformerConfig.recompute_modules`, releases 0.13 and later). `core-attn`, `mlp` and
+/// `moe` are checkpointed (their inputs kept, the module re-run in backward); `moe-act` and
+/// `layernorm` discard their outputs and recompute them from the inputs kept anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum RecomputeModule {
+    /// The attention core (scores, softmax, AV): Korthikanti et al. 2022's selective
+    /// recompute. Free with flash attention, whose backward recomputes the scores anyway.
+    #[serde(alias = "core_attn")]
+    #[cfg_attr(feature = "cli", value(alias = "core_attn"))]
+    CoreAttn,
+    /// The dense MLP of the dense layers (its up-projections, activation and down-projection),
+    /// from its input.
+    Mlp,
+    /// The MLP block of the mixture-of-experts layers (router, dispatch, routed and shared
+    /// experts, combine), from its input; the dispatch and combine are repeated.
+    Moe,
+    /// The routed experts' activation function: its output (the down-projection's input) is
+    /// not kept but recomputed from the up-projection output, which is.
+    #[serde(alias = "moe_act")]
+    #[cfg_attr(feature = "cli", value(alias = "moe_act"))]
+    MoeAct,
+    /// The two norms (`input_layernorm`, `pre_mlp_layernorm`): their outputs, the inputs of the
+    /// QKV projection and of the MLP, are not kept but recomputed from the residual stream.
+    Layernorm,
+}
+
+impl RecomputeModule {
+    /// Every module, in the order names are written.
+    pub const ALL: [RecomputeModule; 5] = [
+        Self::CoreAttn,
+        Self::Mlp,
+        Self::Moe,
+        Self::MoeAct,
+        Self::Layernorm,
+    ];
+
+    /// The kebab-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CoreAttn => "core-attn",
+            Self::Mlp => "mlp",
+            Self::Moe => "moe",
+            Self::MoeAct => "moe-act",
+            Self::Layernorm => "layernorm",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`RecomputeModule`]s (written as a list: `["layernorm", "moe-act"]`).
+///
+/// ```
+/// use xpusim::{RecomputeModule, RecomputeModules};
+/// let m: RecomputeModules = [RecomputeModule::Layernorm, RecomputeModule::MoeAct].into_iter().collect();
+/// assert!(m.contains(RecomputeModule::MoeAct));
+/// assert_eq!(m.to_string(), "moe-act+layernorm");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "Vec<RecomputeModule>", from = "Vec<RecomputeModule>")]
+pub struct RecomputeModules(u8);
+
+impl RecomputeModules {
+    /// No module.
+    pub const EMPTY: RecomputeModules = RecomputeModules(0);
+
+    /// This set with `m` added.
+    #[must_use]
+    pub fn with(self, m: RecomputeModule) -> Self {
+        Self(self.0 | m.bit())
+    }
+    /// Whether `m` is in the set.
+    #[must_use]
+    pub fn contains(self, m: RecomputeModule) -> bool {
+        self.0 & m.bit() != 0
+    }
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    /// The modules of either set.
+    #[must_use]
+    pub fn union(self, o: Self) -> Self {
+        Self(self.0 | o.0)
+    }
+    /// The modules of this set that are not in `o`.
+    #[must_use]
+    pub fn without(self, o: Self) -> Self {
+        Self(self.0 & !o.0)
+    }
+    /// The modules, in [`RecomputeModule::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = RecomputeModule> {
+        RecomputeModule::ALL
+            .into_iter()
+            .filter(move |m| self.contains(*m))
+    }
+}
+
+impl FromIterator<RecomputeModule> for RecomputeModules {
+    fn from_iter<I: IntoIterator<Item = RecomputeModule>>(it: I) -> Self {
+        it.into_iter().fold(Self::EMPTY, Self::with)
+    }
+}
+
+impl From<Vec<RecomputeModule>> for RecomputeModules {
+    fn from(v: Vec<RecomputeModule>) -> Self {
+        v.into_iter().collect()
+    }
+}
+
+impl From<RecomputeModules> for Vec<RecomputeModule> {
+    fn from(m: RecomputeModules) -> Self {
+        m.iter().collect()
+    }
+}
+
+impl fmt::Display for RecomputeModules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(RecomputeModule::as_str).collect();
+        f.write_str(&names.join("+"))
     }
 }
 
@@ -102,6 +252,11 @@ pub struct LayoutConstraints {
     pub microbatch: Option<u32>,
     pub virtual_stages: Option<u32>,
     pub recompute: Option<Recompute>,
+    /// Modules recomputed beyond what `recompute` names.
+    pub recompute_modules: Option<RecomputeModules>,
+    /// With full recompute, the layers of each pipeline chunk recomputed (Megatron's block
+    /// method): `Some(None)` pins "every layer".
+    pub recompute_layers: Option<Option<u32>>,
     pub sequence_parallel: Option<bool>,
     pub zero: Option<ZeroStage>,
     pub zero_group: Option<u32>,
@@ -122,6 +277,12 @@ impl LayoutConstraints {
             && eq(self.microbatch, l.microbatch)
             && eq(self.virtual_stages, l.virtual_stages)
             && self.recompute.is_none_or(|r| r == l.recompute)
+            && self
+                .recompute_modules
+                .is_none_or(|m| m.without(l.recompute.modules()) == l.recompute_modules)
+            && self
+                .recompute_layers
+                .is_none_or(|n| n == l.recompute_layers)
             && self
                 .sequence_parallel
                 .is_none_or(|s| s == l.sequence_parallel)
@@ -144,6 +305,14 @@ pub struct Layout {
     pub(crate) microbatch: u32,
     pub(crate) virtual_stages: u32,
     pub(crate) recompute: Recompute,
+    /// Modules recomputed beyond those `recompute` names (never with `Full`).
+    #[serde(skip_serializing_if = "RecomputeModules::is_empty")]
+    pub(crate) recompute_modules: RecomputeModules,
+    /// With `Full`: the layers of each pipeline chunk fully recomputed (Megatron's
+    /// `--recompute-method block --recompute-num-layers N`), the rest keeping every
+    /// activation; `None`: every layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) recompute_layers: Option<u32>,
     pub(crate) sequence_parallel: bool,
     pub(crate) zero: u8,
     /// 0 means all dp x cp ranks.
@@ -163,6 +332,10 @@ struct LayoutRecord {
     microbatch: u32,
     virtual_stages: u32,
     recompute: Recompute,
+    #[serde(default)]
+    recompute_modules: RecomputeModules,
+    #[serde(default)]
+    recompute_layers: Option<u32>,
     sequence_parallel: bool,
     zero: u8,
     zero_group: u32,
@@ -180,6 +353,8 @@ impl TryFrom<LayoutRecord> for Layout {
             microbatch: r.microbatch,
             virtual_stages: r.virtual_stages,
             recompute: r.recompute,
+            recompute_modules: r.recompute_modules,
+            recompute_layers: r.recompute_layers,
             sequence_parallel: r.sequence_parallel,
             zero: r.zero,
             zero_group: r.zero_group,
@@ -190,6 +365,12 @@ impl TryFrom<LayoutRecord> for Layout {
         }
         if l.zero_group != 0 && (u64::from(l.dp) * u64::from(l.cp)) % u64::from(l.zero_group) != 0 {
             return Err("zero_group must divide dp x cp".into());
+        }
+        if l.recompute != Recompute::Full && l.recompute_layers.is_some() {
+            return Err("recompute_layers needs recompute = \"full\"".into());
+        }
+        if l.recompute == Recompute::Full && !l.recompute_modules.is_empty() {
+            return Err("recompute_modules cannot be combined with recompute = \"full\"".into());
         }
         Ok(l)
     }
@@ -207,7 +388,7 @@ impl fmt::Display for Layout {
             self.ep,
             self.microbatch,
             self.virtual_stages,
-            self.recompute.as_str(),
+            self.recompute_label(),
             self.zero,
             if self.zero_group == 0 || self.zero_group == self.dp.saturating_mul(self.cp) {
                 String::new()
@@ -232,6 +413,8 @@ impl Layout {
             microbatch: 1,
             virtual_stages: 1,
             recompute: Recompute::None,
+            recompute_modules: RecomputeModules::EMPTY,
+            recompute_layers: None,
             sequence_parallel: false,
             zero: 1,
             zero_group: 0,
@@ -294,6 +477,38 @@ impl Layout {
     #[must_use]
     pub fn recompute(&self) -> Recompute {
         self.recompute
+    }
+    /// Modules recomputed beyond those [`Layout::recompute`] names.
+    #[must_use]
+    pub fn recompute_modules(&self) -> RecomputeModules {
+        self.recompute_modules
+    }
+    /// With full recompute, the layers of each pipeline chunk that are recomputed (the rest
+    /// keep every activation); `None`: every layer.
+    #[must_use]
+    pub fn recompute_layers(&self) -> Option<u32> {
+        self.recompute_layers
+    }
+    /// Every module recomputed in a layer that is not fully recomputed: those
+    /// [`Layout::recompute`] names and [`Layout::recompute_modules`].
+    #[must_use]
+    pub fn recomputed_modules(&self) -> RecomputeModules {
+        self.recompute.modules().union(self.recompute_modules)
+    }
+    /// The recompute setting as a table writes it: the policy, `full:N` for a block of `N`
+    /// layers per chunk, and `+module` for each module beyond the policy's
+    /// (`selective+layernorm+moe-act`).
+    #[must_use]
+    pub fn recompute_label(&self) -> String {
+        let mut s = self.recompute.as_str().to_string();
+        if let Some(n) = self.recompute_layers {
+            s.push_str(&format!(":{n}"));
+        }
+        for m in self.recompute_modules.iter() {
+            s.push('+');
+            s.push_str(m.as_str());
+        }
+        s
     }
     /// Megatron sequence parallelism (norms and dropout split across the TP group).
     #[must_use]
@@ -448,6 +663,34 @@ impl Layout {
                 )
             });
         }
+        if let Some(n) = self.recompute_layers {
+            if self.recompute != Recompute::Full {
+                fail("recompute_layers", &|| {
+                    format!(
+                        "recompute_layers needs recompute = \"full\", got \"{}\"",
+                        self.recompute.as_str()
+                    )
+                });
+            } else {
+                let most = max_chunk_layers(u64::from(model.layers), self, setup);
+                if u64::from(n) > most {
+                    fail("recompute_layers", &|| {
+                        format!(
+                            "{n} exceeds the {most} layers of a pipeline chunk ({} layers on pp x virtual_stages = {chunks} chunks)",
+                            model.layers
+                        )
+                    });
+                }
+            }
+        }
+        if self.recompute == Recompute::Full && !self.recompute_modules.is_empty() {
+            fail("recompute_modules", &|| {
+                format!(
+                    "[{}] cannot be combined with recompute = \"full\", which recomputes whole layers",
+                    self.recompute_modules
+                )
+            });
+        }
         if self.virtual_stages > 1 && self.pp == 1 {
             fail("virtual_stages", &|| {
                 "virtual_stages > 1 needs pp > 1".into()
@@ -512,6 +755,17 @@ impl Layout {
                 });
             }
         }
+    }
+}
+
+/// Layers of the largest pipeline chunk: `⌈L / (pp·v)⌉`, or `⌈(L + 2) / (pp·v)⌉` when the
+/// ends hold one layer fewer (see [`crate::workload::PipelineSplit`]).
+pub(crate) fn max_chunk_layers(layers: u64, l: &Layout, setup: &TrainingSetup) -> u64 {
+    let chunks = (u64::from(l.pp) * u64::from(l.virtual_stages)).max(1);
+    if l.pp > 1 && setup.pipeline_split == crate::workload::PipelineSplit::OneFewerAtEnds {
+        (layers + 2).div_ceil(chunks)
+    } else {
+        layers.div_ceil(chunks)
     }
 }
 

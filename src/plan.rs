@@ -24,7 +24,9 @@ use crate::calibration::Calibration;
 use crate::error::{Error, Result};
 use crate::hardware::Cluster;
 use crate::parallelism::{Layout, LayoutConstraints};
-use crate::perf::{evaluate, step_if_fits, Efficiency, Machine, MemoryBand, Prediction, Shape};
+use crate::perf::{
+    evaluate, memory_band, step_if_fits, Efficiency, Machine, MemoryBand, Prediction, Shape,
+};
 use crate::request::LayoutChoice;
 use crate::sweep::{candidates, SearchSpace};
 use crate::units::{Bytes, Flops, Seconds};
@@ -292,6 +294,11 @@ pub fn estimate(job: &Job, layout: &Layout, calibration: &Calibration) -> Result
 /// Search every valid layout that agrees with `pinned` (in parallel; deterministic at any thread
 /// count) and return the fastest that fits in memory, with its runner-ups.
 ///
+/// Besides the candidates of the search space, each full-recompute layout that fits
+/// where the same layout keeping every activation does not gets a sibling recomputing only the
+/// fewest layers per pipeline chunk that fit as well (Megatron's block method; found by
+/// bisection on the memory model), unless `pinned` fixes `recompute_layers`.
+///
 /// # Errors
 /// [`Error::Input`] when no layout is valid or none fits (saying by how much the smallest misses).
 pub fn search(job: &Job, pinned: &LayoutConstraints, calibration: &Calibration) -> Result<Search> {
@@ -328,10 +335,24 @@ pub fn search_in(
     let base = Shape::unplaced(&job.model, &job.setup);
     let theta = fit.efficiency.to_theta();
     // Rank by step time without building full predictions; only the winners get one.
-    let ranked: Vec<(Bytes, MemoryBand, Option<f64>)> = layouts
+    let mut ranked: Vec<(Bytes, MemoryBand, Option<f64>)> = layouts
         .par_iter()
         .map(|l| step_if_fits(&base.place(l), &machine, &theta))
         .collect();
+    // Full recompute of a block of layers: where keeping every activation does not fit as well
+    // as full recompute does, the fewest recomputed layers per chunk that do (the fastest such
+    // block: recompute time grows and memory falls with the block), after every other candidate.
+    let mut layouts = layouts;
+    if pinned.recompute_layers.is_none() {
+        let bands: Vec<MemoryBand> = ranked.iter().map(|r| r.1).collect();
+        let blocks = block_layouts(job, &base, &machine, &layouts, &bands);
+        let block_ranks: Vec<(Bytes, MemoryBand, Option<f64>)> = blocks
+            .par_iter()
+            .map(|l| step_if_fits(&base.place(l), &machine, &theta))
+            .collect();
+        layouts.extend(blocks);
+        ranked.extend(block_ranks);
+    }
     // Feasible layouts, those that fit before the tight ones (over HBM by less than the
     // memory model's error), each by step time; ties keep the candidates' order (a stable sort).
     let mut order: Vec<(usize, MemoryBand, f64)> = ranked
@@ -370,6 +391,71 @@ pub fn search_in(
         considered: layouts.len(),
         fitting: order.len(),
     })
+}
+
+/// The block-recompute layouts a search adds to its candidates `layouts` (of memory bands
+/// `bands`): [`smallest_block`] of each, in the candidates' order.
+fn block_layouts(
+    job: &Job,
+    base: &Shape,
+    machine: &Machine,
+    layouts: &[Layout],
+    bands: &[MemoryBand],
+) -> Vec<Layout> {
+    layouts
+        .par_iter()
+        .zip(bands)
+        .filter_map(|(l, band)| smallest_block(l, *band, job, base, machine))
+        .collect()
+}
+
+/// For a full-recompute candidate whose memory band is feasible and better than that of the
+/// same layout keeping every activation, the block layout recomputing the fewest layers per
+/// pipeline chunk (1 to one fewer than the largest chunk) whose band is as good as full
+/// recompute's, found by bisection on the memory model alone (memory falls as the block grows).
+/// `None` for any other candidate, or when no such block exists.
+fn smallest_block(
+    l: &Layout,
+    full_band: MemoryBand,
+    job: &Job,
+    base: &Shape,
+    machine: &Machine,
+) -> Option<Layout> {
+    use crate::parallelism::{max_chunk_layers, Recompute};
+    if l.recompute != Recompute::Full || l.recompute_layers.is_some() || !full_band.feasible() {
+        return None;
+    }
+    let band_of = |r: Recompute, n: Option<u32>| {
+        let mut b = *l;
+        b.recompute = r;
+        b.recompute_layers = n;
+        (b, memory_band(&base.place(&b), machine))
+    };
+    if band_of(Recompute::None, None).1 <= full_band {
+        return None;
+    }
+    let most = max_chunk_layers(u64::from(job.model.layers), l, &job.setup);
+    let top = u32::try_from(most.saturating_sub(1)).ok()?;
+    if top == 0 {
+        return None;
+    }
+    let (fits_top, band_top) = band_of(Recompute::Full, Some(top));
+    if band_top > full_band {
+        return None;
+    }
+    // Invariant: `hi` is as good as full recompute; below `lo` it is not known to be.
+    let (mut lo, mut hi, mut best) = (1u32, top, fits_top);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (b, band) = band_of(Recompute::Full, Some(mid));
+        if band <= full_band {
+            hi = mid;
+            best = b;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(best)
 }
 
 impl From<Search> for Answer {
@@ -439,6 +525,8 @@ mod tests {
             pp: 8,
             microbatch: 1,
             recompute: crate::parallelism::Recompute::Full,
+            recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+            recompute_layers: None,
             ..Layout::data_parallel(16)
         };
         let step = |era| {
@@ -494,13 +582,23 @@ mod tests {
             let job = Job::new(model, setup, cluster);
             let s =
                 search(&job, &LayoutConstraints::default(), &cal).unwrap_or_else(|e| panic!("{e}"));
-            let all = candidates(
+            let mut all = candidates(
                 &job.model,
                 &job.cluster,
                 &job.setup,
                 &LayoutConstraints::default(),
                 &SearchSpace::default(),
             );
+            // With the block-recompute layouts the search adds.
+            let base = Shape::unplaced(&job.model, &job.setup);
+            let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
+            let bands: Vec<MemoryBand> = all
+                .iter()
+                .map(|l| memory_band(&base.place(l), &m))
+                .collect();
+            let blocks = block_layouts(&job, &base, &m, &all, &bands);
+            assert_eq!(s.considered, all.len() + blocks.len(), "{preset}");
+            all.extend(blocks);
             let mut full: Vec<(MemoryBand, f64)> = all
                 .iter()
                 .filter_map(|l| {
@@ -518,6 +616,75 @@ mod tests {
             assert_eq!(s.fitting, full.len(), "{preset}");
             assert_eq!(got, full[..got.len()].to_vec(), "{preset}");
         }
+    }
+
+    /// The block the search adds is the smallest that fits as well as full recompute: one
+    /// layer fewer does not, and no block is added where keeping every activation fits.
+    #[test]
+    fn the_added_block_is_the_smallest_that_fits() {
+        use crate::parallelism::Recompute;
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
+        let cluster = ClusterRequest {
+            hardware: "h100-sxm".into(),
+            chips: Some(1024),
+            ..Default::default()
+        }
+        .resolve("", &catalog)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let setup = SetupRequest {
+            global_batch: Some(512),
+            tokens: Some(1e12),
+            ..Default::default()
+        }
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let job = Job::new(model, setup, cluster);
+        let all = candidates(
+            &job.model,
+            &job.cluster,
+            &job.setup,
+            &LayoutConstraints::default(),
+            &SearchSpace::default(),
+        );
+        let base = Shape::unplaced(&job.model, &job.setup);
+        let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
+        let band = |l: &Layout| memory_band(&base.place(l), &m);
+        let mut added = 0;
+        for l in all.iter().filter(|l| l.recompute == Recompute::Full) {
+            let none = Layout {
+                recompute: Recompute::None,
+                ..*l
+            };
+            match smallest_block(l, band(l), &job, &base, &m) {
+                Some(b) => {
+                    added += 1;
+                    let n = b.recompute_layers.unwrap_or_else(|| panic!("a block"));
+                    assert!(band(&b) <= band(l) && band(&none) > band(l), "{b}");
+                    let fewer = Layout {
+                        recompute_layers: Some(n - 1),
+                        ..b
+                    };
+                    assert!(n == 1 || band(&fewer) > band(l), "{b}");
+                }
+                None => assert!(
+                    !band(l).feasible() || band(&none) <= band(l) || {
+                        // Or not even the largest block short of every layer fits as well.
+                        let most = crate::parallelism::max_chunk_layers(
+                            u64::from(job.model.layers),
+                            l,
+                            &job.setup,
+                        );
+                        most <= 1
+                            || band(&Layout {
+                                recompute_layers: u32::try_from(most - 1).ok(),
+                                ..*l
+                            }) > band(l)
+                    }
+                ),
+            }
+        }
+        assert!(added > 0);
     }
 
     /// The configurations the property below evaluates.

@@ -12,7 +12,10 @@ use crate::workload::{AttentionKernel, Model, TrainingSetup};
 /// The default covers what established planners search (Calculon's space): ZeRO 0 to 3,
 /// every power-of-two micro-batch up to the per-replica batch (and the per-replica batch
 /// itself), interleaving up to 16 chunks, sequence parallelism on and off, and every
-/// recompute policy. Overlap of communication is a property of the software stack and is set
+/// recompute policy. Blocks of fully recomputed layers per chunk are not enumerated here: the
+/// search adds, for each full-recompute layout that fits where keeping every activation does
+/// not, the smallest block that fits as well ([`crate::plan::search_in`]). Module recompute
+/// beyond the policy is searched only when pinned. Overlap of communication is a property of the software stack and is set
 /// on the training setup, not searched: the step model gives overlap no memory cost, so a
 /// search would always turn it on.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +148,19 @@ pub fn candidates(
                             }
                             let sizes = wide.map(|x| u32::try_from(x).unwrap_or(u32::MAX));
                             for &recompute in &recompute {
+                                // Pinned modules, less those the policy names; full recompute
+                                // takes none.
+                                let modules = pinned
+                                    .recompute_modules
+                                    .unwrap_or_default()
+                                    .without(recompute.modules());
+                                if recompute == Recompute::Full && !modules.is_empty() {
+                                    continue;
+                                }
+                                let recompute_layers = match recompute {
+                                    Recompute::Full => pinned.recompute_layers.flatten(),
+                                    _ => None,
+                                };
                                 for &zero in &zeros {
                                     for &sequence_parallel in sps {
                                         let l = Layout {
@@ -156,6 +172,8 @@ pub fn candidates(
                                             microbatch: sizes[5],
                                             virtual_stages: sizes[6],
                                             recompute,
+                                            recompute_modules: modules,
+                                            recompute_layers,
                                             sequence_parallel,
                                             zero,
                                             zero_group: pinned.zero_group.unwrap_or(0),
@@ -246,6 +264,9 @@ mod tests {
                                                     microbatch: mb,
                                                     virtual_stages: v,
                                                     recompute: rc,
+                                                    recompute_modules:
+                                                        crate::parallelism::RecomputeModules::EMPTY,
+                                                    recompute_layers: None,
                                                     sequence_parallel: sp,
                                                     zero: zero.as_u8(),
                                                     zero_group: 0,

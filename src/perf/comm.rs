@@ -19,7 +19,7 @@ use super::terms::Terms;
 use super::theta::Param;
 use super::{Machine, Shape};
 use crate::network::{Collective, CommTime, Fabric, Group};
-use crate::parallelism::{Layout, Recompute};
+use crate::parallelism::{Layout, RecomputeModule};
 use crate::units::Bytes;
 use crate::workload::MoeDispatcher;
 
@@ -151,7 +151,14 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     let tp = l.tp as f64;
     let t = s.tokens_per_microbatch();
     let d = s.d_model;
-    let full = l.recompute == Recompute::Full;
+    // Recompute repeats the forward's collectives: those of whole layers (the block's share),
+    // and the MoE layer's dispatch and combine when the `moe` module is recomputed beyond the
+    // policy.
+    let full = s.full_recompute_fraction(s.layers_per_stage);
+    let moe_module = l
+        .recompute_modules
+        .without(l.recompute.modules())
+        .contains(RecomputeModule::Moe);
 
     let act = Bytes::new(BF16_BYTES * t * d);
     let g = groups(l, s.expert_tensor_parallel);
@@ -167,7 +174,7 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
         } else {
             0.0
         }
-        + if full { TP_RECOMPUTE_EXTRA } else { 0.0 }
+        + TP_RECOMPUTE_EXTRA * full
         - moe_mlp_tp_removed(s) * s.moe_fraction;
     let tp_layer =
         Comm::new(fab.time(Collective::AllReduce, act, tp_group), tp_param).scaled(tp_count);
@@ -182,7 +189,7 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     .scaled(CP_KV_GATHERS);
 
     let ep_layer = if s.moe_fraction > 0.0 {
-        experts(s, fab, &g, full)
+        experts(s, fab, &g, if moe_module { 1.0 } else { full })
     } else {
         Comm::default()
     };
@@ -223,7 +230,7 @@ fn moe_mlp_tp_removed(s: &Shape) -> f64 {
 /// the experts (Megatron-Core's all-to-all dispatcher): the MLP's two tensor-parallel
 /// all-reduces act on `k` token copies, `k − 1` more than a dense MLP's (which
 /// [`TP_ALL_REDUCES`] already counts). Full recompute repeats the forward's half.
-fn experts(s: &Shape, fab: &Fabric, g: &Groups, full: bool) -> Comm {
+fn experts(s: &Shape, fab: &Fabric, g: &Groups, recomputed: f64) -> Comm {
     let l = &s.layout;
     let tp = l.tp as f64;
     let sp_div = if l.sequence_parallel { tp } else { 1.0 };
@@ -231,7 +238,7 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, full: bool) -> Comm {
     let token = BF16_BYTES * s.d_model;
     let k = s.moe_active;
     let etp = expert_tp(l, s.expert_tensor_parallel);
-    let count = EP_ALL_TO_ALLS + if full { EP_RECOMPUTE_EXTRA } else { 0.0 };
+    let count = EP_ALL_TO_ALLS + EP_RECOMPUTE_EXTRA * recomputed;
     let half = |a: CommTime, b: CommTime| {
         Comm::new(a, Param::Network).scaled(0.5) + Comm::new(b, Param::Network).scaled(0.5)
     };
@@ -364,6 +371,7 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
 mod tests {
     use super::super::tests::{layout, setup_for};
     use super::*;
+    use crate::parallelism::Recompute;
     use crate::perf::{step_terms, Efficiency};
     use crate::units::BytesPerSecond;
     use approx::assert_relative_eq;

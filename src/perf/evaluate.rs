@@ -6,7 +6,7 @@ use super::step::{causal_model_flops_per_token, executed_flops_per_token, step_t
 use super::terms::{Comm, Terms};
 use super::theta::{Efficiency, Param, PARAMS};
 use super::{Machine, Shape};
-use crate::parallelism::Recompute;
+use crate::parallelism::{Recompute, RecomputeModule};
 use crate::units::{Bytes, Flops, FlopsPerSecond, Seconds};
 use crate::workload::AttentionKernel;
 use serde::{Deserialize, Serialize};
@@ -277,19 +277,48 @@ pub struct Prediction {
 }
 
 /// Recomputed FLOPs as a fraction of model FLOPs: full recompute adds one forward (a third of
-/// training); selective recompute of unfused attention adds the attention core's forward; MLP
-/// recompute the MLP's forward.
+/// training; of the block's share of layers with `recompute_layers`); selective recompute of
+/// unfused attention adds the attention core's forward; MLP recompute the MLP's forward; the
+/// `mlp` and `moe` modules the dense and MoE layers' MLP forward. Norm and activation
+/// recompute add no matmul FLOPs.
 fn recompute_share(shape: &Shape) -> f64 {
     let total = TRAINING_PASSES
         * (shape.layers * (shape.linear_per_token + shape.core_per_token) + shape.logit_per_token);
-    match (shape.layout.recompute, shape.attention) {
-        (Recompute::Full, _) => 1.0 / TRAINING_PASSES,
+    let l = &shape.layout;
+    let base = match (l.recompute, shape.attention) {
+        (Recompute::Full, _) => {
+            let share = shape.model_full_recompute_fraction();
+            if share >= 1.0 {
+                1.0 / TRAINING_PASSES
+            } else {
+                share / TRAINING_PASSES
+            }
+        }
         _ if total <= 0.0 => 0.0,
         (Recompute::Mlp, _) => shape.mlp_per_token * shape.layers / total,
         (Recompute::Selective, AttentionKernel::Unfused) => {
             shape.core_per_token * shape.layers / total
         }
         _ => 0.0,
+    };
+    if total <= 0.0 {
+        return base;
+    }
+    let extra: f64 = l
+        .recompute_modules
+        .without(l.recompute.modules())
+        .iter()
+        .map(|m| match (m, shape.attention) {
+            (RecomputeModule::CoreAttn, AttentionKernel::Unfused) => shape.core_per_token,
+            (RecomputeModule::Mlp, _) => shape.dense_mlp_per_token,
+            (RecomputeModule::Moe, _) => shape.mlp_per_token - shape.dense_mlp_per_token,
+            _ => 0.0,
+        })
+        .sum();
+    if extra > 0.0 {
+        base + extra * shape.layers / total
+    } else {
+        base
     }
 }
 
@@ -338,6 +367,16 @@ pub fn step_if_fits(
         .feasible()
         .then(|| step_terms(shape, machine).linear_at(theta).at(theta));
     (memory.total(), band, step)
+}
+
+/// The memory band of a configuration alone (the search's cheap probe: no step model).
+#[must_use]
+pub fn memory_band(shape: &Shape, machine: &Machine) -> MemoryBand {
+    band(
+        &memory::memory(shape),
+        machine.hbm_capacity,
+        machine.host_memory,
+    )
 }
 
 impl Evaluation {

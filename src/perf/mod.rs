@@ -66,7 +66,7 @@ mod theta;
 mod tests;
 
 pub use evaluate::{
-    evaluate, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
+    evaluate, memory_band, step_if_fits, Bound, Evaluation, Prediction, StepBreakdown, StepTerms,
 };
 pub use gemm::MatrixUnits;
 pub use memory::{memory_margin, MemoryBand, MemoryBreakdown, MEMORY_MODEL_ERROR};

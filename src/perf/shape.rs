@@ -73,6 +73,8 @@ pub struct Shape {
     /// Of `linear_per_token`, the MLP's (layer-averaged; routed and shared experts and the
     /// router in MoE layers).
     pub(crate) mlp_per_token: f64,
+    /// Of `mlp_per_token`, the dense layers' MLP (weighted by their share of layers).
+    pub(crate) dense_mlp_per_token: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
     pub(crate) logit_per_token: f64,
@@ -142,6 +144,8 @@ impl Shape {
                 microbatch: 1,
                 virtual_stages: 1,
                 recompute: crate::parallelism::Recompute::None,
+                recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+                recompute_layers: None,
                 sequence_parallel: false,
                 zero: 0,
                 zero_group: 0,
@@ -195,6 +199,7 @@ impl Shape {
             moe_imbalance: setup.moe_load_imbalance,
             offload: setup.offload_activations,
             mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
+            dense_mlp_per_token: dense.mlp.flops() * (1.0 - moe_fraction),
             core_per_token: dense.attention_core.flops(),
             // The multi-token-prediction modules run after the last layer, beside the output
             // head, on the last pipeline stage: priced with the logits.
@@ -241,6 +246,27 @@ impl Shape {
         self.chips = layout.chips() as f64;
         self.layout = *layout;
         self
+    }
+
+    /// Share of the layers of a pipeline rank holding `layers` layers (all its chunks) that
+    /// full recompute recomputes: all of them without a block; with a block of `N` layers per
+    /// chunk, `min(N·v, layers) / layers` (exact when only the end chunks are short by one,
+    /// [`PipelineSplit::OneFewerAtEnds`]); none without full recompute.
+    pub(crate) fn full_recompute_fraction(&self, layers: f64) -> f64 {
+        let l = &self.layout;
+        match (l.recompute, l.recompute_layers) {
+            (crate::parallelism::Recompute::Full, None) => 1.0,
+            (crate::parallelism::Recompute::Full, Some(n)) if layers > 0.0 => {
+                (f64::from(n) * f64::from(l.virtual_stages)).min(layers) / layers
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Share of the whole model's layers full recompute recomputes: `min(N·pp·v, L) / L` with a
+    /// block of `N` layers per chunk (ignoring chunks shorter than `N`).
+    pub(crate) fn model_full_recompute_fraction(&self) -> f64 {
+        self.full_recompute_fraction(self.layers / f64::from(self.layout.pp.max(1)))
     }
 
     /// Tokens one rank processes per micro-batch (before the tensor-parallel split).

@@ -14,7 +14,7 @@ use super::terms::Terms;
 use super::theta::Param;
 use super::{Machine, Shape};
 use crate::hardware::Precision;
-use crate::parallelism::Recompute;
+use crate::parallelism::{Recompute, RecomputeModule};
 use crate::workload::AttentionKernel;
 
 /// Bytes per element of a BF16 tensor (activations, gradients and weights in flight).
@@ -28,6 +28,13 @@ const SECONDS_PER_US: f64 = 1e-6;
 /// writing the sum (2 × (2 + 2 + 2) B): 8 + 12 = 20. Assumes one read and one write per tensor
 /// per kernel.
 const NORM_BYTES_PER_TOKEN_PER_D: f64 = 20.0;
+/// Of [`NORM_BYTES_PER_TOKEN_PER_D`], the two norms' (2 × (2 + 2) B): what recomputing them
+/// reads and writes again.
+const NORM_RECOMPUTE_BYTES_PER_TOKEN_PER_D: f64 = 8.0;
+/// Norm kernels per layer (`input_layernorm`, `pre_mlp_layernorm`).
+const NORM_KERNELS: f64 = 2.0;
+/// Kernels the recompute of the routed experts' activation function launches: one.
+const ACTIVATION_KERNELS: f64 = 1.0;
 /// HBM bytes per token per `d` per routed expert for MoE token shuffling: permuting each copy of
 /// the token into its expert's buffer and un-permuting/combining it afterwards, each reading and
 /// writing it in BF16 (2 × (2 + 2) B). An assumption (no fused permute).
@@ -204,6 +211,14 @@ struct Forward {
     score_bytes: f64,
     /// Of `memory`, the bytes of the MLP activation function.
     mlp_act_bytes: f64,
+    /// Of `mlp_act_bytes`, the dense layers' (weighted by their share of layers).
+    dense_act_bytes: f64,
+    /// Of `mlp_act_bytes`, the routed experts' (at the most loaded rank's tokens).
+    routed_act_bytes: f64,
+    /// Of `memory`, the MoE token permutation's and the router's.
+    route_bytes: f64,
+    /// Of `memory`, the two norms' (reading the residual stream, writing their output).
+    norm_bytes: f64,
     /// BF16 GEMM pricing (router, logits).
     bf16: GemmCost,
 }
@@ -228,6 +243,7 @@ impl Forward {
         let routed_width = s.moe_fraction * s.moe_active * s.expert_ffn;
         let mlp_width = s.mlp_width + routed_width * (imbalance - 1.0);
         let act_bytes = BF16_BYTES * t * mlp_width * (s.mlp_matrices + 1.0) / tp;
+        let act_bytes_of = |width: f64| BF16_BYTES * t * width * (s.mlp_matrices + 1.0) / tp;
         let (mask_bytes, score_dropout_bytes) = if s.dropout {
             (DROPOUT_MASK_BYTES_PER_TOKEN_PER_D, SCORE_DROPOUT_BYTES)
         } else {
@@ -258,6 +274,10 @@ impl Forward {
             kernels: LAYER_KERNELS + attention_kernels + MOE_KERNELS * s.moe_fraction,
             score_bytes,
             mlp_act_bytes: act_bytes,
+            dense_act_bytes: act_bytes_of(s.ffn * (1.0 - s.moe_fraction)),
+            routed_act_bytes: act_bytes_of(routed_width * imbalance),
+            route_bytes,
+            norm_bytes: NORM_RECOMPUTE_BYTES_PER_TOKEN_PER_D * t * d / sp_div,
             bf16,
         }
     }
@@ -279,14 +299,28 @@ fn backward(f: &Forward, attention: AttentionKernel) -> (Terms, Terms) {
     (matmul, total)
 }
 
-/// One layer's recompute: (matmuls, memory, kernels). Full recompute repeats the forward;
-/// selective recompute (Korthikanti et al. 2022) repeats the unfused attention core only; MLP
-/// recompute repeats the MLP's share of the linear layers and its activation's traffic.
+/// One layer's recompute: (matmuls, memory, kernels), averaged over the most loaded stage's
+/// layers. Full recompute repeats the forward (of the block's share of layers with
+/// `recompute_layers`); selective recompute (Korthikanti et al. 2022) repeats the unfused
+/// attention core only; MLP recompute repeats the MLP's share of the linear layers and its
+/// activation's traffic. Modules beyond the policy add theirs ([`module_recompute`]).
 fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     let flash = s.attention == AttentionKernel::Flash;
     let bw = m.hbm_bandwidth.bytes_per_second();
-    match s.layout.recompute {
-        Recompute::Full => (f.linear + f.core, f.memory, f.kernels),
+    let l = &s.layout;
+    let base = match l.recompute {
+        Recompute::Full => {
+            let share = s.full_recompute_fraction(s.layers_per_stage);
+            if share >= 1.0 {
+                (f.linear + f.core, f.memory, f.kernels)
+            } else {
+                (
+                    (f.linear + f.core) * share,
+                    f.memory * share,
+                    f.kernels * share,
+                )
+            }
+        }
         Recompute::Mlp => (
             f.linear * mlp_share(s),
             Terms::one(Param::Memory, f.mlp_act_bytes / bw),
@@ -298,6 +332,60 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
             UNFUSED_ATTENTION_KERNELS,
         ),
         _ => (Terms::default(), Terms::default(), 0.0),
+    };
+    let extra = l.recompute_modules.without(l.recompute.modules());
+    if extra.is_empty() {
+        return base;
+    }
+    extra.iter().fold(base, |(mm, mem, k), module| {
+        let (a, b, c) = module_recompute(module, f, s, m);
+        (mm + a, mem + b, k + c)
+    })
+}
+
+/// What recomputing one module adds to a layer's recompute (layer-averaged): the attention
+/// core as selective recompute; the dense or MoE MLP block its linear FLOPs, activation
+/// traffic and kernels (the MoE block also its token permutation and router, its dispatch and
+/// combine in [`super::comm`]); the routed experts' activation function its traffic and one
+/// kernel; the norms their traffic and two kernels.
+fn module_recompute(
+    module: crate::parallelism::RecomputeModule,
+    f: &Forward,
+    s: &Shape,
+    m: &Machine,
+) -> (Terms, Terms, f64) {
+    use crate::parallelism::RecomputeModule as M;
+    let bw = m.hbm_bandwidth.bytes_per_second();
+    let memory = |bytes: f64| Terms::one(Param::Memory, bytes / bw);
+    let moe = s.moe_fraction;
+    let share = |flops: f64| {
+        if s.linear_per_token > 0.0 {
+            flops / s.linear_per_token
+        } else {
+            0.0
+        }
+    };
+    match module {
+        M::CoreAttn if s.attention == AttentionKernel::Unfused => {
+            (f.core, memory(f.score_bytes), UNFUSED_ATTENTION_KERNELS)
+        }
+        M::CoreAttn => (Terms::default(), Terms::default(), 0.0),
+        M::Mlp => (
+            f.linear * share(s.dense_mlp_per_token),
+            memory(f.dense_act_bytes),
+            MLP_RECOMPUTE_KERNELS * (1.0 - moe),
+        ),
+        M::Moe => (
+            f.linear * share(s.mlp_per_token - s.dense_mlp_per_token),
+            memory(f.mlp_act_bytes - f.dense_act_bytes + f.route_bytes),
+            (MLP_RECOMPUTE_KERNELS + MOE_KERNELS) * moe,
+        ),
+        M::MoeAct => (
+            Terms::default(),
+            memory(f.routed_act_bytes),
+            ACTIVATION_KERNELS * moe,
+        ),
+        M::Layernorm => (Terms::default(), memory(f.norm_bytes), NORM_KERNELS),
     }
 }
 
@@ -362,12 +450,28 @@ pub(super) fn executed_flops_per_token(s: &Shape) -> f64 {
         (1.0, UNFUSED_BACKWARD_CORE)
     };
     let core = s.core_per_token * causal;
-    let recompute = match s.layout.recompute {
-        Recompute::Full => s.linear_per_token + core,
+    let l = &s.layout;
+    let mut recompute = match l.recompute {
+        Recompute::Full => {
+            let share = s.model_full_recompute_fraction();
+            if share >= 1.0 {
+                s.linear_per_token + core
+            } else {
+                (s.linear_per_token + core) * share
+            }
+        }
         Recompute::Mlp => s.mlp_per_token,
         Recompute::Selective if !flash => core,
         _ => 0.0,
     };
+    for module in l.recompute_modules.without(l.recompute.modules()).iter() {
+        recompute += match module {
+            RecomputeModule::CoreAttn if !flash => core,
+            RecomputeModule::Mlp => s.dense_mlp_per_token,
+            RecomputeModule::Moe => s.mlp_per_token - s.dense_mlp_per_token,
+            _ => 0.0,
+        };
+    }
     s.layers
         * ((1.0 + BACKWARD_LINEAR) * s.linear_per_token + (1.0 + backward_core) * core + recompute)
         + LOGIT_MATMUL_PASSES * s.logit_per_token

@@ -57,6 +57,8 @@ pub(super) fn layout(pp: u32, v: u32) -> Layout {
         microbatch: 1,
         virtual_stages: v,
         recompute: Recompute::Selective,
+        recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+        recompute_layers: None,
         sequence_parallel: true,
         zero: 1,
         zero_group: 0,
@@ -216,6 +218,8 @@ fn hardware_flops_never_exceed_peak() {
             microbatch: rng.pick(&[1, 2, 4, 8]),
             virtual_stages: rng.pick(&[1, 1, 2]),
             recompute: rng.pick(&[Recompute::None, Recompute::Selective, Recompute::Full]),
+            recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+            recompute_layers: None,
             sequence_parallel: tp > 1,
             zero: rng.pick(&[0, 1, 3]),
             zero_group: 0,
@@ -359,4 +363,121 @@ fn mlp_recompute_sits_between_none_and_full() {
         mlp.mlp_per_token * mlp.layers * mlp.tokens_per_step,
         max_relative = 1e-9
     );
+}
+
+/// GPT-3 175B on 512 H100s (96 layers on PP8: 12 per rank, 6 per chunk with v 2), with full
+/// recompute of a block of `n` layers per chunk (`None`: every layer), under `split`.
+fn block(n: Option<u32>, v: u32, split: crate::workload::PipelineSplit) -> (Shape, Machine) {
+    let mut l = layout(8, v);
+    l.recompute = Recompute::Full;
+    l.recompute_layers = n;
+    setup_with(l, 512, |s| {
+        s.attention = AttentionKernel::Unfused;
+        s.pipeline_split = split;
+    })
+}
+
+/// Full recompute of a block of `N` layers per chunk: `N = 0` prices exactly as no recompute
+/// and `N` = every layer of a chunk as full recompute (memory, step, FLOPs); in between, each
+/// more recomputed layer never raises the activations (of the most loaded rank) and never
+/// lowers the recompute FLOPs or time, for even and uneven pipeline splits, with and without
+/// interleaving.
+#[test]
+fn block_recompute_interpolates_between_none_and_full() {
+    use crate::perf::evaluate;
+    use crate::workload::PipelineSplit;
+    for split in [PipelineSplit::Even, PipelineSplit::OneFewerAtEnds] {
+        for v in [1, 2] {
+            let (full, m) = block(None, v, split);
+            let mut none = full;
+            none.layout.recompute = Recompute::None;
+            none.layout.recompute_layers = None;
+            let eval = |s: &Shape| evaluate(s, &m);
+            let same = |a: &Shape, b: &Shape| {
+                let (ea, eb) = (eval(a), eval(b));
+                assert_eq!(ea.memory, eb.memory, "{split:?} v{v}");
+                assert_eq!(ea.terms, eb.terms, "{split:?} v{v}");
+                assert_eq!(ea.executed_flops, eb.executed_flops, "{split:?} v{v}");
+                assert_eq!(ea.hardware_flops, eb.hardware_flops, "{split:?} v{v}");
+            };
+            let (zero, _) = block(Some(0), v, split);
+            same(&zero, &none);
+            let chunk = (full.layers_per_stage / f64::from(v)).ceil() as u32;
+            let (all, _) = block(Some(chunk), v, split);
+            same(&all, &full);
+            let mut last = eval(&zero);
+            for n in 1..=chunk {
+                let (s, _) = block(Some(n), v, split);
+                let e = eval(&s);
+                assert!(e.memory.activations <= last.memory.activations, "n {n}");
+                assert!(e.executed_flops >= last.executed_flops, "n {n}");
+                assert!(e.hardware_flops >= last.hardware_flops, "n {n}");
+                let theta = Efficiency::PRIOR.to_theta();
+                let re = |e: &crate::perf::Evaluation| e.terms.recompute.at(&theta);
+                assert!(re(&e) >= re(&last), "n {n}");
+                last = e;
+            }
+            // Strictly between none and full somewhere inside.
+            let (half, _) = block(Some(chunk / 2), v, split);
+            let mem = |s: &Shape| eval(s).memory.activations;
+            assert!(
+                mem(&full) < mem(&half) && mem(&half) < mem(&none),
+                "{split:?} v{v}"
+            );
+        }
+    }
+}
+
+/// Module recompute beyond the policy: `layernorm` and, on an MoE model, `moe-act` lower the
+/// activations and add memory-bound time but no matmul; the `mlp` and `moe` modules together
+/// are the `mlp` policy; the `moe` module on a dense model changes nothing.
+#[test]
+fn recompute_modules_lower_memory_at_their_cost() {
+    use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+    use crate::perf::evaluate;
+    let with = |model: &str, r: Recompute, modules: &[M]| {
+        let mut l = layout(8, 1);
+        l.recompute = r;
+        l.recompute_modules = modules.iter().copied().collect::<RecomputeModules>();
+        model_setup(model, (512, 4096), l, 512, |_| {})
+    };
+    let (base, m) = with("gpt3-175b", Recompute::Selective, &[]);
+    let (norms, _) = with("gpt3-175b", Recompute::Selective, &[M::Layernorm]);
+    let (a, b) = (evaluate(&base, &m), evaluate(&norms, &m));
+    assert!(b.memory.activations < a.memory.activations);
+    let (sa, sb) = (step(&base, &m), step(&norms, &m));
+    assert!(sb.memory_bound > sa.memory_bound);
+    assert_relative_eq!(
+        sa.matmul.seconds(),
+        sb.matmul.seconds(),
+        max_relative = 1e-12
+    );
+    assert_eq!(a.executed_flops, b.executed_flops);
+
+    // The mlp policy is the mlp and moe modules, on an MoE model.
+    let (policy, m2) = with("mixtral-8x7b", Recompute::Mlp, &[]);
+    let (modules, _) = with("mixtral-8x7b", Recompute::None, &[M::Mlp, M::Moe]);
+    let (p, q) = (evaluate(&policy, &m2), evaluate(&modules, &m2));
+    assert_relative_eq!(
+        p.memory.activations.bytes(),
+        q.memory.activations.bytes(),
+        max_relative = 1e-12
+    );
+    assert_relative_eq!(
+        p.executed_flops.flops(),
+        q.executed_flops.flops(),
+        max_relative = 1e-12
+    );
+    // moe-act: the experts' activation output, no matmul.
+    let (none, _) = with("mixtral-8x7b", Recompute::None, &[]);
+    let (act, _) = with("mixtral-8x7b", Recompute::None, &[M::MoeAct]);
+    let (n, a) = (evaluate(&none, &m2), evaluate(&act, &m2));
+    assert!(a.memory.activations < n.memory.activations);
+    assert_eq!(a.executed_flops, n.executed_flops);
+    assert!(step(&act, &m2).memory_bound > step(&none, &m2).memory_bound);
+    // The moe module on a dense model recomputes nothing.
+    let (dense, _) = with("gpt3-175b", Recompute::Selective, &[M::Moe]);
+    let (d, g) = (evaluate(&dense, &m), evaluate(&base, &m));
+    assert_eq!(d.memory, g.memory);
+    assert_eq!(d.executed_flops, g.executed_flops);
 }

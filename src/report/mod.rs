@@ -306,7 +306,7 @@ pub fn records_csv(records: &[serde_json::Value]) -> Result<String> {
 
 /// What the table's abbreviations mean.
 pub const LEGEND: &str = "\nlayout: TP tensor, PP pipeline, DP data, CP context, EP expert parallel; mb sequences per micro-batch; \
-v interleaved stages; none/selective/mlp/full recompute; Z ZeRO stage; fits: yes, tight +N% (over HBM by less than the memory model's error, accepted) or NO. MFU s²: model FLOPs with attention scores over the \
+v interleaved stages; none/selective/mlp/full recompute (full:N a block of N layers per chunk, +module a module recomputed beyond the policy); Z ZeRO stage; fits: yes, tight +N% (over HBM by less than the memory model's error, accepted) or NO. MFU s²: model FLOPs with attention scores over the \
 full s x s square (the published runs' convention; above 100% at long context, where a causal kernel computes half of it); \
 MFU causal: scores over the causal half (never above HFU, so never above 100%). days (failures): without and with expected \
 interruptions. MWh, avg MW: facility energy and mean facility power, all-in. cost $: on the row's price basis; * an estimated price.\n";
@@ -352,7 +352,7 @@ fn cells(o: &Outcome) -> [String; 17] {
                 } else {
                     String::new()
                 },
-                r.layout.recompute.as_str(),
+                r.layout.recompute_label(),
                 r.layout.zero
             ),
             match r.memory_band {

@@ -25,7 +25,9 @@ use crate::economics::{Ownership, Pricing, Settings};
 use crate::energy::Facility;
 use crate::error::{Error, Problem};
 use crate::hardware::{Catalog, Chip, Cluster, Precision, System};
-use crate::parallelism::{Layout, LayoutConstraints, Recompute, ZeroStage};
+use crate::parallelism::{
+    Layout, LayoutConstraints, Recompute, RecomputeModule, RecomputeModules, ZeroStage,
+};
 use crate::reliability::Resilience;
 use crate::units::{BytesPerSecond, Seconds, UsdPerChipHour};
 use crate::workload::{
@@ -182,6 +184,13 @@ pub struct LayoutRequest {
     pub virtual_stages: Option<i64>,
     /// Activation recomputation.
     pub recompute: Option<Recompute>,
+    /// Modules recomputed beyond those `recompute` names (Megatron-Core's
+    /// `--recompute-modules`; not with `full`).
+    pub recompute_modules: Option<Vec<RecomputeModule>>,
+    /// With `recompute = "full"`: the layers of each pipeline chunk that are recomputed, the
+    /// rest keeping every activation (Megatron's `--recompute-method block
+    /// --recompute-num-layers N`); default every layer.
+    pub recompute_layers: Option<i64>,
     /// Megatron sequence parallelism.
     pub sequence_parallel: Option<bool>,
     /// ZeRO stage, 0 to 3.
@@ -207,6 +216,8 @@ impl LayoutRequest {
             microbatch,
             virtual_stages,
             recompute,
+            recompute_modules,
+            recompute_layers,
             sequence_parallel,
             zero,
             zero_group,
@@ -223,10 +234,12 @@ impl LayoutRequest {
             virtual_stages,
             zero,
             zero_group,
+            recompute_layers,
         ]
         .iter()
         .all(|x| x.is_none())
             && recompute.is_none()
+            && recompute_modules.is_none()
             && sequence_parallel.is_none()
     }
 
@@ -251,6 +264,8 @@ impl LayoutRequest {
             virtual_stages: size("virtual_stages", self.virtual_stages),
             zero_group: size("zero_group", self.zero_group),
             recompute: self.recompute,
+            recompute_modules: None,
+            recompute_layers: None,
             sequence_parallel: self.sequence_parallel,
             zero: self.zero.and_then(|z| match ZeroStage::try_from(z) {
                 Ok(z) => Some(z),
@@ -261,10 +276,55 @@ impl LayoutRequest {
             }),
             allow_tp_scale_out: self.allow_tp_scale_out.unwrap_or(false),
         };
+        let mut c = c;
+        let fixed = !(self.is_empty() || self.search_rest == Some(true));
+        if let Some(n) = self.recompute_layers {
+            match u32::try_from(n) {
+                Err(_) => p.push(Problem::new(
+                    key(prefix, "recompute_layers"),
+                    format!("must be a whole number of layers, 0 or more, got {n}"),
+                )),
+                Ok(_) if self.recompute.is_some_and(|r| r != Recompute::Full) => {
+                    p.push(Problem::new(
+                        key(prefix, "recompute_layers"),
+                        format!(
+                            "recompute_layers needs recompute = \"full\", got \"{}\"",
+                            self.recompute.map_or("", Recompute::as_str)
+                        ),
+                    ));
+                }
+                // Given without a policy, it means full recompute of that block.
+                Ok(n) => {
+                    c.recompute = Some(Recompute::Full);
+                    c.recompute_layers = Some(Some(n));
+                }
+            }
+        } else if self.recompute == Some(Recompute::Full) && fixed {
+            c.recompute_layers = Some(None);
+        }
+        if let Some(m) = &self.recompute_modules {
+            let m: RecomputeModules = m.iter().copied().collect();
+            // A fixed layout's policy defaults to selective.
+            let policy = match c.recompute {
+                Some(r) => r,
+                None if fixed => Recompute::Selective,
+                None => Recompute::None,
+            };
+            if policy == Recompute::Full {
+                p.push(Problem::new(
+                    key(prefix, "recompute_modules"),
+                    format!(
+                        "[{m}] cannot be combined with recompute = \"full\", which recomputes whole layers"
+                    ),
+                ));
+            }
+            // The modules the policy already names are not repeated: one spelling per layout.
+            c.recompute_modules = Some(m.without(policy.modules()));
+        }
         if !p.is_empty() {
             return Err(p);
         }
-        Ok(if self.is_empty() || self.search_rest == Some(true) {
+        Ok(if !fixed {
             LayoutChoice::Search(c)
         } else {
             LayoutChoice::Fixed(c)
@@ -325,6 +385,8 @@ impl LayoutChoice {
             microbatch: c.microbatch.unwrap_or(1),
             virtual_stages: c.virtual_stages.unwrap_or(1),
             recompute: c.recompute.unwrap_or(Recompute::Selective),
+            recompute_modules: c.recompute_modules.unwrap_or_default(),
+            recompute_layers: c.recompute_layers.flatten(),
             sequence_parallel: c.sequence_parallel.unwrap_or(tp > 1),
             zero: c.zero.unwrap_or(ZeroStage::One).as_u8(),
             zero_group: c.zero_group.unwrap_or(0),

@@ -183,3 +183,80 @@ fn moe_load_imbalance_is_checked() {
         assert_eq!(keys, ["training.moe_load_imbalance"], "{bad}");
     }
 }
+
+/// `recompute_layers` pins full recompute of a block (alone, or beside `full`), refuses any
+/// other policy and negative counts; `recompute_modules` drops the modules the policy already
+/// names and refuses `full`. Problems name their keys.
+#[test]
+fn recompute_layers_and_modules_resolve_to_one_spelling() {
+    use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+    let fixed = |r: LayoutRequest| match r.resolve("layout") {
+        Ok(LayoutChoice::Fixed(c)) => Ok(c),
+        Ok(LayoutChoice::Search(_)) => panic!("expected a fixed layout"),
+        Err(p) => Err(p.into_iter().map(|p| p.key).collect::<Vec<_>>()),
+    };
+    let c = fixed(LayoutRequest {
+        recompute_layers: Some(3),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.recompute, Some(Recompute::Full));
+    assert_eq!(c.recompute_layers, Some(Some(3)));
+    let c = fixed(LayoutRequest {
+        recompute: Some(Recompute::Full),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.recompute_layers, Some(None));
+    for (recompute, layers) in [(Some(Recompute::Mlp), Some(2)), (None, Some(-1))] {
+        let keys = fixed(LayoutRequest {
+            recompute,
+            recompute_layers: layers,
+            ..Default::default()
+        })
+        .err();
+        assert_eq!(keys, Some(vec!["layout.recompute_layers".to_string()]));
+    }
+    let keys = fixed(LayoutRequest {
+        recompute: Some(Recompute::Full),
+        recompute_modules: Some(vec![M::Layernorm]),
+        ..Default::default()
+    })
+    .err();
+    assert_eq!(keys, Some(vec!["layout.recompute_modules".to_string()]));
+    // Selective (the default) already names the attention core.
+    let c = fixed(LayoutRequest {
+        recompute_modules: Some(vec![M::CoreAttn, M::MoeAct, M::Layernorm]),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let want: RecomputeModules = [M::MoeAct, M::Layernorm].into_iter().collect();
+    assert_eq!(c.recompute_modules, Some(want));
+}
+
+/// A layout with a block or extra modules round-trips through its serialized form; one
+/// without them serializes as before (no new keys).
+#[test]
+fn layouts_with_recompute_options_round_trip() {
+    use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+    let mut l = Layout::data_parallel(8);
+    let plain = serde_json::to_string(&l).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plain.contains("recompute_layers") && !plain.contains("recompute_modules"));
+    l.recompute_modules = RecomputeModules::EMPTY.with(M::MoeAct);
+    let json = serde_json::to_string(&l).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        json.contains("\"recompute_modules\":[\"moe-act\"]"),
+        "{json}"
+    );
+    let back: Layout = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, l);
+    l.recompute_modules = RecomputeModules::EMPTY;
+    l.recompute = Recompute::Full;
+    l.recompute_layers = Some(4);
+    let json = serde_json::to_string(&l).unwrap_or_else(|e| panic!("{e}"));
+    let back: Layout = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, l);
+    // A block without full recompute is refused on the way in.
+    let bad = json.replace("\"full\"", "\"none\"");
+    assert!(serde_json::from_str::<Layout>(&bad).is_err());
+}

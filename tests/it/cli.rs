@@ -763,3 +763,54 @@ fn long_context_mfu_is_shown_in_both_conventions() {
     assert!(pcts[0] > 100.0, "{row}");
     assert!(pcts[1] < 100.0 && pcts[1] <= pcts[2], "{row}");
 }
+
+/// Issue 8, item 1: `--recompute-layers` beyond the layers of a pipeline chunk, or beside a
+/// policy other than full, is refused with the flag and the reason; within them it runs.
+#[test]
+fn issue_8_recompute_layers_beyond_a_chunk_is_refused() {
+    let base = [
+        "estimate",
+        "--model",
+        "llama3-70b",
+        "--hardware",
+        "h100-sxm",
+        "--chips",
+        "64",
+        "--global-batch",
+        "64",
+        "--tp",
+        "8",
+        "--pp",
+        "4",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        xpusim(&a)
+    };
+    // 80 layers on 4 stages: 20 per chunk.
+    let o = with(&["--recompute-layers", "21"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--recompute-layers") && err.contains("21 exceeds the 20 layers"),
+        "{err}"
+    );
+    let o = with(&["--recompute", "selective", "--recompute-layers", "4"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("needs recompute = \"full\""), "{err}");
+    let o = with(&["--recompute", "full", "--recompute-modules", "layernorm"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--recompute-modules"), "{}", stderr(&o));
+    let o = with(&["--recompute-layers", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("full:20"), "{}", stdout(&o));
+    let o = with(&["--recompute-modules", "layernorm,moe_act"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("selective+moe-act+layernorm"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -101,6 +101,8 @@ impl L {
             microbatch: Some(self.microbatch.into()),
             virtual_stages: Some(self.virtual_stages.into()),
             recompute: Some(self.recompute),
+            recompute_modules: None,
+            recompute_layers: None,
             sequence_parallel: Some(self.sequence_parallel),
             zero: Some(self.zero.into()),
             zero_group: (self.zero_group != 0).then_some(self.zero_group.into()),

@@ -352,6 +352,57 @@ fn layout_search_is_deterministic_across_thread_counts() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
+    /// Full recompute of a block of layers per pipeline chunk, over random depths, pipelines,
+    /// interleavings and splits: one more recomputed layer never raises the activations and
+    /// never lowers the recompute time or the FLOPs executed; no block at all (0) keeps no
+    /// fewer activations than any block.
+    #[test]
+    fn more_recomputed_layers_never_raise_activations(
+        layers in 8_u32..128, pp_log in 0_u32..4, v_log in 0_u32..3, one_fewer in any::<bool>(), pick in 0_u32..64,
+    ) {
+        let pp = 1_u32 << pp_log;
+        let v = if pp > 1 { 1_u32 << v_log } else { 1 };
+        prop_assume!(layers >= pp * v);
+        let mut m = model("llama3-8b");
+        m.layers = layers;
+        let chips = u64::from(8 * pp);
+        let cluster = catalog().cluster("h100-sxm", chips).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let setup = xpusim::SetupRequest {
+            global_batch: Some(i64::from(4 * pp)),
+            seq_len: Some(4096),
+            tokens: Some(1e12),
+            pipeline_split: Some(if one_fewer { xpusim::PipelineSplit::OneFewerAtEnds } else { xpusim::PipelineSplit::Even }),
+            ..Default::default()
+        }
+        .resolve("", &m)
+        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let job = xpusim::Job::new(m, setup, cluster);
+        let at = |n: u32| {
+            let l = xpusim::LayoutRequest {
+                tp: Some(8),
+                pp: Some(i64::from(pp)),
+                virtual_stages: Some(i64::from(v)),
+                recompute_layers: Some(i64::from(n)),
+                ..Default::default()
+            }
+            .resolve("layout")
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            xpusim::run(&job, &l, &cal())
+                .map(|a| a.estimate.prediction)
+                .map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let chunk = if one_fewer && pp > 1 { (layers + 2).div_ceil(pp * v) } else { layers.div_ceil(pp * v) };
+        let n = pick % chunk;
+        let (a, b) = (at(n)?, at(n + 1)?);
+        prop_assert!(b.memory.activations <= a.memory.activations);
+        prop_assert!(b.breakdown.recompute >= a.breakdown.recompute);
+        prop_assert!(b.hfu * b.step_time.seconds() >= a.hfu * a.step_time.seconds() * (1.0 - 1e-12));
+        let none = at(0)?;
+        prop_assert!(none.memory.activations >= b.memory.activations);
+        // Beyond the largest chunk is refused, not clamped.
+        prop_assert!(at(chunk + 1).is_err());
+    }
+
     /// More chips never lower peak FLOP/s.
     #[test]
     fn more_chips_never_lower_peak(a in 1_u64..2_000_000, b in 1_u64..2_000_000, pick in 0_usize..16) {
@@ -586,4 +637,65 @@ fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
             .seconds()
     };
     assert!(step(Precision::Fp8) >= step(Precision::Bf16) * (1.0 - 1e-12));
+}
+
+/// Issue 8, item 1: full recompute of a block of layers per pipeline chunk, requested as a run
+/// file or scenario would (`recompute_layers`), lies between keeping every activation and
+/// recomputing every layer, in memory and in step time; the search finds a block where
+/// keeping every activation does not fit.
+#[test]
+fn issue_8_block_recompute_lies_between_none_and_full() {
+    let cal = cal();
+    let cluster = catalog()
+        .cluster("h100-sxm", 1024)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let setup = setup_new(512, 8192, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+    let job = xpusim::Job::new(model("llama3-405b"), setup, cluster);
+    let at = |recompute: Recompute, layers: Option<i64>| {
+        let l = xpusim::LayoutRequest {
+            tp: Some(8),
+            pp: Some(8),
+            recompute: Some(recompute),
+            recompute_layers: layers,
+            ..Default::default()
+        }
+        .resolve("layout")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        xpusim::run(&job, &l, &cal)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .estimate
+    };
+    let (none, block, full) = (
+        at(Recompute::None, None),
+        at(Recompute::Full, Some(8)),
+        at(Recompute::Full, None),
+    );
+    assert_eq!(block.layout.recompute_layers(), Some(8));
+    let mem = |e: &xpusim::Estimate| e.prediction.memory.activations;
+    let step = |e: &xpusim::Estimate| e.prediction.step_time;
+    assert!(mem(&full) < mem(&block) && mem(&block) < mem(&none));
+    assert!(step(&none) < step(&block) && step(&block) < step(&full));
+    // Every layer of the 16-layer chunks is the same as full recompute.
+    let all = at(Recompute::Full, Some(16));
+    assert_eq!(all.prediction.step_time, full.prediction.step_time);
+    assert_eq!(all.prediction.memory, full.prediction.memory);
+    // Searched with full recompute pinned: a block wins, and it is the smallest that fits.
+    let pinned = xpusim::LayoutRequest {
+        tp: Some(8),
+        pp: Some(8),
+        recompute: Some(Recompute::Full),
+        search_rest: Some(true),
+        ..Default::default()
+    }
+    .resolve("layout")
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let found = xpusim::run(&job, &pinned, &cal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .estimate;
+    let n = found
+        .layout
+        .recompute_layers()
+        .unwrap_or_else(|| panic!("a block: {}", found.layout));
+    assert!(found.prediction.fits_memory && n >= 1);
+    assert!(found.prediction.step_time < full.prediction.step_time);
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use xpusim::report::{Format, TextFormat};
 use xpusim::{
     AttentionKernel, MainGrads, MoeDispatcher, Objective, OptimizerStates, PipelineSplit,
-    Precision, Pricing, Recompute, SoftwareEra,
+    Precision, Pricing, Recompute, RecomputeModule, SoftwareEra,
 };
 
 #[derive(Parser)]
@@ -160,6 +160,14 @@ pub struct EstimateArgs {
     /// Activation recomputation.
     #[arg(long, value_enum)]
     pub recompute: Option<Recompute>,
+    /// Modules recomputed beyond those --recompute names, comma-separated (Megatron-Core's
+    /// --recompute-modules: core-attn, mlp, moe, moe-act, layernorm; not with full).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub recompute_modules: Option<Vec<RecomputeModule>>,
+    /// With --recompute full: the layers of each pipeline chunk recomputed, the rest keeping
+    /// every activation (Megatron's --recompute-method block --recompute-num-layers N).
+    #[arg(long, allow_negative_numbers = true)]
+    pub recompute_layers: Option<i64>,
     /// ZeRO stage 0..3.
     #[arg(long, allow_negative_numbers = true)]
     pub zero: Option<i64>,

@@ -163,6 +163,8 @@ fn estimate_one(
         microbatch: a.microbatch,
         virtual_stages: a.virtual_stages,
         recompute: a.recompute,
+        recompute_modules: a.recompute_modules.clone(),
+        recompute_layers: a.recompute_layers,
         sequence_parallel: None,
         zero: a.zero,
         zero_group: a.zero_group,

@@ -47,64 +47,133 @@ const SOFTMAX_BYTES: f64 = Precision::Bf16.bytes();
 /// output (Korthikanti et al. 2022).
 const SCORE_DROPOUT_BYTES: f64 = 3.0;
 
-/// Activation bytes of one layer for one micro-batch on one chip.
+/// Activation bytes of one layer for one micro-batch on one chip, averaged over the layers of
+/// the most loaded pipeline rank.
 pub(super) fn per_layer(s: &Shape) -> f64 {
+    per_layer_on(s, s.layers_per_stage)
+}
+
+/// Activation bytes of one layer for one micro-batch on one chip, averaged over the `layers`
+/// layers of one pipeline rank: with a block of fully recomputed layers
+/// ([`Shape::full_recompute_fraction`]), those keep only their input and the rest everything
+/// ([`kept_layer`]).
+pub(super) fn per_layer_on(s: &Shape, layers: f64) -> f64 {
+    let full = s.full_recompute_fraction(layers);
+    if full >= 1.0 {
+        recomputed_layer(s)
+    } else if full <= 0.0 {
+        kept_layer(s)
+    } else {
+        full * recomputed_layer(s) + (1.0 - full) * kept_layer(s)
+    }
+}
+
+/// A fully recomputed layer keeps only its input.
+fn recomputed_layer(s: &Shape) -> f64 {
     let l = &s.layout;
+    let sp_div = if l.sequence_parallel {
+        l.tp as f64
+    } else {
+        1.0
+    };
+    ACTIVATION_BYTES * s.tokens_per_microbatch() * s.d_model / sp_div
+}
+
+/// A layer that is not fully recomputed: the table above, less what its recomputed modules
+/// ([`crate::parallelism::Layout::recomputed_modules`]) do not keep.
+///
+/// - `core-attn`: the unfused score tensors (Korthikanti et al. 2022, selective recompute).
+/// - `mlp` / `moe`: the MLP block of the dense / MoE layers is re-run from the block's input,
+///   the second norm's input, already counted: its up-projection outputs, down-projection input
+///   and own GEMM input go (by the share of such layers).
+/// - `moe-act`: the routed experts' down-projection input (their activation's output) goes;
+///   their up-projection outputs stay, the activation is recomputed from them.
+/// - `layernorm`: the two norms' outputs, the QKV projection's and the MLP's GEMM inputs, go;
+///   the norms' inputs (the residual stream) stay.
+fn kept_layer(s: &Shape) -> f64 {
+    use crate::parallelism::RecomputeModule as M;
+    let l = &s.layout;
+    let modules = l.recomputed_modules();
     let tp = l.tp as f64;
     let t = s.tokens_per_microbatch();
     let d = s.d_model;
     let sp_div = if l.sequence_parallel { tp } else { 1.0 };
     let i = s.linear_input_bytes;
-    match l.recompute {
-        // Only the layer input is kept.
-        Recompute::Full => ACTIVATION_BYTES * t * d / sp_div,
-        _ => {
-            let masks = if s.dropout {
-                DROPOUT_MASK_BYTES_PER_TOKEN_PER_D
-            } else {
-                0.0
-            };
-            let outside =
-                (NORM_INPUTS * ACTIVATION_BYTES + D_WIDTH_GEMM_INPUTS * i + masks) * t * d / sp_div;
-            let attention = t
-                * (s.q_width * (ACTIVATION_BYTES + i)
-                    + s.kv_width * KV_WIDTH_TENSORS * ACTIVATION_BYTES)
-                / tp;
-            // The MLP keeps its up-projections' outputs and the down-projection's input, unless
-            // it is recomputed from its input (then only that input, the second norm's input,
-            // is kept: counted above, less the MLP's own GEMM input).
-            let mlp = if l.recompute == Recompute::Mlp {
-                -i * t * d / sp_div
-            } else {
-                t * s.mlp_width * (s.mlp_matrices * ACTIVATION_BYTES + i) / tp
-            };
-            let scores = if s.attention == AttentionKernel::Unfused
-                && matches!(l.recompute, Recompute::None | Recompute::Mlp)
-            {
-                let per_score = if s.dropout {
-                    SOFTMAX_BYTES + SCORE_DROPOUT_BYTES
-                } else {
-                    SOFTMAX_BYTES
-                };
-                per_score * s.heads * s.seq * t / tp
-            } else {
-                0.0
-            };
-            outside + attention + mlp + scores
-        }
+    let masks = if s.dropout {
+        DROPOUT_MASK_BYTES_PER_TOKEN_PER_D
+    } else {
+        0.0
+    };
+    let outside =
+        (NORM_INPUTS * ACTIVATION_BYTES + D_WIDTH_GEMM_INPUTS * i + masks) * t * d / sp_div;
+    let attention = t
+        * (s.q_width * (ACTIVATION_BYTES + i) + s.kv_width * KV_WIDTH_TENSORS * ACTIVATION_BYTES)
+        / tp;
+    // Of the layers, the share whose MLP block is recomputed from its input.
+    let (dense_mlp, moe_mlp) = (modules.contains(M::Mlp), modules.contains(M::Moe));
+    let mlp_recomputed = match (dense_mlp, moe_mlp) {
+        (true, true) => 1.0,
+        (true, false) => 1.0 - s.moe_fraction,
+        (false, true) => s.moe_fraction,
+        (false, false) => 0.0,
+    };
+    // The MLP keeps its up-projections' outputs and the down-projection's input, unless it is
+    // recomputed from its input (then only that input, the second norm's input, is kept:
+    // counted above, less the MLP's own GEMM input).
+    let dense_width = s.ffn * (1.0 - s.moe_fraction);
+    let kept_width = match (dense_mlp, moe_mlp) {
+        (false, false) => s.mlp_width,
+        (true, false) => s.mlp_width - dense_width,
+        (false, true) => dense_width,
+        (true, true) => 0.0,
+    };
+    let mut mlp = t * kept_width * (s.mlp_matrices * ACTIVATION_BYTES + i) / tp;
+    if kept_width <= 0.0 {
+        mlp = 0.0;
     }
+    if mlp_recomputed > 0.0 {
+        mlp -= i * t * d / sp_div * mlp_recomputed;
+    }
+    if modules.contains(M::MoeAct) && !moe_mlp {
+        mlp -= i * t * s.moe_fraction * s.moe_active * s.expert_ffn / tp;
+    }
+    // The norms' outputs: the QKV input, and the MLP input where the MLP is not recomputed
+    // (where it is, that input is gone already).
+    let norms = if modules.contains(M::Layernorm) {
+        -i * t * d / sp_div * (2.0 - mlp_recomputed)
+    } else {
+        0.0
+    };
+    let scores = if s.attention == AttentionKernel::Unfused && !modules.contains(M::CoreAttn) {
+        let per_score = if s.dropout {
+            SOFTMAX_BYTES + SCORE_DROPOUT_BYTES
+        } else {
+            SOFTMAX_BYTES
+        };
+        per_score * s.heads * s.seq * t / tp
+    } else {
+        0.0
+    };
+    outside + attention + mlp + scores + norms
 }
 
-/// Bytes of the working set full recompute adds at its peak: the backward pass re-runs one
+/// Bytes of the working set recomputation adds at its peak: the backward pass re-runs one
 /// layer's forward and holds all of that layer's activations for one micro-batch while it
 /// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
 /// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
-/// already kept. MLP recompute likewise re-materialises one layer's MLP tensors. Zero otherwise.
+/// already kept. Module recompute (MLP, norms, expert activation) likewise re-materialises one
+/// layer's recomputed tensors. Zero otherwise (and for selective recompute of the attention
+/// core alone, whose scores are re-made one head block at a time).
 pub(super) fn recompute_working_set(s: &Shape) -> f64 {
-    if matches!(s.layout.recompute, Recompute::Full | Recompute::Mlp) {
-        let mut kept = *s;
-        kept.layout.recompute = Recompute::None;
-        per_layer(&kept) - per_layer(s)
+    let l = &s.layout;
+    let mut kept = *s;
+    kept.layout.recompute = Recompute::None;
+    kept.layout.recompute_modules = crate::parallelism::RecomputeModules::EMPTY;
+    kept.layout.recompute_layers = None;
+    if s.full_recompute_fraction(s.layers_per_stage) > 0.0 {
+        kept_layer(&kept) - recomputed_layer(s)
+    } else if l.recompute == Recompute::Mlp || !l.recompute_modules.is_empty() {
+        kept_layer(&kept) - kept_layer(s)
     } else {
         0.0
     }
@@ -164,6 +233,8 @@ mod tests {
             tp,
             sequence_parallel: sp,
             recompute,
+            recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+            recompute_layers: None,
             microbatch: b,
             ..Layout::data_parallel(8)
         };
@@ -268,5 +339,91 @@ mod tests {
         // Fewer micro-batches than stages: all of them.
         shape.microbatches = 2.0;
         assert_relative_eq!(layer_microbatches(&shape, 0, layers), 2.0 * layers);
+    }
+
+    /// A block of `N` layers per chunk keeps, on a rank of `L` layers in `v` chunks, `N·v`
+    /// layers at the full-recompute size and the rest at the size of no recompute.
+    #[test]
+    fn block_recompute_mixes_the_per_layer_sizes() {
+        let (mut b, ..) = gpt3(8, true, Recompute::Full, 1);
+        b.layout.pp = 8;
+        b.layout.virtual_stages = 2;
+        b.layout.recompute_layers = Some(2);
+        let (full, ..) = gpt3(8, true, Recompute::Full, 1);
+        let (none, ..) = gpt3(8, true, Recompute::None, 1);
+        // 12 layers on the rank, 2 × 2 of them recomputed.
+        assert_relative_eq!(
+            per_layer_on(&b, 12.0),
+            per_layer(&full) * 4.0 / 12.0 + per_layer(&none) * 8.0 / 12.0,
+            max_relative = 1e-12
+        );
+        // A rank with fewer layers than the block recomputes them all.
+        assert_relative_eq!(per_layer_on(&b, 3.0), per_layer(&full));
+        // The working set is a whole layer's, as with full recompute.
+        assert_relative_eq!(
+            recompute_working_set(&b),
+            recompute_working_set(&full),
+            max_relative = 1e-12
+        );
+    }
+
+    /// `layernorm` drops the two norm outputs (the QKV and MLP GEMM inputs, `2 × 2` bytes per
+    /// `s·b·h`, split by sequence parallelism); with the MLP recomputed only the QKV one is left
+    /// to drop. `moe-act` drops nothing from a dense model.
+    #[test]
+    fn layernorm_recompute_drops_the_norm_outputs() {
+        use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+        let (base, s, b, h, _) = gpt3(8, true, Recompute::Selective, 1);
+        let mut norms = base;
+        norms.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Layernorm);
+        let t = 8.0;
+        assert_relative_eq!(
+            per_layer(&base) - per_layer(&norms),
+            4.0 * s * b * h / t,
+            max_relative = 1e-12
+        );
+        let (mlp, ..) = gpt3(8, true, Recompute::Mlp, 1);
+        let mut both = mlp;
+        both.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Layernorm);
+        assert_relative_eq!(
+            per_layer(&mlp) - per_layer(&both),
+            2.0 * s * b * h / t,
+            max_relative = 1e-12
+        );
+        let mut act = base;
+        act.layout.recompute_modules = RecomputeModules::EMPTY.with(M::MoeAct);
+        assert_relative_eq!(per_layer(&act), per_layer(&base));
+    }
+
+    /// `moe-act` drops the routed experts' activation output: `i` bytes per routed expert
+    /// width per token, split by tensor parallelism.
+    #[test]
+    fn moe_act_recompute_drops_the_expert_activation_output() {
+        use crate::parallelism::{RecomputeModule as M, RecomputeModules};
+        let model = preset("mixtral-8x7b").unwrap_or_else(|e| panic!("{e}"));
+        let moe = model.moe.clone().unwrap_or_else(|| panic!("an MoE preset"));
+        let setup =
+            TrainingSetup::new(512, 4096, 1e12, Precision::Bf16).unwrap_or_else(|e| panic!("{e}"));
+        let layout = Layout {
+            tp: 4,
+            sequence_parallel: true,
+            recompute: Recompute::None,
+            ..Layout::data_parallel(8)
+        };
+        let base = Shape::new(&model, &setup, &layout);
+        let mut act = base;
+        act.layout.recompute_modules = RecomputeModules::EMPTY.with(M::MoeAct);
+        let want = 2.0 * 4096.0 * f64::from(moe.active) * moe.expert_ffn as f64 / 4.0;
+        assert_relative_eq!(
+            per_layer(&base) - per_layer(&act),
+            want * base.moe_fraction,
+            max_relative = 1e-12
+        );
+        // With the whole MoE block recomputed, moe-act adds nothing.
+        let mut moe_block = base;
+        moe_block.layout.recompute_modules = RecomputeModules::EMPTY.with(M::Moe);
+        let mut both = moe_block;
+        both.layout.recompute_modules = moe_block.layout.recompute_modules.with(M::MoeAct);
+        assert_relative_eq!(per_layer(&both), per_layer(&moe_block));
     }
 }

@@ -140,7 +140,7 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
     let layer_mb = activations::layer_microbatches(s, r.index, r.layers);
     // Offload moves that share of the saved layer activations to host memory; the layer being
     // recomputed stays in HBM.
-    let saved = activations::per_layer(s) * layer_mb;
+    let saved = activations::per_layer_on(s, r.layers) * layer_mb;
     let activations = Bytes::new(saved * (1.0 - s.offload) + activations::recompute_working_set(s));
     let offloaded = Bytes::new(saved * s.offload);
     // Logits of one micro-batch on the last stage and, under ZeRO-3, gathered layers.
@@ -201,6 +201,8 @@ mod tests {
             pp,
             sequence_parallel: true,
             recompute: Recompute::Selective,
+            recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
+            recompute_layers: None,
             zero: 1,
             ..Layout::data_parallel(4)
         };
