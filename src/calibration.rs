@@ -32,6 +32,10 @@ use std::path::Path;
 /// settings): the weight of the data against the prior.
 pub const RESIDUAL_SIGMA: f64 = 0.08;
 
+/// Refits that settle a matmul format tied to its fitted sibling (see [`fit_group`]); the tie
+/// converges geometrically, in a few.
+const MAX_TIE_REFITS: usize = 20;
+
 /// Huber's tuning constant (95% efficiency under Gaussian residuals; Huber 1964).
 pub const HUBER_K: f64 = 1.345;
 
@@ -367,11 +371,139 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             reason: "no runs to fit".into(),
         });
     }
+    let (mut theta, mut fixed, mut cov) = solve(runs, [None; PARAMS])?;
+    // A matmul format no run informs keeps its prior only in proportion to its fitted sibling:
+    // it moves from its prior by the same factor as the format the runs do inform. With no
+    // low-precision run, FP8/FP4 matmuls reach PRIOR.matmul_low / PRIOR.matmul of the fitted
+    // BF16 fraction (Trainium's FP8 prior of 65% above its fitted BF16 50% made FP8 faster than
+    // BF16 on Trn1, whose two peaks are equal); with only FP8 runs, BF16 matmuls reach the
+    // inverse ratio of the fitted FP8 fraction (Blackwell's published runs are FP8; its BF16
+    // prior of 80% stood beside a fitted FP8 49%). The priors' ratio, 0.81, is the one Hopper,
+    // the group fitted on both, shows (0.49 / 0.62).
+    let any_low = runs.iter().any(|r| r.terms.low_precision_matmul());
+    let any_bf16 = runs.iter().any(|r| !r.terms.low_precision_matmul());
+    let index = |name: &str| PARAM_NAMES.iter().position(|n| *n == name);
+    let prior = Efficiency::PRIOR;
+    // The tie moves with the sibling it follows, so hold it and refit until both agree.
+    let mut tied: Option<usize> = None;
+    for _ in 0..MAX_TIE_REFITS {
+        let fitted = Efficiency::from_theta(&theta);
+        let target = match (any_bf16, any_low) {
+            (true, false) => (
+                "matmul_low",
+                Efficiency {
+                    matmul_low: prior.matmul_low * fitted.matmul / prior.matmul,
+                    ..fitted
+                },
+            ),
+            (false, true) => (
+                "matmul",
+                Efficiency {
+                    matmul: (prior.matmul * fitted.matmul_low / prior.matmul_low).min(1.0),
+                    ..fitted
+                },
+            ),
+            _ => break,
+        };
+        let Some(i) = index(target.0) else { break };
+        let v = target.1.to_theta()[i];
+        if tied == Some(i) && (v - theta[i]).abs() <= 1e-12 * v.abs() {
+            break;
+        }
+        tied = Some(i);
+        let mut hold = [None; PARAMS];
+        hold[i] = Some(v);
+        (theta, fixed, cov) = solve(runs, hold)?;
+    }
+    // The attention kernel's matmuls run no faster than the chip's BF16 GEMMs: its softmax,
+    // masking and rescaling sit between them (FlashAttention-2/3 reach 50-75% of peak where
+    // GEMMs reach 80%+). A fit that puts attention above the fitted BF16 fraction, which
+    // happens where short sequences leave it barely informed (Hopper's 0.88 ± 0.26), is held
+    // to it.
+    let fitted = Efficiency::from_theta(&theta);
+    if fitted.attention > fitted.matmul {
+        theta = Efficiency {
+            attention: fitted.matmul,
+            ..fitted
+        }
+        .to_theta();
+    }
+    // Likewise the MoE fixed cost: without an MoE run its coefficient is zero in every row, so
+    // the normal equations already return the prior; hold it there explicitly.
+    if !runs.iter().any(|r| r.terms.has_moe_layers()) {
+        theta = Efficiency {
+            moe_fixed_us: Efficiency::PRIOR.moe_fixed_us,
+            ..Efficiency::from_theta(&theta)
+        }
+        .to_theta();
+    }
+    let errors: Vec<f64> = runs
+        .iter()
+        .map(|r| r.terms.linear_at(&theta).at(&theta) / r.measured.seconds() - 1.0)
+        .collect();
+    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+    let max = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
+    Ok(GroupFit {
+        runs: runs.len(),
+        rms_relative_error: rms,
+        max_relative_error: max,
+        efficiency: Efficiency::from_theta(&theta),
+        theta_sigma: PARAM_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.to_string(),
+                    if fixed[i].is_some() {
+                        0.0
+                    } else {
+                        cov[(i, i)].max(0.0).sqrt()
+                    },
+                )
+            })
+            .collect(),
+        held_out_rms_error: None,
+        // The best measured MFU, widened by the fit's rms error: a prediction above it is
+        // beyond anything the family has shown.
+        envelope: runs
+            .iter()
+            .map(|r| r.extent)
+            .reduce(Extent::max)
+            .map(|e| Extent {
+                mfu_bp: (e.mfu_bp as f64 * (1.0 + rms)).round() as u64,
+                ..e
+            }),
+        at_bound: PARAM_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fixed[*i].is_some() && tied != Some(*i))
+            .map(|(_, n)| n.to_string())
+            .collect(),
+        chips: runs
+            .iter()
+            .map(|r| r.chip.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        studies: runs
+            .iter()
+            .map(|r| r.study.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+    })
+}
+
+/// The regularised least-squares fit of θ to `runs`, with the parameters in `fixed` held:
+/// (θ, the parameters held, including those the fit pushed to a bound, and θ's covariance).
+fn solve(
+    runs: &[&Sample],
+    fixed: [Option<f64>; PARAMS],
+) -> Result<([f64; PARAMS], [Option<f64>; PARAMS], DMatrix<f64>)> {
     let prior = Efficiency::PRIOR.to_theta();
     let sigma_p = Efficiency::PRIOR_SIGMA;
     let w = 1.0 / (RESIDUAL_SIGMA * RESIDUAL_SIGMA);
     let mut theta = prior;
-    let mut fixed: [Option<f64>; PARAMS] = [None; PARAMS];
+    let mut fixed = fixed;
     let mut cov = DMatrix::<f64>::zeros(PARAMS, PARAMS);
     for _ in 0..50 {
         let mut lhs = DMatrix::<f64>::zeros(PARAMS, PARAMS);
@@ -451,94 +583,7 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             break;
         }
     }
-    // A parameter no run informs keeps its prior, which must not claim more than the fitted
-    // sibling it stands beside: with no low-precision run, FP8/FP4 matmuls reach at most the
-    // fitted BF16 fraction of their peak (Trainium's FP8 prior of 65% above its fitted 50%
-    // made FP8 faster than BF16 on Trn1, whose two peaks are equal).
-    let fitted = Efficiency::from_theta(&theta);
-    if !runs.iter().any(|r| r.terms.low_precision_matmul()) && fitted.matmul_low > fitted.matmul {
-        theta = Efficiency {
-            matmul_low: fitted.matmul,
-            ..fitted
-        }
-        .to_theta();
-    }
-    // The attention kernel's matmuls run no faster than the chip's BF16 GEMMs: its softmax,
-    // masking and rescaling sit between them (FlashAttention-2/3 reach 50-75% of peak where
-    // GEMMs reach 80%+). A fit that puts attention above the fitted BF16 fraction, which
-    // happens where short sequences leave it barely informed (Hopper's 0.88 ± 0.26), is held
-    // to it.
-    let fitted = Efficiency::from_theta(&theta);
-    if fitted.attention > fitted.matmul {
-        theta = Efficiency {
-            attention: fitted.matmul,
-            ..fitted
-        }
-        .to_theta();
-    }
-    // Likewise the MoE fixed cost: without an MoE run its coefficient is zero in every row, so
-    // the normal equations already return the prior; hold it there explicitly.
-    if !runs.iter().any(|r| r.terms.has_moe_layers()) {
-        theta = Efficiency {
-            moe_fixed_us: Efficiency::PRIOR.moe_fixed_us,
-            ..Efficiency::from_theta(&theta)
-        }
-        .to_theta();
-    }
-    let errors: Vec<f64> = runs
-        .iter()
-        .map(|r| r.terms.linear_at(&theta).at(&theta) / r.measured.seconds() - 1.0)
-        .collect();
-    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
-    let max = errors.iter().fold(0.0_f64, |m, e| m.max(e.abs()));
-    Ok(GroupFit {
-        runs: runs.len(),
-        rms_relative_error: rms,
-        max_relative_error: max,
-        efficiency: Efficiency::from_theta(&theta),
-        theta_sigma: PARAM_NAMES
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                (
-                    n.to_string(),
-                    if fixed[i].is_some() {
-                        0.0
-                    } else {
-                        cov[(i, i)].max(0.0).sqrt()
-                    },
-                )
-            })
-            .collect(),
-        held_out_rms_error: None,
-        // The best measured MFU, widened by the fit's rms error: a prediction above it is
-        // beyond anything the family has shown.
-        envelope: runs
-            .iter()
-            .map(|r| r.extent)
-            .reduce(Extent::max)
-            .map(|e| Extent {
-                mfu_bp: (e.mfu_bp as f64 * (1.0 + rms)).round() as u64,
-                ..e
-            }),
-        at_bound: PARAM_NAMES
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| fixed[*i].is_some())
-            .map(|(_, n)| n.to_string())
-            .collect(),
-        chips: runs
-            .iter()
-            .map(|r| r.chip.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        studies: runs
-            .iter()
-            .map(|r| r.study.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-    })
+    Ok((theta, fixed, cov))
 }
 
 /// Fit every calibration group, family and the global pool present in `runs`.

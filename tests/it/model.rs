@@ -607,8 +607,8 @@ fn an_uninformed_moe_fixed_cost_stays_at_its_prior() {
 }
 
 /// Issue 8: no prior exceeds a fitted sibling. Trainium's fit has no FP8 run, so FP8 matmuls get
-/// at most its fitted BF16 fraction, and on Trn1, whose FP8 and BF16 peaks are equal, FP8 is not
-/// faster than BF16.
+/// less than its fitted BF16 fraction (in the priors' proportion), and on Trn1, whose FP8 and
+/// BF16 peaks are equal, FP8 is not faster than BF16.
 #[test]
 fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
     let cal = cal();
@@ -637,6 +637,32 @@ fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
             .seconds()
     };
     assert!(step(Precision::Fp8) >= step(Precision::Bf16) * (1.0 - 1e-12));
+}
+
+/// Issue 8: a matmul format that no run of a fit informs moves from its prior in proportion to
+/// the format the runs do inform. Blackwell's runs are all FP8, so its BF16 fraction follows its
+/// fitted FP8 one; Trainium's and TPU v5's runs are all BF16, so their FP8 fraction follows the
+/// fitted BF16 one; Hopper, fitted on both, is left free (and shows about the priors' ratio).
+#[test]
+fn an_uninformed_matmul_format_follows_its_fitted_sibling() {
+    let cal = cal();
+    let prior = xpusim::Efficiency::PRIOR;
+    let ratio = prior.matmul_low / prior.matmul;
+    for g in ["nvidia-blackwell", "trainium", "tpu-v5"] {
+        let (_, eff) = cal.for_group(g, "");
+        assert_relative_eq!(eff.matmul_low / eff.matmul, ratio, max_relative = 1e-9);
+    }
+    let (_, blackwell) = cal.for_group("nvidia-blackwell", "");
+    assert!(blackwell.matmul < prior.matmul - 0.05, "{blackwell:?}");
+    let (_, hopper) = cal.for_group("nvidia-hopper", "");
+    assert!(
+        (hopper.matmul_low / hopper.matmul - ratio).abs() > 1e-6,
+        "{hopper:?}"
+    );
+    assert!(
+        (hopper.matmul_low / hopper.matmul - ratio).abs() < 0.1,
+        "{hopper:?}"
+    );
 }
 
 /// Issue 8, item 1: full recompute of a block of layers per pipeline chunk, requested as a run
