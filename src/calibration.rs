@@ -371,7 +371,11 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             reason: "no runs to fit".into(),
         });
     }
-    let (mut theta, mut fixed, mut cov) = solve(runs, [None; PARAMS])?;
+    let Solution {
+        mut theta,
+        mut fixed,
+        mut cov,
+    } = solve(runs, [None; PARAMS])?;
     // A matmul format no run informs keeps its prior only in proportion to its fitted sibling:
     // it moves from its prior by the same factor as the format the runs do inform. With no
     // low-precision run, FP8/FP4 matmuls reach PRIOR.matmul_low / PRIOR.matmul of the fitted
@@ -413,7 +417,7 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
         tied = Some(i);
         let mut hold = [None; PARAMS];
         hold[i] = Some(v);
-        (theta, fixed, cov) = solve(runs, hold)?;
+        Solution { theta, fixed, cov } = solve(runs, hold)?;
     }
     // The attention kernel's matmuls run no faster than the chip's BF16 GEMMs: its softmax,
     // masking and rescaling sit between them (FlashAttention-2/3 reach 50-75% of peak where
@@ -493,12 +497,18 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
     })
 }
 
-/// The regularised least-squares fit of θ to `runs`, with the parameters in `fixed` held:
-/// (θ, the parameters held, including those the fit pushed to a bound, and θ's covariance).
-fn solve(
-    runs: &[&Sample],
+/// A solution of the regularised least-squares fit.
+struct Solution {
+    /// The parameters.
+    theta: [f64; PARAMS],
+    /// The parameters held: those asked for and those the fit pushed to a bound.
     fixed: [Option<f64>; PARAMS],
-) -> Result<([f64; PARAMS], [Option<f64>; PARAMS], DMatrix<f64>)> {
+    /// θ's covariance (the inverse of the normal matrix).
+    cov: DMatrix<f64>,
+}
+
+/// The regularised least-squares fit of θ to `runs`, with the parameters in `fixed` held.
+fn solve(runs: &[&Sample], fixed: [Option<f64>; PARAMS]) -> Result<Solution> {
     let prior = Efficiency::PRIOR.to_theta();
     let sigma_p = Efficiency::PRIOR_SIGMA;
     let w = 1.0 / (RESIDUAL_SIGMA * RESIDUAL_SIGMA);
@@ -583,7 +593,7 @@ fn solve(
             break;
         }
     }
-    Ok((theta, fixed, cov))
+    Ok(Solution { theta, fixed, cov })
 }
 
 /// Fit every calibration group, family and the global pool present in `runs`.
