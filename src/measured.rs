@@ -122,8 +122,14 @@ pub enum FlopsConvention {
     /// Narayanan et al. 2021 eq. 3: `96·B·s·l·h²·(1 + s/6h + V/16lh)` (recompute included).
     #[serde(rename = "megatron-2021")]
     Megatron2021,
-    /// Model FLOPs without recompute, attention included.
+    /// Model FLOPs without recompute, attention included over the full `s × s` score square.
     Model,
+    /// Model FLOPs without recompute with the attention scores counted over the causal half of
+    /// the square: the counter of Megatron-LM's `num_floating_point_operations` since 2025
+    /// (`/ 2  # causal mask`; present at NVIDIA/Megatron-LM@250b794, cited in
+    /// AI-Hypercomputer/maxtext issue #1972, July 2025) and of MaxText since its PR #1988
+    /// (July 2025).
+    ModelCausal,
     /// Model FLOPs plus recompute.
     Hardware,
     /// `6 · N · tokens`.
@@ -138,6 +144,7 @@ impl FlopsConvention {
         match self {
             Self::Megatron2021 => "megatron-2021",
             Self::Model => "model",
+            Self::ModelCausal => "model-causal",
             Self::Hardware => "hardware",
             Self::SixNd => "6nd",
         }
@@ -330,6 +337,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
                     96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
                 }
                 FlopsConvention::Model => evaluation.model_flops.flops(),
+                FlopsConvention::ModelCausal => evaluation.causal_model_flops.flops(),
                 FlopsConvention::Hardware => evaluation.hardware_flops.flops(),
                 FlopsConvention::SixNd => 6.0 * model.active_params() * setup.tokens_per_step(),
             };
@@ -368,5 +376,65 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             file: file.to_string(),
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    /// One Llama 3 8B run on 8 H100 at `seq_len`, published as 500 TFLOP/s per chip in the
+    /// given convention.
+    fn run_at(seq_len: i64, convention: &str) -> Run {
+        let text = format!(
+            r#"
+schema_version = 1
+[[runs]]
+id = "T"
+citation = "test"
+locator = "test"
+verif = "P"
+model = "llama3-8b"
+hardware = "h100-sxm"
+chips = 8
+tp = 1
+pp = 1
+dp = 8
+microbatch = 1
+recompute = "none"
+zero = 1
+global_batch = 8
+seq_len = {seq_len}
+precision = "bf16"
+[runs.measured]
+tflops_per_chip = 500.0
+flops_convention = "{convention}"
+"#
+        );
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let mut runs = parse_runs("t.toml", &text, &catalog).unwrap_or_else(|e| panic!("{e}"));
+        runs.pop().unwrap_or_else(|| panic!("no run"))
+    }
+
+    /// The causal counter credits fewer FLOPs for the same published rate, so the step it
+    /// implies is shorter, by exactly the ratio of the two FLOP counts; the gap grows with the
+    /// sequence length (the score square grows as s², the rest as s).
+    #[test]
+    fn model_causal_convention_counts_half_the_scores() {
+        let mut gaps = Vec::new();
+        for seq in [4096, 65536] {
+            let (full, causal) = (run_at(seq, "model"), run_at(seq, "model-causal"));
+            let e = &full.evaluation;
+            assert_relative_eq!(
+                causal.measured_step.seconds() / full.measured_step.seconds(),
+                e.causal_model_flops.flops() / e.model_flops.flops(),
+                max_relative = 1e-12
+            );
+            assert!(causal.measured_step.seconds() < full.measured_step.seconds());
+            assert_eq!(FlopsConvention::ModelCausal.as_str(), "model-causal");
+            gaps.push(1.0 - causal.measured_step.seconds() / full.measured_step.seconds());
+        }
+        assert!(gaps[1] > gaps[0], "{gaps:?}");
     }
 }
