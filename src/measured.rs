@@ -63,6 +63,8 @@ struct RunFile {
     hierarchical_collectives: Option<bool>,
     /// The MoE token dispatcher (default all-to-all, the NeMo recipes').
     moe_dispatcher: Option<MoeDispatcher>,
+    /// EP dispatch and combine overlapped with compute (default false).
+    ep_comm_overlap: Option<bool>,
     /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
     expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
@@ -245,6 +247,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             dp_comm_overlap: r.dp_comm_overlap,
             hierarchical_collectives: r.hierarchical_collectives,
             moe_dispatcher: r.moe_dispatcher,
+            ep_comm_overlap: r.ep_comm_overlap,
             expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
             offload_activations: r.offload_activations,

@@ -21,6 +21,7 @@
 //! hierarchical_collectives = true
 //! moe_dispatcher = "all-to-all" # MoE only: all-to-all | all-gather | hierarchical (DeepEP-style)
 //! expert_tensor_parallel = true # MoE only: experts split over TP ranks (false: whole, ETP 1)
+//! ep_comm_overlap = false # MoE only: EP dispatch/combine hidden behind another micro-batch
 //! optimizer_states = "fp32" # or "bf16" moments
 //! main_grads = "bf16"     # or "fp32" gradient accumulation
 //! # moe_load_imbalance = 1.5 # MoE: most loaded expert's tokens over the mean (default 1)

@@ -239,13 +239,20 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, recomputed: f64) -> Comm {
     let k = s.moe_active;
     let etp = expert_tp(l, s.expert_tensor_parallel);
     let count = EP_ALL_TO_ALLS + EP_RECOMPUTE_EXTRA * recomputed;
+    // Overlapped with another micro-batch's compute, the dispatch and combine are priced as
+    // overlappable traffic (the fitted exposure), else as exposed traffic.
+    let param = if s.ep_overlap {
+        Param::Overlap
+    } else {
+        Param::Network
+    };
     let half = |a: CommTime, b: CommTime| {
-        Comm::new(a, Param::Network).scaled(0.5) + Comm::new(b, Param::Network).scaled(0.5)
+        Comm::new(a, param).scaled(0.5) + Comm::new(b, param).scaled(0.5)
     };
     let route = match s.dispatcher {
         MoeDispatcher::AllToAll => Comm::new(
             fab.time(Collective::AllToAll, Bytes::new(token * tokens * k), g.ep),
-            Param::Network,
+            param,
         ),
         MoeDispatcher::AllGather => {
             let group = Group {
@@ -262,7 +269,7 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, recomputed: f64) -> Comm {
         }
         MoeDispatcher::Hierarchical => Comm::new(
             fab.dispatch_hierarchical(Bytes::new(token * tokens), k, s.max_routed_domains, g.ep),
-            Param::Network,
+            param,
         ),
     };
     let expert_tp_extra = if etp > 1 && s.dispatcher != MoeDispatcher::AllGather {
@@ -685,6 +692,37 @@ mod tests {
         assert_relative_eq!(full, 1.5 * fixed, max_relative = 1e-12);
         let (s, m) = setup_for(layout(8, 1), 512);
         assert_eq!(layer(&s, &m).ep, Comm::default());
+    }
+
+    /// Overlapped expert-parallel dispatch and combine (`ep_comm_overlap`) move the same
+    /// traffic from the exposed-network parameter to the overlappable one, every dispatcher;
+    /// the fixed cost stays.
+    #[test]
+    fn overlapped_expert_traffic_is_priced_as_overlappable() {
+        let mut l = with(1, 1, 64, 64, 0);
+        l.pp = 16;
+        for d in [
+            MoeDispatcher::AllToAll,
+            MoeDispatcher::AllGather,
+            MoeDispatcher::Hierarchical,
+        ] {
+            let ep = |overlap: bool| {
+                let (s, m) = moe_setup("deepseek-v3", l, 1024, |s| {
+                    s.moe_dispatcher = d;
+                    s.ep_comm_overlap = overlap;
+                });
+                layer(&s, &m).ep.total()
+            };
+            let (exposed, hidden) = (ep(false), ep(true));
+            assert!(exposed.get(Param::Network) > 0.0, "{d:?}");
+            assert_relative_eq!(hidden.get(Param::Network), 0.0);
+            assert_relative_eq!(
+                hidden.get(Param::Overlap),
+                exposed.get(Param::Network),
+                max_relative = 1e-12
+            );
+            assert_relative_eq!(hidden.get(Param::MoeFixed), exposed.get(Param::MoeFixed));
+        }
     }
 
     /// Pipeline transfers between stages in different domains are priced on the scale-out

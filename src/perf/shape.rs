@@ -46,6 +46,8 @@ pub struct Shape {
     pub(crate) pipeline_split: PipelineSplit,
     pub(crate) attention: AttentionKernel,
     pub(crate) tp_overlap: bool,
+    /// Expert-parallel dispatch and combine overlapped with compute.
+    pub(crate) ep_overlap: bool,
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
     pub(crate) logarithmic: bool,
@@ -181,6 +183,7 @@ impl Shape {
             pipeline_split: setup.pipeline_split,
             attention: setup.attention,
             tp_overlap: setup.tp_comm_overlap,
+            ep_overlap: setup.ep_comm_overlap,
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
             logarithmic: setup.logarithmic_collectives,

@@ -434,6 +434,10 @@ pub struct SetupRequest {
     pub logarithmic_collectives: Option<bool>,
     /// The MoE token dispatcher (default all-to-all; ignored by dense models).
     pub moe_dispatcher: Option<MoeDispatcher>,
+    /// Expert-parallel dispatch and combine overlapped with another micro-batch's compute
+    /// (Megatron-Core `--overlap-moe-expert-parallel-comm`, the model zoo's `A2A_OVERLAP=1`;
+    /// DeepSeek's DualPipe); default false.
+    pub ep_comm_overlap: Option<bool>,
     /// Experts split across the tensor-parallel ranks where expert parallelism divides
     /// cp × dp (default true: Megatron-Core's expert tensor parallelism defaults to tp); false
     /// keeps experts whole on each rank (ETP 1, as the DeepSeek-V3 recipes set it).
@@ -575,6 +579,7 @@ impl SetupRequest {
                 .logarithmic_collectives
                 .unwrap_or(era.logarithmic_collectives),
             moe_dispatcher: self.moe_dispatcher.unwrap_or_default(),
+            ep_comm_overlap: self.ep_comm_overlap.unwrap_or(false),
             expert_tensor_parallel: self.expert_tensor_parallel.unwrap_or(true),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(era.main_grads),

@@ -146,6 +146,13 @@ fn a_software_era_presets_the_switches_and_each_switch_overrides_it() {
     });
     assert!(!zero3.hierarchical_collectives() && zero3.dp_comm_overlap());
     let none = resolve(base.clone());
+    // EP overlap is a recipe switch of no era: off unless asked.
+    assert!(!none.ep_comm_overlap());
+    assert!(resolve(SetupRequest {
+        ep_comm_overlap: Some(true),
+        ..base.clone()
+    })
+    .ep_comm_overlap());
     let modern = resolve(SetupRequest {
         software: Some(SoftwareEra::Mcore2024),
         ..base.clone()

@@ -226,6 +226,7 @@ pub struct TrainingSetup {
     pub(crate) hierarchical_collectives: bool,
     pub(crate) logarithmic_collectives: bool,
     pub(crate) moe_dispatcher: MoeDispatcher,
+    pub(crate) ep_comm_overlap: bool,
     pub(crate) expert_tensor_parallel: bool,
     pub(crate) optimizer_states: OptimizerStates,
     pub(crate) main_grads: MainGrads,
@@ -285,6 +286,13 @@ impl TrainingSetup {
     #[must_use]
     pub fn dp_comm_overlap(&self) -> bool {
         self.dp_comm_overlap
+    }
+    /// Expert-parallel dispatch and combine overlapped with another micro-batch's compute
+    /// (Megatron-Core `--overlap-moe-expert-parallel-comm`): priced as overlappable traffic, at
+    /// the fitted exposure, instead of exposed.
+    #[must_use]
+    pub fn ep_comm_overlap(&self) -> bool {
+        self.ep_comm_overlap
     }
     /// Collectives spanning scale-up domains aggregate inside each domain first.
     #[must_use]

@@ -394,11 +394,14 @@ proptest! {
         let chunk = if one_fewer && pp > 1 { (layers + 2).div_ceil(pp * v) } else { layers.div_ceil(pp * v) };
         let n = pick % chunk;
         let (a, b) = (at(n)?, at(n + 1)?);
-        prop_assert!(b.memory.activations <= a.memory.activations);
+        // Within rounding: with one pipeline rank the first recomputed layer's saving is
+        // exactly the working set it adds back.
+        let tol = 1.0 + 1e-12;
+        prop_assert!(b.memory.activations.bytes() <= a.memory.activations.bytes() * tol);
         prop_assert!(b.breakdown.recompute >= a.breakdown.recompute);
         prop_assert!(b.hfu * b.step_time.seconds() >= a.hfu * a.step_time.seconds() * (1.0 - 1e-12));
         let none = at(0)?;
-        prop_assert!(none.memory.activations >= b.memory.activations);
+        prop_assert!(none.memory.activations.bytes() * tol >= b.memory.activations.bytes());
         // Beyond the largest chunk is refused, not clamped.
         prop_assert!(at(chunk + 1).is_err());
     }
@@ -640,20 +643,37 @@ fn an_unfitted_fp8_prior_never_beats_the_fitted_bf16() {
 }
 
 /// Issue 8: a matmul format that no run of a fit informs moves from its prior in proportion to
-/// the format the runs do inform. Blackwell's runs are all FP8, so its BF16 fraction follows its
-/// fitted FP8 one; Trainium's and TPU v5's runs are all BF16, so their FP8 fraction follows the
-/// fitted BF16 one; Hopper, fitted on both, is left free (and shows about the priors' ratio).
+/// the format the runs do inform. Trainium's and TPU v5's runs are all BF16, so their FP8
+/// fraction follows the fitted BF16 one; a fit of FP8-only runs ties BF16 the other way;
+/// Hopper, fitted on both, is left free (and shows about the priors' ratio).
 #[test]
 fn an_uninformed_matmul_format_follows_its_fitted_sibling() {
     let cal = cal();
     let prior = xpusim::Efficiency::PRIOR;
     let ratio = prior.matmul_low / prior.matmul;
-    for g in ["nvidia-blackwell", "trainium", "tpu-v5"] {
+    for g in ["trainium", "tpu-v5"] {
         let (_, eff) = cal.for_group(g, "");
         assert_relative_eq!(eff.matmul_low / eff.matmul, ratio, max_relative = 1e-9);
     }
-    let (_, blackwell) = cal.for_group("nvidia-blackwell", "");
-    assert!(blackwell.matmul < prior.matmul - 0.05, "{blackwell:?}");
+    // The other way round: B200's long-context study alone is all FP8, so a fit of it ties
+    // BF16 to the fitted FP8 fraction instead of keeping the 80% prior.
+    let samples: Vec<_> = xpusim::load_runs(
+        &["tests/data/validation/nemo-longseq-b200.toml"],
+        &catalog(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .iter()
+    .map(xpusim::Run::sample)
+    .collect();
+    let (_, fp8_only) = xpusim::calibrate(&samples, "test")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .for_group("nvidia-blackwell", "");
+    assert_relative_eq!(
+        fp8_only.matmul_low / fp8_only.matmul,
+        ratio,
+        max_relative = 1e-9
+    );
+    assert!(fp8_only.matmul < prior.matmul - 0.05, "{fp8_only:?}");
     let (_, hopper) = cal.for_group("nvidia-hopper", "");
     assert!(
         (hopper.matmul_low / hopper.matmul - ratio).abs() > 1e-6,

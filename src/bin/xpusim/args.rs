@@ -236,6 +236,10 @@ pub struct EstimateArgs {
     /// Tensor-parallel communication is not overlapped with compute (older frameworks).
     #[arg(long)]
     pub no_tp_overlap: bool,
+    /// MoE: expert-parallel dispatch and combine overlapped with another micro-batch's compute
+    /// (Megatron-Core --overlap-moe-expert-parallel-comm).
+    #[arg(long)]
+    pub ep_overlap: bool,
     /// Data-parallel communication is not overlapped with the backward pass.
     #[arg(long)]
     pub no_dp_overlap: bool,
