@@ -504,6 +504,28 @@ mod tests {
     use crate::hardware::Catalog;
     use crate::request::{ClusterRequest, SetupRequest};
 
+    /// The job of preset `model` on `chips` of `hardware` at a global batch of `gbs`
+    /// sequences, everything else at its default.
+    fn job(model: &str, hardware: &str, chips: i64, gbs: i64) -> Job {
+        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let model = crate::workload::preset(model).unwrap_or_else(|e| panic!("{e}"));
+        let cluster = ClusterRequest {
+            hardware: hardware.into(),
+            chips: Some(chips),
+            ..Default::default()
+        }
+        .resolve("", &catalog)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let setup = SetupRequest {
+            global_batch: Some(gbs),
+            tokens: Some(1e12),
+            ..Default::default()
+        }
+        .resolve("", &model)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        Job::new(model, setup, cluster)
+    }
+
     /// The software era changes results: GPT-3 175B on 1,024 A100 (Narayanan et al. 2021's
     /// layout) is predicted markedly slower on the 2021 Megatron-LM stack than on the 2024 one,
     /// and the 2025 stack's logarithmic collectives are never slower than the 2024 rings.
@@ -558,28 +580,12 @@ mod tests {
     /// fits, with the same step time bit for bit, and its runner-ups follow in order.
     #[test]
     fn ranking_shortcut_equals_full_predictions() {
-        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
         let cal = Calibration::shipped().unwrap_or_else(|e| panic!("{e}"));
         for (preset, hw, chips, gbs) in [
             ("llama3-70b", "h100", 256_i64, 512_i64),
             ("mixtral-8x7b", "trn2", 128, 256),
         ] {
-            let model = crate::workload::preset(preset).unwrap_or_else(|e| panic!("{e}"));
-            let cluster = ClusterRequest {
-                hardware: hw.into(),
-                chips: Some(chips),
-                ..Default::default()
-            }
-            .resolve("", &catalog)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-            let setup = SetupRequest {
-                global_batch: Some(gbs),
-                tokens: Some(1e12),
-                ..Default::default()
-            }
-            .resolve("", &model)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-            let job = Job::new(model, setup, cluster);
+            let job = job(preset, hw, chips, gbs);
             let s =
                 search(&job, &LayoutConstraints::default(), &cal).unwrap_or_else(|e| panic!("{e}"));
             let mut all = candidates(
@@ -623,23 +629,7 @@ mod tests {
     #[test]
     fn the_added_block_is_the_smallest_that_fits() {
         use crate::parallelism::Recompute;
-        let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
-        let model = crate::workload::preset("llama3-405b").unwrap_or_else(|e| panic!("{e}"));
-        let cluster = ClusterRequest {
-            hardware: "h100-sxm".into(),
-            chips: Some(1024),
-            ..Default::default()
-        }
-        .resolve("", &catalog)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let setup = SetupRequest {
-            global_batch: Some(512),
-            tokens: Some(1e12),
-            ..Default::default()
-        }
-        .resolve("", &model)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let job = Job::new(model, setup, cluster);
+        let job = job("llama3-405b", "h100-sxm", 1024, 512);
         let all = candidates(
             &job.model,
             &job.cluster,
