@@ -422,10 +422,14 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
     // The attention kernel's matmuls run no faster than the chip's BF16 GEMMs: its softmax,
     // masking and rescaling sit between them (FlashAttention-2/3 reach 50-75% of peak where
     // GEMMs reach 80%+). A fit that puts attention above the fitted BF16 fraction, which
-    // happens where short sequences leave it barely informed (Hopper's 0.88 ± 0.26), is held
-    // to it.
+    // happens where short sequences leave it barely informed, is held to it. Not where every
+    // run prices the softmax's exponentials: the efficiency is then that of the serial
+    // matmul-plus-exponential time, which a kernel that hides part of the exponentials beats
+    // (FlashAttention-3 on H100: 661 TFLOP/s, 67% of BF16 peak, with exponentials that alone
+    // take half the matmuls' time; Shah et al. 2024, Table 3).
     let fitted = Efficiency::from_theta(&theta);
-    if fitted.attention > fitted.matmul {
+    let softmax_priced = runs.iter().all(|r| r.terms.softmax_priced());
+    if fitted.attention > fitted.matmul && !softmax_priced {
         theta = Efficiency {
             attention: fitted.matmul,
             ..fitted

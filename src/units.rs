@@ -152,6 +152,10 @@ quantity!(
     FlopsPerSecond, flops_per_second, "FLOP/s"
 );
 quantity!(
+    /// A rate of transcendental evaluations (the exponentials of a softmax).
+    ExpPerSecond, exp_per_second, "exp/s"
+);
+quantity!(
     /// An amount of memory or data.
     Bytes, bytes, "B"
 );

@@ -1,6 +1,8 @@
 //! Figures with provenance: a value, its source and how much to trust it.
 
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Usd, UsdPerChipHour, Watts};
+use crate::units::{
+    Bytes, BytesPerSecond, ExpPerSecond, FlopsPerSecond, Seconds, Usd, UsdPerChipHour, Watts,
+};
 use serde::{Deserialize, Serialize};
 
 /// How a figure came to be.
@@ -174,6 +176,9 @@ impl<T> Figure<T> {
 }
 
 /// Typed conversions used by the chip and system builders.
+pub(crate) fn exp_rate(f: Figure<f64>) -> Figure<ExpPerSecond> {
+    f.map(ExpPerSecond::new)
+}
 pub(crate) fn flop_rate(f: Figure<f64>) -> Figure<FlopsPerSecond> {
     f.map(FlopsPerSecond::new)
 }

@@ -131,6 +131,14 @@ pub const TORUS_DIMS: SaneRange = SaneRange {
     why: "a ring (1) to a 6-D torus (Tofu); TPU pods are 2-D or 3-D",
 };
 
+/// Softmax exponentials per second of a chip's special-function units: 1 G to 10 P per second.
+pub const EXP_RATE: SaneRange = SaneRange {
+    min: 1e9,
+    max: 1e16,
+    unit: "exp/s",
+    why: "1 Gexp/s to a thousand times today's fastest special-function units",
+};
+
 /// Matrix units of a chip (GPU streaming multiprocessors, systolic arrays), or a systolic array's
 /// side: 1 to 100,000.
 pub const MATRIX_UNITS: SaneRange = SaneRange {
@@ -186,6 +194,8 @@ pub(crate) enum Kind {
     TorusDims,
     /// Matrix units or a systolic array's side; takes no unit.
     MatrixUnits,
+    /// Exponentials per second (the special-function units' softmax rate).
+    ExpRate,
 }
 
 impl Kind {
@@ -214,6 +224,7 @@ impl Kind {
             Self::Price => &[("USD/chip-hour", 1.0)],
             Self::Capex => &[("USD", 1.0), ("kUSD", 1e3), ("MUSD", 1e6)],
             Self::SystemPower => &[("W", 1.0), ("kW", 1e3), ("MW", 1e6), ("GW", 1e9)],
+            Self::ExpRate => &[("Gexp/s", 1e9), ("Texp/s", 1e12)],
             Self::Chips | Self::TorusDims | Self::MatrixUnits => &[],
         }
     }
@@ -232,6 +243,7 @@ impl Kind {
             Self::Chips => &DOMAIN_CHIPS,
             Self::TorusDims => &TORUS_DIMS,
             Self::MatrixUnits => &MATRIX_UNITS,
+            Self::ExpRate => &EXP_RATE,
         }
     }
 

@@ -13,7 +13,7 @@ pub use catalog::{Catalog, Claim, Price};
 pub use figure::{Alternative, Direction, Figure, Link, Provenance, Source, SourceKind, Status};
 
 use crate::error::{Error, Result};
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Usd, Watts};
+use crate::units::{Bytes, BytesPerSecond, ExpPerSecond, FlopsPerSecond, Seconds, Usd, Watts};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -111,6 +111,9 @@ pub struct Chip {
     pub matrix_units: Option<Figure<u64>>,
     /// Side of each systolic array; `None` on GPUs.
     pub systolic_array: Option<Figure<u64>>,
+    /// Softmax exponentials per second of the special-function units (attention's softmax
+    /// runs there, beside the tensor cores); `None` where no figure is published.
+    pub softmax_exp_rate: Option<Figure<ExpPerSecond>>,
     /// Scale-up link bandwidth per chip.
     pub scale_up: Option<Link>,
     /// Scale-out network bandwidth per chip.

@@ -30,6 +30,9 @@ pub struct StepTerms {
     pub(super) optimizer: Terms,
     pub(super) dp: Comm,
     pub(super) dp_window: Terms,
+    /// Whether the attention term prices the softmax's exponentials (a fused kernel on a chip
+    /// with a published exponential rate).
+    pub(super) softmax_priced: bool,
 }
 
 /// What limits the step most.
@@ -123,6 +126,14 @@ impl StepTerms {
     #[must_use]
     pub fn low_precision_matmul(&self) -> bool {
         self.matmul.get(Param::MatmulLow) > 0.0
+    }
+
+    /// Whether the attention term prices the softmax's exponentials beside the matmuls (a
+    /// fused kernel on a chip with a published exponential rate): its fitted efficiency is
+    /// then that of the serial matmul-plus-exponential time.
+    #[must_use]
+    pub fn softmax_priced(&self) -> bool {
+        self.softmax_priced
     }
 
     /// Whether the step has MoE layers, whose fixed cost a fit can then learn.

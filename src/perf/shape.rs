@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::hardware::{Cluster, Precision};
 use crate::network::Fabric;
 use crate::parallelism::Layout;
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond};
+use crate::units::{Bytes, BytesPerSecond, ExpPerSecond, FlopsPerSecond};
 use crate::workload::{AttentionKernel, Model, MoeDispatcher, PipelineSplit, TrainingSetup};
 
 /// Everything the step model needs, reduced to numbers (built once, evaluated many times).
@@ -79,6 +79,8 @@ pub struct Shape {
     pub(crate) dense_mlp_per_token: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
+    /// Attention scores per token of one layer (full square): keys attended times query heads.
+    pub(crate) scores_per_token: f64,
     pub(crate) logit_per_token: f64,
     pub(crate) attention_params: f64,
     /// Dense-MLP parameters per layer, weighted by the share of dense layers.
@@ -204,6 +206,7 @@ impl Shape {
             mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
             dense_mlp_per_token: dense.mlp.flops() * (1.0 - moe_fraction),
             core_per_token: dense.attention_core.flops(),
+            scores_per_token: setup.seq_len as f64 * model.heads as f64,
             // The multi-token-prediction modules run after the last layer, beside the output
             // head, on the last pipeline stage: priced with the logits.
             logit_per_token: (model.logit_flops_per_token()
@@ -370,6 +373,8 @@ pub struct Machine {
     pub host_bandwidth: Option<BytesPerSecond>,
     /// The chip's matrix units (tile and wave quantization of GEMMs).
     pub matrix_units: MatrixUnits,
+    /// The chip's softmax exponential rate, when published (fused attention's softmax).
+    pub exp_rate: Option<ExpPerSecond>,
 }
 
 impl Machine {
@@ -403,6 +408,7 @@ impl Machine {
             },
             low_precision: matches!(precision, Precision::Fp8 | Precision::Fp4),
             matrix_units: MatrixUnits::of_chip(chip),
+            exp_rate: chip.softmax_exp_rate.as_ref().map(|f| f.value),
             host_memory: cluster
                 .system
                 .host_memory_per_chip

@@ -201,8 +201,10 @@ struct Forward {
     linear: Terms,
     /// Their data and weight gradients.
     linear_backward: Terms,
-    /// Attention core (BF16).
+    /// Attention core (BF16), with the softmax's exponentials.
     core: Terms,
+    /// Its backward.
+    core_backward: Terms,
     /// Memory-bound kernels.
     memory: Terms,
     /// Kernels launched.
@@ -237,6 +239,27 @@ impl Forward {
 
         let causal = if flash { FLASH_CAUSAL_FRACTION } else { 1.0 };
         let f_core = t * s.core_per_token / tp * causal;
+        let core_matmul = f_core / m.peak_bf16.flops_per_second();
+        let (core, core_backward) = if flash {
+            // The fused kernel evaluates one exponential per score in forward and again in
+            // backward, where it rebuilds the probabilities (Dao 2023), on the special-function
+            // units. Priced serially with the matmuls (on GB200 the second matmul waits for the
+            // softmax: NVIDIA, Making Softmax More Efficient with Blackwell Ultra, 2025), at the
+            // fitted attention efficiency, which absorbs how much of them a kernel hides. Chips
+            // whose exponential rate is not published (TPU, Trainium, A100) price the matmuls
+            // alone.
+            let exp = m.exp_rate.map_or(0.0, |r| {
+                t * s.scores_per_token / tp * causal / r.exp_per_second()
+            });
+            (
+                Terms::one(Param::Attention, core_matmul + exp),
+                Terms::one(Param::Attention, core_matmul * FLASH_BACKWARD_CORE + exp),
+            )
+        } else {
+            // The unfused softmax is its own memory-bound kernel (`score_bytes`).
+            let core = Terms::one(Param::Attention, core_matmul);
+            (core, core * UNFUSED_BACKWARD_CORE)
+        };
         let bw = m.hbm_bandwidth.bytes_per_second();
         // The MLP activation reads its inputs (one per up-projection) and writes one output;
         // the routed experts' share at the most loaded rank's tokens.
@@ -266,7 +289,8 @@ impl Forward {
         Self {
             linear,
             linear_backward,
-            core: Terms::one(Param::Attention, f_core / m.peak_bf16.flops_per_second()),
+            core,
+            core_backward,
             memory: Terms::one(
                 Param::Memory,
                 (act_bytes + norm_bytes + route_bytes + score_bytes) / bw,
@@ -288,13 +312,8 @@ impl Forward {
 }
 
 /// One layer's backward pass: (matmuls, everything).
-fn backward(f: &Forward, attention: AttentionKernel) -> (Terms, Terms) {
-    let core = if attention == AttentionKernel::Flash {
-        FLASH_BACKWARD_CORE
-    } else {
-        UNFUSED_BACKWARD_CORE
-    };
-    let matmul = f.linear_backward + f.core * core;
+fn backward(f: &Forward) -> (Terms, Terms) {
+    let matmul = f.linear_backward + f.core_backward;
     let total = matmul + f.memory * BACKWARD_MEMORY + kernels(BACKWARD_KERNELS * f.kernels);
     (matmul, total)
 }
@@ -490,7 +509,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
     let l = &s.layout;
     let fwd = Forward::new(s, m);
     let fwd_compute = fwd.total();
-    let (bwd_matmul, bwd_compute) = backward(&fwd, s.attention);
+    let (bwd_matmul, bwd_compute) = backward(&fwd);
     let (re_matmul, re_mem, re_kern) = recompute(&fwd, s, m);
     let layer = comm::layer(s, m);
 
@@ -546,6 +565,7 @@ pub fn step_terms(s: &Shape, m: &Machine) -> StepTerms {
         optimizer: optimizer(s, m, shard),
         dp,
         dp_window: window,
+        softmax_priced: s.attention == AttentionKernel::Flash && m.exp_rate.is_some(),
     }
     .check(t_max, mb)
 }

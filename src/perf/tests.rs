@@ -116,7 +116,8 @@ fn dp_overlap_only_hides_traffic() {
     );
 }
 
-/// Twice the peak FLOP/s never makes a step slower, and makes matmuls exactly twice as fast.
+/// Twice the peak FLOP/s never makes a step slower, and with twice the softmax exponential rate
+/// too makes matmuls (the attention kernel's exponentials included) exactly twice as fast.
 #[test]
 fn faster_matmuls_never_slow_the_step() {
     let mut fsdp = layout(1, 1);
@@ -130,18 +131,63 @@ fn faster_matmuls_never_slow_the_step() {
     ];
     for (l, chips, attention) in cases {
         let (s, m) = setup_with(l, chips, |t| t.attention = attention);
-        let fast = Machine {
+        let peaks = Machine {
             peak_linear: m.peak_linear * 2.0,
             peak_bf16: m.peak_bf16 * 2.0,
             ..m
         };
+        let fast = Machine {
+            exp_rate: m.exp_rate.map(|r| r * 2.0),
+            ..peaks
+        };
         let (slow, quick) = (step(&s, &m), step(&s, &fast));
+        assert!(step(&s, &peaks).step <= slow.step);
         assert!(quick.step <= slow.step, "{} > {}", quick.step, slow.step);
         assert_relative_eq!(
             quick.matmul.seconds(),
             slow.matmul.seconds() / 2.0,
             max_relative = 1e-12
         );
+    }
+}
+
+/// The softmax's exponentials add to a fused attention kernel's time in inverse proportion to
+/// the chip's exponential rate (GB300's 10.7 Texp/s against GB200's 5), are not priced without
+/// a published rate, and not at all with unfused attention (whose softmax is a memory-bound
+/// kernel of its own).
+#[test]
+fn softmax_exponentials_cost_scores_over_rate() {
+    use crate::units::ExpPerSecond;
+    for (attention, priced) in [
+        (AttentionKernel::Flash, true),
+        (AttentionKernel::Unfused, false),
+    ] {
+        let (s, m) = setup_with(layout(4, 1), 256, |t| t.attention = attention);
+        let at = |rate: Option<f64>| {
+            let m = Machine {
+                exp_rate: rate.map(ExpPerSecond::new),
+                ..m
+            };
+            (
+                step(&s, &m).matmul.seconds(),
+                step_terms(&s, &m).softmax_priced(),
+            )
+        };
+        let (none, none_priced) = at(None);
+        let (gb200, gb200_priced) = at(Some(5e12));
+        let (gb300, _) = at(Some(10.7e12));
+        assert!(!none_priced);
+        assert_eq!(gb200_priced, priced);
+        if priced {
+            assert!(gb200 > gb300 && gb300 > none, "{gb200} {gb300} {none}");
+            assert_relative_eq!(
+                (gb200 - none) / (gb300 - none),
+                10.7 / 5.0,
+                max_relative = 1e-9
+            );
+        } else {
+            assert_relative_eq!(gb200, none);
+        }
     }
 }
 

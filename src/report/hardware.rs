@@ -188,7 +188,7 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                     );
                 }
             }
-            let pairs: [(&str, Option<(String, &crate::hardware::Provenance)>); 11] = [
+            let pairs: [(&str, Option<(String, &crate::hardware::Provenance)>); 12] = [
                 (
                     "HBM capacity",
                     chip.hbm_capacity.as_ref().map(|f| {
@@ -221,6 +221,15 @@ pub fn hardware_show(catalog: &Catalog, id: &str, format: TextFormat) -> Result<
                     chip.systolic_array
                         .as_ref()
                         .map(|f| (format!("{}", f.value), &f.provenance)),
+                ),
+                (
+                    "softmax exponentials",
+                    chip.softmax_exp_rate.as_ref().map(|f| {
+                        (
+                            format!("{:.1} Texp/s", f.value.exp_per_second() / 1e12),
+                            &f.provenance,
+                        )
+                    }),
                 ),
                 (
                     "scale-up link",

@@ -152,6 +152,8 @@ fn build_chip(
         .systolic_array
         .as_ref()
         .and_then(|f| r.whole(f, Kind::MatrixUnits, &format_args!("{at}.systolic_array")));
+    let softmax_exp_rate =
+        num(r, &c.softmax_exp_rate, Kind::ExpRate, "softmax_exp_rate").map(figure::exp_rate);
     let tdp = num(r, &c.tdp, Kind::Power, "tdp").map(figure::power);
     let typical_power = num(r, &c.typical_power, Kind::Power, "typical_power").map(figure::power);
     let idle_power = num(r, &c.idle_power, Kind::Power, "idle_power").map(figure::power);
@@ -220,6 +222,7 @@ fn build_chip(
         sram,
         matrix_units,
         systolic_array,
+        softmax_exp_rate,
         scale_up,
         scale_out,
         tdp,

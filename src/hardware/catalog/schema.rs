@@ -52,6 +52,8 @@ pub(super) struct ChipFile {
     pub matrix_units: Option<FigureFile>,
     /// The side of each systolic array (TPU MXU, Trainium tensor engine); absent on GPUs.
     pub systolic_array: Option<FigureFile>,
+    /// Softmax exponentials per second of the special-function units.
+    pub softmax_exp_rate: Option<FigureFile>,
     pub scale_up_bandwidth: Option<FigureFile>,
     pub scale_out_bandwidth: Option<FigureFile>,
     pub tdp: Option<FigureFile>,
