@@ -759,11 +759,17 @@ impl Layout {
 }
 
 /// Layers of the largest pipeline chunk: `⌈L / (pp·v)⌉`, or `⌈(L + 2) / (pp·v)⌉` when the
-/// ends hold one layer fewer (see [`crate::workload::PipelineSplit`]).
+/// ends hold one layer fewer (see [`crate::workload::PipelineSplit`]), one less again with two
+/// stages of one chunk each (both are ends).
 pub(crate) fn max_chunk_layers(layers: u64, l: &Layout, setup: &TrainingSetup) -> u64 {
     let chunks = (u64::from(l.pp) * u64::from(l.virtual_stages)).max(1);
     if l.pp > 1 && setup.pipeline_split == crate::workload::PipelineSplit::OneFewerAtEnds {
-        (layers + 2).div_ceil(chunks)
+        let widest = (layers + 2).div_ceil(chunks);
+        if l.pp == 2 && l.virtual_stages == 1 {
+            widest.saturating_sub(1).max(1)
+        } else {
+            widest
+        }
     } else {
         layers.div_ceil(chunks)
     }

@@ -49,7 +49,8 @@
 //! [layout]                # optional: without it the fastest layout that fits is searched
 //! tp = 8
 //! pp = 8
-//! # recompute = "full"; recompute_layers = 4   # a block of 4 fully recomputed layers per chunk
+//! # recompute = "full"    # with:
+//! # recompute_layers = 4  # a block of 4 fully recomputed layers per chunk
 //! # recompute_modules = ["layernorm", "moe-act"]  # modules recomputed beyond the policy
 //! # search_rest = true    # pin the knobs given and search the others
 //! ...

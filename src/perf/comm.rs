@@ -152,12 +152,13 @@ pub(super) fn layer(s: &Shape, m: &Machine) -> LayerComm {
     let t = s.tokens_per_microbatch();
     let d = s.d_model;
     // Recompute repeats the forward's collectives: those of whole layers (the block's share),
-    // and the MoE layer's dispatch and combine when the `moe` module is recomputed beyond the
-    // policy.
+    // and the MoE layer's dispatch and combine when its MLP block is recomputed (the `moe`
+    // module, or the `mlp` policy, which is the `mlp` and `moe` modules).
     let full = s.full_recompute_fraction(s.layers_per_stage);
     let moe_module = l
-        .recompute_modules
-        .without(l.recompute.modules())
+        .recompute
+        .modules()
+        .union(l.recompute_modules)
         .contains(RecomputeModule::Moe);
 
     let act = Bytes::new(BF16_BYTES * t * d);
@@ -274,7 +275,7 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, recomputed: f64) -> Comm {
     };
     let expert_tp_extra = if etp > 1 && s.dispatcher != MoeDispatcher::AllGather {
         let act = Bytes::new(BF16_BYTES * s.tokens_per_microbatch() * s.d_model);
-        Comm::new(fab.time(Collective::AllReduce, act, g.tp), Param::Network)
+        Comm::new(fab.time(Collective::AllReduce, act, g.tp), param)
             .scaled(TP_MLP_ALL_REDUCES * (k - 1.0).max(0.0) * count / EP_ALL_TO_ALLS)
     } else {
         Comm::default()

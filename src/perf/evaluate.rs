@@ -71,7 +71,8 @@ impl Bound {
 /// Where the time of one step goes (all on the critical path; they add up to `step`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepBreakdown {
-    /// Matmul time (forward, backward, recompute) outside the bubble.
+    /// Matmul time (forward, backward, recompute) outside the bubble; the fused attention
+    /// kernel's softmax exponentials, where priced, count here with its matmuls.
     pub matmul: Seconds,
     /// Memory-bound kernels outside the bubble.
     pub memory_bound: Seconds,

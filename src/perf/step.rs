@@ -340,10 +340,13 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
                 )
             }
         }
-        Recompute::Mlp => (
-            f.linear * mlp_share(s),
-            Terms::one(Param::Memory, f.mlp_act_bytes / bw),
-            MLP_RECOMPUTE_KERNELS,
+        // The `mlp` and `moe` modules, priced as such.
+        Recompute::Mlp => Recompute::Mlp.modules().iter().fold(
+            (Terms::default(), Terms::default(), 0.0),
+            |(mm, mem, k), module| {
+                let (a, b, c) = module_recompute(module, Recompute::Mlp.modules(), f, s, m);
+                (mm + a, mem + b, k + c)
+            },
         ),
         Recompute::Selective if !flash => (
             f.core,
@@ -356,24 +359,36 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     if extra.is_empty() {
         return base;
     }
+    let all = l.recompute.modules().union(l.recompute_modules);
     extra.iter().fold(base, |(mm, mem, k), module| {
-        let (a, b, c) = module_recompute(module, f, s, m);
+        let (a, b, c) = module_recompute(module, all, f, s, m);
         (mm + a, mem + b, k + c)
     })
 }
 
-/// What recomputing one module adds to a layer's recompute (layer-averaged): the attention
-/// core as selective recompute; the dense or MoE MLP block its linear FLOPs, activation
-/// traffic and kernels (the MoE block also its token permutation and router, its dispatch and
-/// combine in [`super::comm`]); the routed experts' activation function its traffic and one
-/// kernel; the norms their traffic and two kernels.
+/// What recomputing one module adds to a layer's recompute (layer-averaged), given `all` the
+/// modules recomputed: the attention core as selective recompute; the dense or MoE MLP block
+/// its linear FLOPs, activation traffic and kernels (the MoE block also its token permutation
+/// and router, its dispatch and combine in [`super::comm`]); the routed experts' activation
+/// function its traffic and one kernel, unless the MoE block it sits in is recomputed whole;
+/// the norms their traffic and two kernels, less the MLP's norm where the MLP block is
+/// recomputed (its recompute re-runs that norm). The same accounting as the memory model's.
 fn module_recompute(
     module: crate::parallelism::RecomputeModule,
+    all: crate::parallelism::RecomputeModules,
     f: &Forward,
     s: &Shape,
     m: &Machine,
 ) -> (Terms, Terms, f64) {
     use crate::parallelism::RecomputeModule as M;
+    let mlp_recomputed = match (all.contains(M::Mlp), all.contains(M::Moe)) {
+        (true, true) => 1.0,
+        (true, false) => 1.0 - s.moe_fraction,
+        (false, true) => s.moe_fraction,
+        (false, false) => 0.0,
+    };
+    // Of the two norms, those not already re-run by an MLP recompute.
+    let norms = (2.0 - mlp_recomputed) / 2.0;
     let bw = m.hbm_bandwidth.bytes_per_second();
     let memory = |bytes: f64| Terms::one(Param::Memory, bytes / bw);
     let moe = s.moe_fraction;
@@ -399,21 +414,17 @@ fn module_recompute(
             memory(f.mlp_act_bytes - f.dense_act_bytes + f.route_bytes),
             (MLP_RECOMPUTE_KERNELS + MOE_KERNELS) * moe,
         ),
+        M::MoeAct if all.contains(M::Moe) => (Terms::default(), Terms::default(), 0.0),
         M::MoeAct => (
             Terms::default(),
             memory(f.routed_act_bytes),
             ACTIVATION_KERNELS * moe,
         ),
-        M::Layernorm => (Terms::default(), memory(f.norm_bytes), NORM_KERNELS),
-    }
-}
-
-/// The MLP's share of a layer's linear-layer FLOPs.
-fn mlp_share(s: &Shape) -> f64 {
-    if s.linear_per_token > 0.0 {
-        s.mlp_per_token / s.linear_per_token
-    } else {
-        0.0
+        M::Layernorm => (
+            Terms::default(),
+            memory(f.norm_bytes * norms),
+            NORM_KERNELS * norms,
+        ),
     }
 }
 

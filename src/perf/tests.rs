@@ -514,6 +514,30 @@ fn recompute_modules_lower_memory_at_their_cost() {
         q.executed_flops.flops(),
         max_relative = 1e-12
     );
+    // ... and the same step: its recompute repeats the MoE dispatch and permutation too.
+    assert_relative_eq!(
+        step(&policy, &m2).step.seconds(),
+        step(&modules, &m2).step.seconds(),
+        max_relative = 1e-12
+    );
+    // moe-act inside a recomputed MoE block, or layernorm beside a recomputed MLP, adds no
+    // time twice: the block's recompute already re-runs them.
+    let (with_act, _) = with("mixtral-8x7b", Recompute::Mlp, &[M::MoeAct]);
+    assert_relative_eq!(
+        step(&with_act, &m2).step.seconds(),
+        step(&policy, &m2).step.seconds(),
+        max_relative = 1e-12
+    );
+    let (norms_too, _) = with("mixtral-8x7b", Recompute::Mlp, &[M::Layernorm]);
+    let (norms_only, _) = with("mixtral-8x7b", Recompute::None, &[M::Layernorm]);
+    let (s_none, _) = with("mixtral-8x7b", Recompute::None, &[]);
+    let extra =
+        |a: &Shape, b: &Shape| step(a, &m2).recompute.seconds() - step(b, &m2).recompute.seconds();
+    assert_relative_eq!(
+        extra(&norms_too, &policy),
+        extra(&norms_only, &s_none) / 2.0,
+        max_relative = 1e-9
+    );
     // moe-act: the experts' activation output, no matmul.
     let (none, _) = with("mixtral-8x7b", Recompute::None, &[]);
     let (act, _) = with("mixtral-8x7b", Recompute::None, &[M::MoeAct]);

@@ -282,7 +282,10 @@ impl LayoutRequest {
             match u32::try_from(n) {
                 Err(_) => p.push(Problem::new(
                     key(prefix, "recompute_layers"),
-                    format!("must be a whole number of layers, 0 or more, got {n}"),
+                    format!(
+                        "must be a whole number of layers from 0 (none) to {}, got {n}",
+                        u32::MAX
+                    ),
                 )),
                 Ok(_) if self.recompute.is_some_and(|r| r != Recompute::Full) => {
                     p.push(Problem::new(

@@ -157,12 +157,17 @@ fn kept_layer(s: &Shape) -> f64 {
     outside + attention + mlp + scores + norms
 }
 
+/// Tolerance of "every layer of the rank recomputed".
+const FULL_EPS: f64 = 1e-9;
+
 /// Bytes of the working set recomputation adds at its peak: the backward pass re-runs one
 /// layer's forward and holds all of that layer's activations for one micro-batch while it
 /// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
 /// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
 /// already kept. Module recompute (MLP, norms, expert activation) likewise re-materialises one
-/// layer's recomputed tensors. Zero otherwise (and for selective recompute of the attention
+/// layer's recomputed tensors. A block of fully recomputed layers short of the whole chunk adds
+/// nothing (Megatron's block method recomputes the first N layers of a chunk, which backward
+/// reaches last). Zero otherwise (and for selective recompute of the attention
 /// core alone, whose scores are re-made one head block at a time).
 pub(super) fn recompute_working_set(s: &Shape) -> f64 {
     let l = &s.layout;
@@ -170,8 +175,14 @@ pub(super) fn recompute_working_set(s: &Shape) -> f64 {
     kept.layout.recompute = Recompute::None;
     kept.layout.recompute_modules = crate::parallelism::RecomputeModules::EMPTY;
     kept.layout.recompute_layers = None;
-    if s.full_recompute_fraction(s.layers_per_stage) > 0.0 {
+    let full = s.full_recompute_fraction(s.layers_per_stage);
+    if full >= 1.0 - FULL_EPS {
         kept_layer(&kept) - recomputed_layer(s)
+    } else if full > 0.0 {
+        // A block of the first N layers of each chunk: backward reaches them after the
+        // chunk's kept layers have freed at least one layer's activations, so re-making one
+        // of them does not raise the peak.
+        0.0
     } else if l.recompute == Recompute::Mlp || !l.recompute_modules.is_empty() {
         kept_layer(&kept) - kept_layer(s)
     } else {
@@ -359,7 +370,13 @@ mod tests {
         );
         // A rank with fewer layers than the block recomputes them all.
         assert_relative_eq!(per_layer_on(&b, 3.0), per_layer(&full));
-        // The working set is a whole layer's, as with full recompute.
+        // Backward reaches the block after the chunk's kept layers have freed theirs: no
+        // working set on top, where full recompute needs a whole layer's.
+        assert_relative_eq!(recompute_working_set(&b), 0.0);
+        assert!(recompute_working_set(&full) > 0.0);
+        // A block as long as the chunk is full recompute, working set included.
+        b.layout.recompute_layers = Some(10);
+        b.layers_per_stage = 20.0;
         assert_relative_eq!(
             recompute_working_set(&b),
             recompute_working_set(&full),
