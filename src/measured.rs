@@ -435,9 +435,19 @@ flops_convention = "{convention}"
                 max_relative = 1e-12
             );
             assert!(causal.measured_step.seconds() < full.measured_step.seconds());
-            assert_eq!(FlopsConvention::ModelCausal.as_str(), "model-causal");
+            // By hand: the two counts differ by half the score FLOPs, forward and backward
+            // (3 passes), of Llama 3 8B's 32 layers: QKᵀ and AV over 32 query heads of 128,
+            // 2·s·(4,096 + 4,096) per token, for the step's 8 sequences of `seq` tokens.
+            let tokens = 8.0 * seq as f64;
+            let score_flops = 2.0 * seq as f64 * (4096.0 + 4096.0);
+            assert_relative_eq!(
+                (e.model_flops - e.causal_model_flops).flops(),
+                3.0 * 32.0 * 0.5 * score_flops * tokens,
+                max_relative = 1e-9
+            );
             gaps.push(1.0 - causal.measured_step.seconds() / full.measured_step.seconds());
         }
         assert!(gaps[1] > gaps[0], "{gaps:?}");
+        assert_eq!(FlopsConvention::ModelCausal.as_str(), "model-causal");
     }
 }

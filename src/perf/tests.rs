@@ -254,8 +254,9 @@ fn hardware_flops_never_exceed_peak() {
         setup.precision = rng.pick(&[Precision::Bf16, Precision::Fp8, Precision::Fp4]);
         setup.attention = rng.pick(&[AttentionKernel::Flash, AttentionKernel::Unfused]);
         setup.moe_load_imbalance = 1.0 + rng.range(0, 100) as f64 / 25.0;
+        setup.ep_comm_overlap = rng.pick(&[false, true]);
         let tp = rng.pick(&[1, 2, 4, 8]);
-        let layout = Layout {
+        let mut layout = Layout {
             tp,
             pp: rng.pick(&[1, 2, 4, 8, 16]),
             dp: rng.pick(&[1, 2, 4, 8, 16, 32]),
@@ -263,13 +264,31 @@ fn hardware_flops_never_exceed_peak() {
             ep: rng.pick(&[1, 1, 2, 4, 8]),
             microbatch: rng.pick(&[1, 2, 4, 8]),
             virtual_stages: rng.pick(&[1, 1, 2]),
-            recompute: rng.pick(&[Recompute::None, Recompute::Selective, Recompute::Full]),
+            recompute: rng.pick(&[
+                Recompute::None,
+                Recompute::Selective,
+                Recompute::Mlp,
+                Recompute::Full,
+            ]),
             recompute_modules: crate::parallelism::RecomputeModules::EMPTY,
             recompute_layers: None,
             sequence_parallel: tp > 1,
             zero: rng.pick(&[0, 1, 3]),
             zero_group: 0,
         };
+        // A block of fully recomputed layers per chunk, or modules beyond the policy.
+        if layout.recompute == Recompute::Full {
+            if rng.pick(&[false, true]) {
+                layout.recompute_layers = Some(rng.range(0, 16) as u32);
+            }
+        } else {
+            use crate::parallelism::RecomputeModule as M;
+            for module in [M::CoreAttn, M::Mlp, M::Moe, M::MoeAct, M::Layernorm] {
+                if rng.pick(&[false, false, true]) {
+                    layout.recompute_modules = layout.recompute_modules.with(module);
+                }
+            }
+        }
         setup.global_batch = u64::from(layout.dp * layout.microbatch) * rng.range(1, 16);
         let Ok(cluster) = catalog.cluster(&rng.pick(&chips), layout.chips()) else {
             continue;
