@@ -256,8 +256,9 @@ impl Forward {
                 Terms::one(Param::Attention, core_matmul * FLASH_BACKWARD_CORE + exp),
             )
         } else {
-            // The unfused softmax is its own memory-bound kernel (`score_bytes`).
-            let core = Terms::one(Param::Attention, core_matmul);
+            // Unfused, QKᵀ and AV are batched GEMMs (cuBLAS), at the BF16 GEMM efficiency, and
+            // the softmax is its own memory-bound kernel (`score_bytes`).
+            let core = Terms::one(Param::Matmul, core_matmul);
             (core, core * UNFUSED_BACKWARD_CORE)
         };
         let bw = m.hbm_bandwidth.bytes_per_second();

@@ -36,8 +36,8 @@ pub(super) enum Param {
     Latency = 6,
     /// `moe_fixed_us`: microseconds per (MoE layer, micro-batch), coefficient in counts × 1e-6.
     MoeFixed = 7,
-    /// `1 / attention`: seconds of attention-kernel matmul (scores and their product with the
-    /// values) at BF16 peak.
+    /// `1 / attention`: seconds of the fused attention kernel (scores and their product with
+    /// the values at BF16 peak, and the softmax's exponentials where priced).
     Attention = 8,
 }
 
@@ -72,10 +72,12 @@ pub struct Efficiency {
     /// written before it existed load with the prior.
     #[serde(default = "prior_moe_fixed_us")]
     pub moe_fixed_us: f64,
-    /// Achieved fraction of BF16 peak in the attention kernel's matmuls (QKᵀ and the product
-    /// with V, forward and backward). Fused attention runs below GEMM efficiency: its softmax
-    /// (exponentials on the special-function units), masking and the online rescaling sit between
-    /// the matmuls. Files written before it existed load with the prior.
+    /// Achieved fraction, in the fused attention kernel, of the time its matmuls (QKᵀ and the
+    /// product with V, forward and backward) take at BF16 peak plus, on chips that publish
+    /// their exponential rate, its softmax's exponentials at that rate. Masking and the online
+    /// rescaling sit between the matmuls; a kernel that hides part of the exponentials beats
+    /// the GEMM fraction. Unfused attention's batched GEMMs use the BF16 GEMM fraction instead.
+    /// Files written before it existed load with the prior.
     #[serde(default = "prior_attention")]
     pub attention: f64,
 }
