@@ -240,9 +240,11 @@ fn experts(s: &Shape, fab: &Fabric, g: &Groups, recomputed: f64) -> Comm {
     let k = s.moe_active;
     let etp = expert_tp(l, s.expert_tensor_parallel);
     let count = EP_ALL_TO_ALLS + EP_RECOMPUTE_EXTRA * recomputed;
-    // Overlapped with another micro-batch's compute, the dispatch and combine are priced as
-    // overlappable traffic (the fitted exposure), else as exposed traffic.
-    let param = if s.ep_overlap {
+    // Overlapped with another micro-batch's compute (Megatron-Core pairs one micro-batch's
+    // forward with another's backward), the dispatch and combine are priced as overlappable
+    // traffic (the fitted exposure), else as exposed traffic; with a single micro-batch per
+    // step there is nothing to pair with.
+    let param = if s.ep_overlap && s.microbatches >= 2.0 {
         Param::Overlap
     } else {
         Param::Network
@@ -697,7 +699,7 @@ mod tests {
 
     /// Overlapped expert-parallel dispatch and combine (`ep_comm_overlap`) move the same
     /// traffic from the exposed-network parameter to the overlappable one, every dispatcher;
-    /// the fixed cost stays.
+    /// the fixed cost stays; with a single micro-batch there is nothing to overlap with.
     #[test]
     fn overlapped_expert_traffic_is_priced_as_overlappable() {
         let mut l = with(1, 1, 64, 64, 0);
@@ -724,6 +726,15 @@ mod tests {
             );
             assert_relative_eq!(hidden.get(Param::MoeFixed), exposed.get(Param::MoeFixed));
         }
+        // One micro-batch per step leaves nothing to overlap with.
+        let (s, m) = moe_setup("deepseek-v3", l, 1024, |s| {
+            s.ep_comm_overlap = true;
+            s.global_batch = 64;
+        });
+        assert_relative_eq!(s.microbatches, 1.0);
+        let single = layer(&s, &m).ep.total();
+        assert!(single.get(Param::Network) > 0.0);
+        assert_relative_eq!(single.get(Param::Overlap), 0.0);
     }
 
     /// Pipeline transfers between stages in different domains are priced on the scale-out
