@@ -504,6 +504,17 @@ mod tests {
     use crate::hardware::Catalog;
     use crate::request::{ClusterRequest, SetupRequest};
 
+    /// Every candidate layout of the full search space for `job`.
+    fn every_layout(job: &Job) -> Vec<Layout> {
+        candidates(
+            &job.model,
+            &job.cluster,
+            &job.setup,
+            &LayoutConstraints::default(),
+            &SearchSpace::default(),
+        )
+    }
+
     /// The job of preset `model` on `chips` of `hardware` at a global batch of `gbs`
     /// sequences, everything else at its default.
     fn job(model: &str, hardware: &str, chips: i64, gbs: i64) -> Job {
@@ -588,13 +599,7 @@ mod tests {
             let job = job(preset, hw, chips, gbs);
             let s =
                 search(&job, &LayoutConstraints::default(), &cal).unwrap_or_else(|e| panic!("{e}"));
-            let mut all = candidates(
-                &job.model,
-                &job.cluster,
-                &job.setup,
-                &LayoutConstraints::default(),
-                &SearchSpace::default(),
-            );
+            let mut all = every_layout(&job);
             // With the block-recompute layouts the search adds.
             let base = Shape::unplaced(&job.model, &job.setup);
             let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
@@ -630,13 +635,7 @@ mod tests {
     fn the_added_block_is_the_smallest_that_fits() {
         use crate::parallelism::Recompute;
         let job = job("llama3-405b", "h100-sxm", 1024, 512);
-        let all = candidates(
-            &job.model,
-            &job.cluster,
-            &job.setup,
-            &LayoutConstraints::default(),
-            &SearchSpace::default(),
-        );
+        let all = every_layout(&job);
         let base = Shape::unplaced(&job.model, &job.setup);
         let m = machine(&job).unwrap_or_else(|e| panic!("{e}"));
         let band = |l: &Layout| memory_band(&base.place(l), &m);
@@ -750,13 +749,7 @@ mod tests {
             let job = Job::new(model, setup, cluster);
             let Ok(machine) = machine(&job) else { continue };
             let fit = fit_for(&job.cluster, &cal);
-            let layouts = candidates(
-                &job.model,
-                &job.cluster,
-                &job.setup,
-                &LayoutConstraints::default(),
-                &SearchSpace::default(),
-            );
+            let layouts = every_layout(&job);
             let base = Shape::unplaced(&job.model, &job.setup);
             for l in &layouts {
                 let p = evaluate(&base.place(l), &machine).predict(&fit.efficiency);
