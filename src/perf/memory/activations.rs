@@ -157,36 +157,34 @@ fn kept_layer(s: &Shape) -> f64 {
     outside + attention + mlp + scores + norms
 }
 
-/// Tolerance of "every layer of the rank recomputed".
-const FULL_EPS: f64 = 1e-9;
-
-/// Bytes of the working set recomputation adds at its peak: the backward pass re-runs one
-/// layer's forward and holds all of that layer's activations for one micro-batch while it
-/// differentiates it (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", §3:
-/// checkpointing keeps the segment inputs plus one segment's activations), less the layer input
-/// already kept. Module recompute (MLP, norms, expert activation) likewise re-materialises one
-/// layer's recomputed tensors. A block of fully recomputed layers short of the whole chunk adds
-/// nothing (Megatron's block method recomputes the first N layers of a chunk, which backward
-/// reaches last). Zero otherwise (and for selective recompute of the attention
-/// core alone, whose scores are re-made one head block at a time).
-pub(super) fn recompute_working_set(s: &Shape) -> f64 {
+/// Bytes of the working set recomputation adds at its peak on a rank of `rank_layers` layers:
+/// the backward pass re-runs one layer's forward and holds all of that layer's activations for
+/// one micro-batch while it differentiates it (Chen et al. 2016, "Training Deep Nets with
+/// Sublinear Memory Cost", §3: checkpointing keeps the segment inputs plus one segment's
+/// activations), less the layer input already kept. Module recompute (MLP, norms, expert
+/// activation) likewise re-materialises one layer's recomputed tensors. A block of fully
+/// recomputed layers adds it only once it covers a whole chunk of the rank (Megatron's block
+/// method recomputes the first N layers of a chunk, which backward reaches after the chunk's
+/// kept layers have freed theirs). Zero otherwise (and for selective recompute of the
+/// attention core alone, whose scores are re-made one head block at a time).
+pub(super) fn recompute_working_set(s: &Shape, rank_layers: f64) -> f64 {
     let l = &s.layout;
     let mut kept = *s;
     kept.layout.recompute = Recompute::None;
     kept.layout.recompute_modules = crate::parallelism::RecomputeModules::EMPTY;
     kept.layout.recompute_layers = None;
-    let full = s.full_recompute_fraction(s.layers_per_stage);
-    if full >= 1.0 - FULL_EPS {
-        kept_layer(&kept) - recomputed_layer(s)
-    } else if full > 0.0 {
-        // A block of the first N layers of each chunk: backward reaches them after the
-        // chunk's kept layers have freed at least one layer's activations, so re-making one
-        // of them does not raise the peak.
-        0.0
-    } else if l.recompute == Recompute::Mlp || !l.recompute_modules.is_empty() {
-        kept_layer(&kept) - kept_layer(s)
-    } else {
-        0.0
+    // The rank's shortest chunk (chunks differ by at most one layer).
+    let shortest = (rank_layers / f64::from(l.virtual_stages.max(1))).floor();
+    match (l.recompute, l.recompute_layers) {
+        (Recompute::Full, None) => kept_layer(&kept) - recomputed_layer(s),
+        (Recompute::Full, Some(n)) if f64::from(n) >= shortest && n > 0 => {
+            kept_layer(&kept) - recomputed_layer(s)
+        }
+        (Recompute::Full, Some(_)) => 0.0,
+        _ if l.recompute == Recompute::Mlp || !l.recompute_modules.is_empty() => {
+            kept_layer(&kept) - kept_layer(s)
+        }
+        _ => 0.0,
     }
 }
 
@@ -325,9 +323,13 @@ mod tests {
     fn full_recompute_working_set_is_one_whole_layer() {
         let (shape, s, b, h, a) = gpt3(1, false, Recompute::Full, 1);
         let want = s * b * h * (34.0 - 2.0 + 5.0 * a * s / h);
-        assert_relative_eq!(recompute_working_set(&shape), want, max_relative = 1e-12);
+        assert_relative_eq!(
+            recompute_working_set(&shape, shape.layers_per_stage),
+            want,
+            max_relative = 1e-12
+        );
         let (shape, ..) = gpt3(1, false, Recompute::Selective, 1);
-        assert_relative_eq!(recompute_working_set(&shape), 0.0);
+        assert_relative_eq!(recompute_working_set(&shape, shape.layers_per_stage), 0.0);
     }
 
     /// The first rank of an interleaved pipeline holds Korthikanti's
@@ -372,14 +374,14 @@ mod tests {
         assert_relative_eq!(per_layer_on(&b, 3.0), per_layer(&full));
         // Backward reaches the block after the chunk's kept layers have freed theirs: no
         // working set on top, where full recompute needs a whole layer's.
-        assert_relative_eq!(recompute_working_set(&b), 0.0);
-        assert!(recompute_working_set(&full) > 0.0);
+        assert_relative_eq!(recompute_working_set(&b, b.layers_per_stage), 0.0);
+        assert!(recompute_working_set(&full, full.layers_per_stage) > 0.0);
         // A block as long as the chunk is full recompute, working set included.
         b.layout.recompute_layers = Some(10);
         b.layers_per_stage = 20.0;
         assert_relative_eq!(
-            recompute_working_set(&b),
-            recompute_working_set(&full),
+            recompute_working_set(&b, b.layers_per_stage),
+            recompute_working_set(&full, full.layers_per_stage),
             max_relative = 1e-12
         );
     }

@@ -141,7 +141,8 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
     // Offload moves that share of the saved layer activations to host memory; the layer being
     // recomputed stays in HBM.
     let saved = activations::per_layer_on(s, r.layers) * layer_mb;
-    let activations = Bytes::new(saved * (1.0 - s.offload) + activations::recompute_working_set(s));
+    let activations =
+        Bytes::new(saved * (1.0 - s.offload) + activations::recompute_working_set(s, r.layers));
     let offloaded = Bytes::new(saved * s.offload);
     // Logits of one micro-batch on the last stage and, under ZeRO-3, gathered layers.
     let logits = if r.logits {
