@@ -460,14 +460,21 @@ pub fn fit_group(runs: &[&Sample]) -> Result<GroupFit> {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                (
-                    n.to_string(),
-                    if fixed[i].is_some() {
-                        0.0
-                    } else {
-                        cov[(i, i)].max(0.0).sqrt()
-                    },
-                )
+                let sigma = |i: usize| cov[(i, i)].max(0.0).sqrt();
+                let value = match (fixed[i], tied) {
+                    // A tied format is as uncertain, relatively, as the sibling it follows.
+                    (Some(_), Some(t)) if t == i => {
+                        let sibling = if *n == "matmul" {
+                            index("matmul_low")
+                        } else {
+                            index("matmul")
+                        };
+                        sibling.map_or(0.0, |j| sigma(j) * theta[i] / theta[j])
+                    }
+                    (Some(_), _) => 0.0,
+                    _ => sigma(i),
+                };
+                (n.to_string(), value)
             })
             .collect(),
         held_out_rms_error: None,
