@@ -10,7 +10,7 @@ use crate::request::{key, ClusterRequest, LayoutChoice, LayoutRequest, SetupRequ
 use crate::units::Seconds;
 use crate::workload::{
     preset, validate_models, AttentionKernel, MainGrads, Model, ModelFile, MoeDispatcher,
-    PipelineSplit, SoftwareEra, TrainingSetup,
+    OptimizerStates, PipelineSplit, SoftwareEra, TrainingSetup,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -68,6 +68,8 @@ struct RunFile {
     /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
     expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
+    /// Precision of the Adam moments (default FP32).
+    optimizer_states: Option<OptimizerStates>,
     offload_activations: Option<f64>,
     pipeline_split: Option<PipelineSplit>,
     #[serde(default)]
@@ -250,6 +252,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             ep_comm_overlap: r.ep_comm_overlap,
             expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
+            optimizer_states: r.optimizer_states,
             offload_activations: r.offload_activations,
             pipeline_split: r.pipeline_split,
             ..Default::default()
