@@ -65,6 +65,8 @@ struct RunFile {
     moe_dispatcher: Option<MoeDispatcher>,
     /// EP dispatch and combine overlapped with compute (default false).
     ep_comm_overlap: Option<bool>,
+    /// FP8 weights, gathered in FP8 (default false).
+    fp8_param_gather: Option<bool>,
     /// Experts split across tensor-parallel ranks (default true, Megatron-Core's ETP = TP).
     expert_tensor_parallel: Option<bool>,
     main_grads: Option<MainGrads>,
@@ -250,6 +252,7 @@ pub fn parse_runs(file: &str, text: &str, catalog: &Catalog) -> Result<Vec<Run>>
             hierarchical_collectives: r.hierarchical_collectives,
             moe_dispatcher: r.moe_dispatcher,
             ep_comm_overlap: r.ep_comm_overlap,
+            fp8_param_gather: r.fp8_param_gather,
             expert_tensor_parallel: r.expert_tensor_parallel,
             main_grads: r.main_grads,
             optimizer_states: r.optimizer_states,

@@ -22,6 +22,7 @@
 //! moe_dispatcher = "all-to-all" # MoE only: all-to-all | all-gather | hierarchical (DeepEP-style)
 //! expert_tensor_parallel = true # MoE only: experts split over TP ranks (false: whole, ETP 1)
 //! ep_comm_overlap = false # MoE only: EP dispatch/combine hidden behind another micro-batch
+//! fp8_param_gather = false # FP8/FP4: weights kept and all-gathered in FP8
 //! optimizer_states = "fp32" # or "bf16" moments
 //! main_grads = "bf16"     # or "fp32" gradient accumulation
 //! # moe_load_imbalance = 1.5 # MoE: most loaded expert's tokens over the mean (default 1)

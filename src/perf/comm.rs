@@ -334,6 +334,8 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
         ..
     } = groups(l, s.expert_tensor_parallel);
     let grad = Bytes::new(params * BF16_BYTES);
+    // Weights are gathered in their held format: FP8 with FP8 parameter gather, else BF16.
+    let weights = Bytes::new(params * s.param_bytes);
     let zg = l.zero_group_size() as u64;
     let net = |op, b, g| Comm::new(fab.time(op, b, g), Param::Network);
     let replica_ar = || {
@@ -351,7 +353,7 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
         1 => (
             // Distributed optimizer: reduce-scatter gradients, all-gather updated weights.
             net(Collective::ReduceScatter, grad, shard_group)
-                + net(Collective::AllGather, grad, shard_group)
+                + net(Collective::AllGather, weights, shard_group)
                 + replica_ar(),
             DpWindow::LastMicrobatch,
         ),
@@ -362,13 +364,22 @@ pub(super) fn data_parallel(s: &Shape, m: &Machine) -> (Comm, DpWindow) {
             } else {
                 ZERO2_GATHERS
             };
-            let unit = |b: Bytes| {
-                net(Collective::AllGather, b, shard_group).scaled(gathers)
-                    + net(Collective::ReduceScatter, b, shard_group)
+            // Weights gathered in their held format, gradients reduced in BF16.
+            let unit = |p: f64| {
+                net(
+                    Collective::AllGather,
+                    Bytes::new(p * s.param_bytes),
+                    shard_group,
+                )
+                .scaled(gathers)
+                    + net(
+                        Collective::ReduceScatter,
+                        Bytes::new(p * BF16_BYTES),
+                        shard_group,
+                    )
             };
-            let layer = Bytes::new(s.layer_params_per_chip() * BF16_BYTES);
-            let emb = Bytes::new(s.embedding_params / l.tp as f64 * BF16_BYTES);
-            let per = unit(layer).scaled(s.layers_per_stage) + unit(emb);
+            let per = unit(s.layer_params_per_chip()).scaled(s.layers_per_stage)
+                + unit(s.embedding_params / l.tp as f64);
             (
                 per.scaled(s.microbatches) + replica_ar(),
                 DpWindow::EveryMicrobatch,

@@ -48,6 +48,9 @@ pub struct Shape {
     pub(crate) tp_overlap: bool,
     /// Expert-parallel dispatch and combine overlapped with compute.
     pub(crate) ep_overlap: bool,
+    /// Bytes per weight held and all-gathered: 1 with FP8 parameter gather in FP8/FP4
+    /// training, else 2 (BF16).
+    pub(crate) param_bytes: f64,
     pub(crate) dp_overlap: bool,
     pub(crate) hierarchical: bool,
     pub(crate) logarithmic: bool,
@@ -186,6 +189,13 @@ impl Shape {
             attention: setup.attention,
             tp_overlap: setup.tp_comm_overlap,
             ep_overlap: setup.ep_comm_overlap,
+            param_bytes: if setup.fp8_param_gather
+                && matches!(setup.precision, Precision::Fp8 | Precision::Fp4)
+            {
+                Precision::Fp8.bytes()
+            } else {
+                Precision::Bf16.bytes()
+            },
             dp_overlap: setup.dp_comm_overlap,
             hierarchical: setup.hierarchical_collectives,
             logarithmic: setup.logarithmic_collectives,

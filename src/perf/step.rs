@@ -9,7 +9,7 @@
 use super::comm::{self, DpWindow};
 use super::evaluate::StepTerms;
 use super::gemm::GemmCost;
-use super::memory::{DROPOUT_MASK_BYTES_PER_TOKEN_PER_D, WEIGHT_BYTES};
+use super::memory::DROPOUT_MASK_BYTES_PER_TOKEN_PER_D;
 use super::terms::Terms;
 use super::theta::Param;
 use super::{Machine, Shape};
@@ -463,7 +463,7 @@ fn offload(s: &Shape, m: &Machine) -> Terms {
 /// The optimizer step over the parameters of one chip, sharded `shard` ways.
 fn optimizer(s: &Shape, m: &Machine, shard: f64) -> Terms {
     // Adam reads the gradient and the state, writes the state and the BF16 weights.
-    let adam_bytes = s.grad_bytes + STATE_READ_WRITE * s.optimizer_bytes + WEIGHT_BYTES;
+    let adam_bytes = s.grad_bytes + STATE_READ_WRITE * s.optimizer_bytes + s.param_bytes;
     let bw = m.hbm_bandwidth.bytes_per_second();
     Terms::one(Param::Memory, s.params_per_chip() / shard * adam_bytes / bw)
         + kernels(OPTIMIZER_KERNELS)

@@ -191,6 +191,36 @@ fn softmax_exponentials_cost_scores_over_rate() {
     }
 }
 
+/// FP8 parameter gather halves the weights held and the weight all-gathers (ZeRO-1's gather of
+/// updated weights, ZeRO-3's per-layer gathers), leaves the BF16 gradient reduction alone, and
+/// does nothing in BF16 training.
+#[test]
+fn fp8_parameter_gather_halves_the_weight_bytes() {
+    let theta = Efficiency::PRIOR.to_theta();
+    let mut fsdp = layout(1, 1);
+    fsdp.zero = 3;
+    for (l, chips) in [(layout(4, 1), 256), (fsdp, 64)] {
+        let run = |precision: Precision, gather: bool| {
+            let (s, m) = setup_with(l, chips, |t| {
+                t.precision = precision;
+                t.fp8_param_gather = gather;
+            });
+            let weights = super::evaluate(&s, &m).memory.weights.bytes();
+            (weights, step_terms(&s, &m).dp.total().at(&theta))
+        };
+        let (w8, dp8) = run(Precision::Fp8, false);
+        let (w8g, dp8g) = run(Precision::Fp8, true);
+        assert_relative_eq!(w8g, w8 / 2.0, max_relative = 1e-12);
+        assert!(dp8g < dp8, "{dp8g} vs {dp8}");
+        // Gradients still reduce-scatter in BF16: less than half is saved.
+        assert!(dp8g > dp8 / 2.0, "{dp8g} vs {dp8}");
+        let (w16, dp16) = run(Precision::Bf16, false);
+        let (w16g, dp16g) = run(Precision::Bf16, true);
+        assert_relative_eq!(w16g, w16);
+        assert_relative_eq!(dp16g, dp16);
+    }
+}
+
 /// A seeded SplitMix64 stream (Steele et al. 2014): test inputs without a dependency.
 struct SplitMix(u64);
 

@@ -441,6 +441,10 @@ pub struct SetupRequest {
     /// (Megatron-Core `--overlap-moe-expert-parallel-comm`, the model zoo's `A2A_OVERLAP=1`;
     /// DeepSeek's DualPipe); default false.
     pub ep_comm_overlap: Option<bool>,
+    /// In FP8/FP4 training, keep the weights in FP8 and gather them in FP8 (Megatron-Core
+    /// `--fp8-param-gather`, TorchAO's FSDP float8 all-gather): half the weight bytes held and
+    /// all-gathered; default false.
+    pub fp8_param_gather: Option<bool>,
     /// Experts split across the tensor-parallel ranks where expert parallelism divides
     /// cp × dp (default true: Megatron-Core's expert tensor parallelism defaults to tp); false
     /// keeps experts whole on each rank (ETP 1, as the DeepSeek-V3 recipes set it).
@@ -583,6 +587,7 @@ impl SetupRequest {
                 .unwrap_or(era.logarithmic_collectives),
             moe_dispatcher: self.moe_dispatcher.unwrap_or_default(),
             ep_comm_overlap: self.ep_comm_overlap.unwrap_or(false),
+            fp8_param_gather: self.fp8_param_gather.unwrap_or(false),
             expert_tensor_parallel: self.expert_tensor_parallel.unwrap_or(true),
             optimizer_states: self.optimizer_states.unwrap_or(OptimizerStates::Fp32),
             main_grads: self.main_grads.unwrap_or(era.main_grads),

@@ -227,6 +227,7 @@ pub struct TrainingSetup {
     pub(crate) logarithmic_collectives: bool,
     pub(crate) moe_dispatcher: MoeDispatcher,
     pub(crate) ep_comm_overlap: bool,
+    pub(crate) fp8_param_gather: bool,
     pub(crate) expert_tensor_parallel: bool,
     pub(crate) optimizer_states: OptimizerStates,
     pub(crate) main_grads: MainGrads,
@@ -293,6 +294,12 @@ impl TrainingSetup {
     #[must_use]
     pub fn ep_comm_overlap(&self) -> bool {
         self.ep_comm_overlap
+    }
+    /// Whether FP8/FP4 training keeps its weights in FP8 and all-gathers them in FP8 (Megatron-Core
+    /// `--fp8-param-gather`, TorchAO's FSDP float8 all-gather); only matters in FP8/FP4.
+    #[must_use]
+    pub fn fp8_param_gather(&self) -> bool {
+        self.fp8_param_gather
     }
     /// Collectives spanning scale-up domains aggregate inside each domain first.
     #[must_use]

@@ -240,6 +240,9 @@ pub struct EstimateArgs {
     /// (Megatron-Core --overlap-moe-expert-parallel-comm).
     #[arg(long)]
     pub ep_overlap: bool,
+    /// FP8/FP4 training: weights kept and all-gathered in FP8 (Megatron-Core --fp8-param-gather).
+    #[arg(long)]
+    pub fp8_param_gather: bool,
     /// Data-parallel communication is not overlapped with the backward pass.
     #[arg(long)]
     pub no_dp_overlap: bool,

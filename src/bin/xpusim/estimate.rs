@@ -144,6 +144,7 @@ fn estimate_one(
         logarithmic_collectives: a.logarithmic_collectives.then_some(true),
         moe_dispatcher: a.moe_dispatcher,
         ep_comm_overlap: a.ep_overlap.then_some(true),
+        fp8_param_gather: a.fp8_param_gather.then_some(true),
         expert_tensor_parallel: a.whole_experts.then_some(false),
         optimizer_states: a.optimizer_states,
         main_grads: a.main_grads,

@@ -22,8 +22,6 @@ use super::Shape;
 use crate::units::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// Bytes per parameter of each kind of model state under mixed-precision Adam.
-pub const WEIGHT_BYTES: f64 = crate::hardware::Precision::Bf16.bytes();
 /// Runtime reserve per chip: framework context, communicator buffers, allocator slack.
 /// An assumption (the order of NCCL and CUDA context footprints), not a measurement.
 pub const RUNTIME_RESERVE_GB: f64 = 3.0;
@@ -151,12 +149,12 @@ fn rank_memory(s: &Shape, r: Rank) -> MemoryBreakdown {
         0.0
     };
     let gathered = if l.zero >= 3 {
-        GATHERED_LAYERS * s.layer_params_per_chip() * WEIGHT_BYTES
+        GATHERED_LAYERS * s.layer_params_per_chip() * s.param_bytes
     } else {
         0.0
     };
     MemoryBreakdown {
-        weights: Bytes::new(params * WEIGHT_BYTES / w_div),
+        weights: Bytes::new(params * s.param_bytes / w_div),
         gradients: Bytes::new(params * s.grad_bytes / g_div),
         optimizer: Bytes::new(params * s.optimizer_bytes / o_div),
         activations,
