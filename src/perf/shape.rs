@@ -279,6 +279,22 @@ impl Shape {
         }
     }
 
+    /// Share of the layers whose MLP block `modules` recompute from its input: the dense
+    /// layers' with `mlp`, the MoE layers' with `moe`. The memory model and the step price the
+    /// same share.
+    pub(crate) fn mlp_recomputed_share(
+        &self,
+        modules: crate::parallelism::RecomputeModules,
+    ) -> f64 {
+        use crate::parallelism::RecomputeModule as M;
+        match (modules.contains(M::Mlp), modules.contains(M::Moe)) {
+            (true, true) => 1.0,
+            (true, false) => 1.0 - self.moe_fraction,
+            (false, true) => self.moe_fraction,
+            (false, false) => 0.0,
+        }
+    }
+
     /// Share of the whole model's layers full recompute recomputes: `min(N·pp·v, L) / L` with a
     /// block of `N` layers per chunk (ignoring chunks shorter than `N`).
     pub(crate) fn model_full_recompute_fraction(&self) -> f64 {

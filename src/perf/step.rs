@@ -322,8 +322,8 @@ fn backward(f: &Forward) -> (Terms, Terms) {
 /// One layer's recompute: (matmuls, memory, kernels), averaged over the most loaded stage's
 /// layers. Full recompute repeats the forward (of the block's share of layers with
 /// `recompute_layers`); selective recompute (Korthikanti et al. 2022) repeats the unfused
-/// attention core only; MLP recompute repeats the MLP's share of the linear layers and its
-/// activation's traffic. Modules beyond the policy add theirs ([`module_recompute`]).
+/// attention core only; the `mlp` policy is its `mlp` and `moe` modules. Modules beyond the
+/// policy add theirs ([`module_recompute`]).
 fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     let flash = s.attention == AttentionKernel::Flash;
     let bw = m.hbm_bandwidth.bytes_per_second();
@@ -331,24 +331,12 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
     let base = match l.recompute {
         Recompute::Full => {
             let share = s.full_recompute_fraction(s.layers_per_stage);
-            if share >= 1.0 {
-                (f.linear + f.core, f.memory, f.kernels)
-            } else {
-                (
-                    (f.linear + f.core) * share,
-                    f.memory * share,
-                    f.kernels * share,
-                )
-            }
+            (
+                (f.linear + f.core) * share,
+                f.memory * share,
+                f.kernels * share,
+            )
         }
-        // The `mlp` and `moe` modules, priced as such.
-        Recompute::Mlp => Recompute::Mlp.modules().iter().fold(
-            (Terms::default(), Terms::default(), 0.0),
-            |(mm, mem, k), module| {
-                let (a, b, c) = module_recompute(module, Recompute::Mlp.modules(), f, s, m);
-                (mm + a, mem + b, k + c)
-            },
-        ),
         Recompute::Selective if !flash => (
             f.core,
             Terms::one(Param::Memory, f.score_bytes / bw),
@@ -356,12 +344,15 @@ fn recompute(f: &Forward, s: &Shape, m: &Machine) -> (Terms, Terms, f64) {
         ),
         _ => (Terms::default(), Terms::default(), 0.0),
     };
-    let extra = l.recompute_modules.without(l.recompute.modules());
-    if extra.is_empty() {
-        return base;
-    }
+    // Modules priced one by one: those beyond the policy, and the `mlp` policy's own (its
+    // `mlp` and `moe` modules).
     let all = l.recompute.modules().union(l.recompute_modules);
-    extra.iter().fold(base, |(mm, mem, k), module| {
+    let priced = if l.recompute == Recompute::Mlp {
+        all
+    } else {
+        l.recompute_modules.without(l.recompute.modules())
+    };
+    priced.iter().fold(base, |(mm, mem, k), module| {
         let (a, b, c) = module_recompute(module, all, f, s, m);
         (mm + a, mem + b, k + c)
     })
@@ -382,14 +373,8 @@ fn module_recompute(
     m: &Machine,
 ) -> (Terms, Terms, f64) {
     use crate::parallelism::RecomputeModule as M;
-    let mlp_recomputed = match (all.contains(M::Mlp), all.contains(M::Moe)) {
-        (true, true) => 1.0,
-        (true, false) => 1.0 - s.moe_fraction,
-        (false, true) => s.moe_fraction,
-        (false, false) => 0.0,
-    };
     // Of the two norms, those not already re-run by an MLP recompute.
-    let norms = (2.0 - mlp_recomputed) / 2.0;
+    let norms = (2.0 - s.mlp_recomputed_share(all)) / 2.0;
     let bw = m.hbm_bandwidth.bytes_per_second();
     let memory = |bytes: f64| Terms::one(Param::Memory, bytes / bw);
     let moe = s.moe_fraction;
@@ -483,14 +468,7 @@ pub(super) fn executed_flops_per_token(s: &Shape) -> f64 {
     let core = s.core_per_token * causal;
     let l = &s.layout;
     let mut recompute = match l.recompute {
-        Recompute::Full => {
-            let share = s.model_full_recompute_fraction();
-            if share >= 1.0 {
-                s.linear_per_token + core
-            } else {
-                (s.linear_per_token + core) * share
-            }
-        }
+        Recompute::Full => (s.linear_per_token + core) * s.model_full_recompute_fraction(),
         Recompute::Mlp => s.mlp_per_token,
         Recompute::Selective if !flash => core,
         _ => 0.0,

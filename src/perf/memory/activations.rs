@@ -111,12 +111,7 @@ fn kept_layer(s: &Shape) -> f64 {
         / tp;
     // Of the layers, the share whose MLP block is recomputed from its input.
     let (dense_mlp, moe_mlp) = (modules.contains(M::Mlp), modules.contains(M::Moe));
-    let mlp_recomputed = match (dense_mlp, moe_mlp) {
-        (true, true) => 1.0,
-        (true, false) => 1.0 - s.moe_fraction,
-        (false, true) => s.moe_fraction,
-        (false, false) => 0.0,
-    };
+    let mlp_recomputed = s.mlp_recomputed_share(modules);
     // The MLP keeps its up-projections' outputs and the down-projection's input, unless it is
     // recomputed from its input (then only that input, the second norm's input, is kept:
     // counted above, less the MLP's own GEMM input).
