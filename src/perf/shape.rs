@@ -82,8 +82,6 @@ pub struct Shape {
     pub(crate) dense_mlp_per_token: f64,
     /// Forward FLOPs per token of one layer's attention core (full square).
     pub(crate) core_per_token: f64,
-    /// Attention scores per token of one layer (full square): keys attended times query heads.
-    pub(crate) scores_per_token: f64,
     pub(crate) logit_per_token: f64,
     pub(crate) attention_params: f64,
     /// Dense-MLP parameters per layer, weighted by the share of dense layers.
@@ -216,7 +214,6 @@ impl Shape {
             mlp_per_token: avg(dense.mlp.flops(), moe.mlp.flops()),
             dense_mlp_per_token: dense.mlp.flops() * (1.0 - moe_fraction),
             core_per_token: dense.attention_core.flops(),
-            scores_per_token: setup.seq_len as f64 * model.heads as f64,
             // The multi-token-prediction modules run after the last layer, beside the output
             // head, on the last pipeline stage: priced with the logits.
             logit_per_token: (model.logit_flops_per_token()

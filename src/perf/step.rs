@@ -249,7 +249,8 @@ impl Forward {
             // whose exponential rate is not published (TPU, Trainium, A100) price the matmuls
             // alone.
             let exp = m.exp_rate.map_or(0.0, |r| {
-                t * s.scores_per_token / tp * causal / r.exp_per_second()
+                // Scores per token of one layer: keys attended times query heads.
+                t * s.seq * s.heads / tp * causal / r.exp_per_second()
             });
             (
                 Terms::one(Param::Attention, core_matmul + exp),
